@@ -1,0 +1,417 @@
+import type { Logger } from "../log.ts";
+import type { Sql } from "../store/db.ts";
+import type { EventBus } from "../events/bus.ts";
+import { Subjects } from "../events/model.ts";
+import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent } from "../matrix/port.ts";
+import { fromMatrixUserId, senderTypeOf, toMatrixUserId } from "../matrix/mapping.ts";
+import { AppError, conflict, notFound } from "../errors.ts";
+import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
+import { findChannel, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
+import { findMember, upsertMember } from "../store/members.ts";
+import {
+  deleteMessage,
+  findMessage,
+  findMessageByEvent,
+  insertMessage,
+  lastSeq,
+  markSent,
+  pendingMessages,
+} from "../store/messages.ts";
+import { Mailbox } from "./mailbox.ts";
+import { toMessageView } from "../modules/messages/view.ts";
+import { toMemberView } from "../modules/members/model.ts";
+import { toChannelView } from "../modules/channels/model.ts";
+import type { ServerFrame } from "../modules/ws/model.ts";
+
+export interface ActorDeps {
+  sql: Sql;
+  matrix: MatrixBackend;
+  events: EventBus;
+  broadcast: (channelId: string, frame: ServerFrame) => void;
+  log: Logger;
+  mailboxSize: number;
+  idleMs: number;
+}
+
+export interface SendCommand {
+  senderId: string;
+  text: string;
+  msgtype: string;
+  formattedBody: string | null;
+  replyTo: string | null;
+  /** A public channel's first write joins the sender as a member. */
+  joinFirst: boolean;
+}
+
+export interface InviteCommand {
+  inviterId: string;
+  memberId: string;
+  role: Role;
+  can_read: boolean;
+  can_write: boolean;
+  can_invite: boolean;
+  can_kick: boolean;
+  can_create_tasks: boolean;
+}
+
+type Job = { run: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+
+const PREVIEW_LENGTH = 500;
+const CONTENT_TYPES: Record<string, string> = {
+  "m.image": "image",
+  "m.file": "file",
+  "m.audio": "audio",
+  "m.video": "video",
+};
+
+/**
+ * One per active channel. The handle's typed methods enqueue jobs; the private loop runs them
+ * one at a time and alone owns the channel's seq counter, so index order, WebSocket order and
+ * Matrix timeline order agree.
+ */
+export class ChannelActor {
+  private readonly mailbox: Mailbox<Job>;
+  private readonly log: Logger;
+  private channel: ChannelRow | null = null;
+  private seq = 0;
+  private readonly loop: Promise<void>;
+
+  constructor(
+    readonly channelId: string,
+    private readonly deps: ActorDeps,
+    private readonly onStopped: (actor: ChannelActor) => void,
+  ) {
+    this.mailbox = new Mailbox(deps.mailboxSize);
+    this.log = deps.log.child({ channel_id: channelId, component: "channel-actor" });
+    this.loop = this.run();
+  }
+
+  send(cmd: SendCommand): Promise<MessageRow> {
+    return this.ask(() => this.doSend(cmd));
+  }
+
+  invite(cmd: InviteCommand): Promise<MemberRow> {
+    return this.ask(() => this.doInvite(cmd));
+  }
+
+  update(actorId: string, patch: ChannelPatch): Promise<ChannelRow> {
+    return this.ask(() => this.doUpdate(actorId, patch));
+  }
+
+  /** From the sync poller: waits for mailbox room rather than dropping a homeserver event. */
+  async ingest(event: MatrixEvent): Promise<void> {
+    await new Promise((resolve, reject) =>
+      this.mailbox.put({ run: () => this.doIngest(event), resolve, reject }).catch(reject),
+    );
+  }
+
+  get queued(): number {
+    return this.mailbox.size;
+  }
+
+  /** Stops taking work, finishes what is queued, then resolves. */
+  async stop(): Promise<void> {
+    this.mailbox.close();
+    await this.loop;
+  }
+
+  private ask<T>(run: () => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.mailbox.offer({ run, resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  private async run(): Promise<void> {
+    this.log.info("actor started");
+    try {
+      await this.init();
+    } catch (err) {
+      this.log.error({ err: describe(err) }, "actor failed to start");
+      this.mailbox.close();
+      this.onStopped(this);
+      for (let job = await this.mailbox.take(0); job; job = await this.mailbox.take(0)) job.reject(err);
+      return;
+    }
+    for (;;) {
+      const job = await this.mailbox.take(this.deps.idleMs);
+      if (!job) {
+        // Idle with an empty mailbox (or closed and drained): leave the registry in this same
+        // tick, so the next command spawns a fresh actor instead of landing here.
+        this.onStopped(this);
+        break;
+      }
+      try {
+        job.resolve(await job.run());
+      } catch (err) {
+        job.reject(err);
+      }
+    }
+    this.log.info({ reason: this.mailbox.isClosed ? "stopped" : "idle" }, "actor stopped");
+  }
+
+  private async init() {
+    const channel = await findChannel(this.deps.sql, this.channelId);
+    if (!channel) throw notFound("channel");
+    this.channel = channel;
+    this.seq = await lastSeq(this.deps.sql, this.channelId);
+    // Sends accepted before a crash: deliver them with their original txnId.
+    for (const row of await pendingMessages(this.deps.sql, this.channelId)) {
+      await this.deliverPending(row).catch((err) =>
+        this.log.warn({ message_id: row.id, err: describe(err) }, "pending message not yet delivered"),
+      );
+    }
+  }
+
+  private get room(): string {
+    return this.channel!.matrix_room_id;
+  }
+
+  private matrixId(daarionId: string) {
+    return toMatrixUserId(daarionId, this.deps.matrix.serverName);
+  }
+
+  private async doSend(cmd: SendCommand): Promise<MessageRow> {
+    const { sql } = this.deps;
+    if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
+    let replyEventId: string | null = null;
+    if (cmd.replyTo) {
+      const target = await findMessage(sql, this.channelId, cmd.replyTo);
+      if (!target?.matrix_event_id || target.deleted_at) {
+        throw new AppError(400, "INVALID_REPLY_TO", "reply_to must name a delivered message of this channel");
+      }
+      replyEventId = target.matrix_event_id;
+    }
+    const content: Record<string, unknown> = { msgtype: cmd.msgtype, body: cmd.text };
+    if (cmd.formattedBody) {
+      content.format = "org.matrix.custom.html";
+      content.formatted_body = cmd.formattedBody;
+    }
+    if (replyEventId) content["m.relates_to"] = { "m.in_reply_to": { event_id: replyEventId } };
+
+    const senderMatrixId = this.matrixId(cmd.senderId);
+    const id = Bun.randomUUIDv7();
+    const seq = this.seq + 1;
+    // Durable first: the row exists (pending, with what to send) before Matrix is asked.
+    const pending = await insertMessage(sql, {
+      id,
+      channel_id: this.channelId,
+      seq,
+      matrix_event_id: null,
+      matrix_type: "m.room.message",
+      sender_id: cmd.senderId,
+      sender_type: senderTypeOf(cmd.senderId),
+      sender_matrix_id: senderMatrixId,
+      sender_display_name: null,
+      content_preview: cmd.text.slice(0, PREVIEW_LENGTH),
+      content_type: CONTENT_TYPES[cmd.msgtype] ?? "text",
+      msgtype: cmd.msgtype,
+      thread_id: null,
+      reply_to: cmd.replyTo,
+      delivery_state: "pending",
+      outbox_content: content,
+      created_at: null,
+    });
+    this.seq = seq;
+    try {
+      return await this.deliverPending(pending);
+    } catch (err) {
+      // Refused or unreachable: nothing half-written stays behind. The txnId is the message id,
+      // so if Matrix did take the event after all, the sync poller indexes it exactly once.
+      await deleteMessage(sql, id);
+      this.seq = seq - 1;
+      throw toUpstreamError(err, "Matrix did not accept the message");
+    }
+  }
+
+  private async deliverPending(row: MessageRow): Promise<MessageRow> {
+    await this.deps.matrix.ensureUser(row.sender_matrix_id);
+    const { eventId } = await this.deps.matrix.sendEvent(
+      this.room,
+      row.sender_matrix_id,
+      "m.room.message",
+      row.outbox_content ?? {},
+      row.id,
+    );
+    const sent = await markSent(this.deps.sql, row.id, eventId);
+    this.announceMessage(sent);
+    return sent;
+  }
+
+  private announceMessage(row: MessageRow) {
+    const view = toMessageView(row);
+    this.deps.broadcast(this.channelId, { type: "message.created", seq: view.seq, message: view });
+    this.deps.events.publish(Subjects.messageCreated, {
+      event_id: `message.created:${row.id}`,
+      channel_id: row.channel_id,
+      message_id: row.id,
+      seq: view.seq,
+      matrix_event_id: row.matrix_event_id!,
+      microdao_id: this.channel!.microdao_id,
+      sender_id: row.sender_id,
+      sender_type: row.sender_type,
+      preview: row.content_preview,
+      created_at: view.created_at,
+    });
+  }
+
+  private async doIngest(event: MatrixEvent): Promise<void> {
+    if (event.type !== "m.room.message") return;
+    // Our own sends come back through sync: they are matched by event id, never indexed twice.
+    if (await findMessageByEvent(this.deps.sql, event.event_id)) return;
+    const body = typeof event.content.body === "string" ? event.content.body : "";
+    const msgtype = typeof event.content.msgtype === "string" ? event.content.msgtype : "m.text";
+    const sender = fromMatrixUserId(event.sender, this.deps.matrix.serverName);
+    const seq = this.seq + 1;
+    const row = await insertMessage(this.deps.sql, {
+      id: Bun.randomUUIDv7(),
+      channel_id: this.channelId,
+      seq,
+      matrix_event_id: event.event_id,
+      matrix_type: event.type,
+      sender_id: sender.id,
+      sender_type: sender.type,
+      sender_matrix_id: event.sender,
+      sender_display_name: null,
+      content_preview: body.slice(0, PREVIEW_LENGTH),
+      content_type: CONTENT_TYPES[msgtype] ?? "text",
+      msgtype,
+      thread_id: null,
+      reply_to: null,
+      delivery_state: "sent",
+      outbox_content: null,
+      created_at: new Date(event.origin_server_ts),
+    });
+    this.seq = seq;
+    this.log.debug({ message_id: row.id, seq }, "indexed event from matrix");
+    this.announceMessage(row);
+  }
+
+  private async joinPublic(memberId: string) {
+    const { sql, matrix } = this.deps;
+    if (await findMember(sql, this.channelId, memberId)) return;
+    const matrixId = this.matrixId(memberId);
+    await this.matrixCall(async () => {
+      await matrix.ensureUser(matrixId);
+      await matrix.join(this.room, matrixId);
+    });
+    const member = await sql.begin(async (tx) => {
+      const row = await upsertMember(tx, {
+        channel_id: this.channelId,
+        member_id: memberId,
+        member_type: senderTypeOf(memberId),
+        matrix_user_id: matrixId,
+        role: "member",
+        can_read: true,
+        can_write: true,
+        can_invite: false,
+        can_kick: false,
+        can_create_tasks: false,
+        matrix_power_level: 0,
+        invited_by: null,
+      });
+      await recordChannelEvent(tx, { channel_id: this.channelId, event_type: "member.joined", actor_id: memberId, target_id: memberId });
+      return row;
+    });
+    this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
+  }
+
+  private async doInvite(cmd: InviteCommand): Promise<MemberRow> {
+    const { sql, matrix } = this.deps;
+    if (await findMember(sql, this.channelId, cmd.memberId)) {
+      throw conflict("ALREADY_MEMBER", `${cmd.memberId} is already a member of this channel`);
+    }
+    const inviter = this.matrixId(cmd.inviterId);
+    const invitee = this.matrixId(cmd.memberId);
+    await this.matrixCall(async () => {
+      await matrix.ensureUser(invitee);
+      await matrix.invite(this.room, inviter, invitee);
+      // DAARION users and agents are virtual users of the service: they accept at once.
+      await matrix.join(this.room, invitee);
+    });
+    const powerLevel = cmd.role === "owner" ? 100 : cmd.role === "admin" ? 50 : 0;
+    const member = await sql.begin(async (tx) => {
+      const row = await upsertMember(tx, {
+        channel_id: this.channelId,
+        member_id: cmd.memberId,
+        member_type: senderTypeOf(cmd.memberId),
+        matrix_user_id: invitee,
+        role: cmd.role,
+        can_read: cmd.can_read,
+        can_write: cmd.can_write,
+        can_invite: cmd.can_invite,
+        can_kick: cmd.can_kick,
+        can_create_tasks: cmd.can_create_tasks,
+        matrix_power_level: powerLevel,
+        invited_by: cmd.inviterId,
+      });
+      await recordChannelEvent(tx, {
+        channel_id: this.channelId,
+        event_type: "member.invited",
+        actor_id: cmd.inviterId,
+        target_id: cmd.memberId,
+        metadata: { role: cmd.role },
+      });
+      return row;
+    });
+    this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
+    this.deps.events.publish(Subjects.memberInvited, {
+      event_id: `member.invited:${member.id}:${member.joined_at.getTime()}`,
+      channel_id: this.channelId,
+      member_id: cmd.memberId,
+      invited_by: cmd.inviterId,
+      role: cmd.role,
+    });
+    return member;
+  }
+
+  private async doUpdate(actorId: string, patch: ChannelPatch): Promise<ChannelRow> {
+    const { sql, matrix } = this.deps;
+    const channel = this.channel!;
+    // Room state is changed by the creator's account, which holds power 100 in the room;
+    // channel_events records who asked.
+    const stateSender = this.matrixId(channel.created_by);
+    await this.matrixCall(async () => {
+      if (patch.name !== undefined) await matrix.sendState(this.room, stateSender, "m.room.name", "", { name: patch.name });
+      if (patch.topic !== undefined || patch.description !== undefined) {
+        const topic = patch.topic !== undefined ? patch.topic : patch.description;
+        await matrix.sendState(this.room, stateSender, "m.room.topic", "", { topic: topic ?? "" });
+      }
+      if (patch.visibility !== undefined && patch.visibility !== channel.visibility) {
+        await matrix.sendState(this.room, stateSender, "m.room.join_rules", "", { join_rule: joinRuleFor(patch.visibility) });
+      }
+    });
+    const updated = await sql.begin(async (tx) => {
+      const row = await updateChannel(tx, this.channelId, patch);
+      await recordChannelEvent(tx, {
+        channel_id: this.channelId,
+        event_type: "channel.updated",
+        actor_id: actorId,
+        metadata: { fields: Object.keys(patch) },
+      });
+      return row;
+    });
+    this.channel = updated;
+    this.deps.broadcast(this.channelId, { type: "channel.updated", channel: toChannelView(updated) });
+    return updated;
+  }
+
+  private async matrixCall(fn: () => Promise<void>): Promise<void> {
+    try {
+      await fn();
+    } catch (err) {
+      throw toUpstreamError(err, "the Matrix homeserver refused the change");
+    }
+  }
+}
+
+/** Homeserver failures become a clear 502 for the caller; the errcode is kept, the details logged. */
+function toUpstreamError(err: unknown, message: string): AppError {
+  if (err instanceof AppError) return err;
+  const errcode = err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
+  return new AppError(502, "MATRIX_UNAVAILABLE", `${message} (${errcode})`);
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+

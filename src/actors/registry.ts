@@ -1,0 +1,50 @@
+import { ChannelActor, type ActorDeps } from "./actor.ts";
+import { AppError } from "../errors.ts";
+import { acquire } from "../lifecycle/live.ts";
+
+/**
+ * Decides where a channel's actor lives. There is one instance today; a multi-instance
+ * deployment replaces this with a lease so each channel's actor runs on exactly one instance.
+ */
+export interface Placement {
+  isLocal(channelId: string): boolean;
+}
+
+export const singleInstance: Placement = { isLocal: () => true };
+
+/** Spawns actors on first use, forgets them when they passivate, and stops them all on shutdown. */
+export class ChannelRegistry {
+  private readonly actors = new Map<string, ChannelActor>();
+  private stopping = false;
+
+  constructor(
+    private readonly deps: ActorDeps,
+    private readonly placement: Placement = singleInstance,
+  ) {}
+
+  get(channelId: string): ChannelActor {
+    if (this.stopping) throw new AppError(503, "SHUTTING_DOWN", "the service is shutting down", { "Retry-After": "5" });
+    if (!this.placement.isLocal(channelId)) throw new Error(`channel ${channelId} is owned by another instance`);
+    let actor = this.actors.get(channelId);
+    if (!actor) {
+      const release = acquire("actors");
+      actor = new ChannelActor(channelId, this.deps, (stopped) => {
+        release();
+        if (this.actors.get(channelId) === stopped) this.actors.delete(channelId);
+      });
+      this.actors.set(channelId, actor);
+    }
+    return actor;
+  }
+
+  get size(): number {
+    return this.actors.size;
+  }
+
+  /** Drains every mailbox, then resolves. */
+  async stop(): Promise<void> {
+    this.stopping = true;
+    await Promise.all([...this.actors.values()].map((a) => a.stop()));
+    this.actors.clear();
+  }
+}

@@ -1,0 +1,149 @@
+import { Elysia } from "elysia";
+import { swagger } from "@elysiajs/swagger";
+import type { Config } from "./config.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { openDatabase } from "./store/db.ts";
+import { migrate } from "./store/migrate.ts";
+import { LocalMatrixBackend } from "./matrix/local.ts";
+import type { MatrixBackend } from "./matrix/port.ts";
+import { SyncPoller } from "./matrix/sync.ts";
+import type { EventBus } from "./events/bus.ts";
+import { MemoryEventBus } from "./events/memory.ts";
+import { NatsEventBus } from "./events/nats.ts";
+import { ChannelRegistry } from "./actors/registry.ts";
+import { ShutdownStack } from "./lifecycle/stack.ts";
+import { acquire } from "./lifecycle/live.ts";
+import { errorHandler } from "./http/errors.ts";
+import { requestLog } from "./http/request-log.ts";
+import type { ServiceDeps } from "./modules/deps.ts";
+import { channelsController } from "./modules/channels/index.ts";
+import { ChannelService } from "./modules/channels/service.ts";
+import { messagesController } from "./modules/messages/index.ts";
+import { MessageService } from "./modules/messages/service.ts";
+import { membersController } from "./modules/members/index.ts";
+import { MemberService } from "./modules/members/service.ts";
+import { agentsController } from "./modules/agents/index.ts";
+import { AgentService } from "./modules/agents/service.ts";
+import { wsController } from "./modules/ws/index.ts";
+import { channelTopic, type ServerFrame } from "./modules/ws/model.ts";
+import { healthController } from "./modules/health/index.ts";
+
+export interface RunningApp {
+  url: string;
+  port: number;
+  deps: ServiceDeps;
+  stop(): Promise<void>;
+}
+
+/**
+ * The composition root: opens every resource in order, and stop() closes them in reverse
+ * (sync poller, HTTP server, actors, event bus, Matrix backend, database). Nothing here runs
+ * at import time.
+ */
+export async function startApp(config: Config, opts: { log?: Logger } = {}): Promise<RunningApp> {
+  const log = opts.log ?? createLogger(config.LOG_LEVEL);
+  const stack = new ShutdownStack();
+  const stop = () => stack.close((name, err) => log.error({ component: name, err: String(err) }, "error while stopping"));
+  try {
+    const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX }, log);
+    const releaseDb = acquire("database");
+    stack.push("database", async () => {
+      await db.close();
+      releaseDb();
+    });
+    await migrate(db.sql, log);
+
+    const matrix = createMatrixBackend(config, db.sql);
+    const releaseMatrix = acquire("matrix_backend");
+    stack.push("matrix", async () => {
+      await matrix.close();
+      releaseMatrix();
+    });
+
+    const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, log) : new MemoryEventBus();
+    const releaseEvents = acquire("event_bus");
+    stack.push("events", async () => {
+      await events.close();
+      releaseEvents();
+    });
+
+    let publish: (topic: string, data: string) => void = () => {};
+    const registry = new ChannelRegistry({
+      sql: db.sql,
+      matrix,
+      events,
+      log,
+      broadcast: (channelId: string, frame: ServerFrame) => publish(channelTopic(channelId), JSON.stringify(frame)),
+      mailboxSize: config.ACTOR_MAILBOX_SIZE,
+      idleMs: config.ACTOR_IDLE_MS,
+    });
+    stack.push("actors", () => registry.stop());
+
+    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log };
+    const app = new Elysia()
+      .use(errorHandler(log))
+      .use(requestLog(log))
+      .use(
+        swagger({
+          path: "/docs",
+          exclude: ["/docs", "/docs/json"],
+          documentation: {
+            info: {
+              title: "DAARION messaging",
+              version: "0.1.0",
+              description: "Channels, messages and members of DAARION, backed by Matrix rooms.",
+            },
+            tags: [
+              { name: "channels" },
+              { name: "messages" },
+              { name: "members" },
+              { name: "realtime" },
+              { name: "internal", description: "Service-to-service endpoints" },
+              { name: "health" },
+            ],
+          },
+        }),
+      )
+      .use(healthController({ database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }))
+      .use(channelsController(new ChannelService(deps)))
+      .use(messagesController(new MessageService(deps)))
+      .use(membersController(new MemberService(deps)))
+      .use(agentsController(new AgentService(deps)))
+      .use(wsController(db.sql))
+      .listen({ port: config.PORT, hostname: config.HOST });
+    const server = app.server!;
+    const releaseServer = acquire("http_server");
+    publish = (topic, data) => void server.publish(topic, data);
+    stack.push("http", async () => {
+      await app.stop(true);
+      releaseServer();
+    });
+
+    const poller = new SyncPoller({ sql: db.sql, matrix, registry, log, timeoutMs: config.SYNC_TIMEOUT_MS }, matrixStateKey(config));
+    poller.start();
+    const releasePoller = acquire("sync_poller");
+    stack.push("sync", async () => {
+      await poller.stop();
+      releasePoller();
+    });
+
+    const port = server.port!;
+    const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${port}`;
+    log.info({ port, database: db.kind, matrix: matrix.kind, events: events.kind }, "daarion-messaging listening");
+    return { url, port, deps, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function createMatrixBackend(config: Config, sql: import("./store/db.ts").Sql): MatrixBackend {
+  if (config.MATRIX_HOMESERVER_URL) {
+    throw new Error("MATRIX_HOMESERVER_URL is set, but the Synapse client is not built yet; unset it to use the local backend");
+  }
+  return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME);
+}
+
+function matrixStateKey(config: Config): string {
+  return config.MATRIX_HOMESERVER_URL ? `synapse:${config.MATRIX_HOMESERVER_URL}` : `local:${config.MATRIX_SERVER_NAME}`;
+}

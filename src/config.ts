@@ -1,0 +1,55 @@
+import { Type as t, type Static } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
+
+const LogLevel = t.Union(
+  ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => t.Literal(l)),
+);
+
+/** Every variable the service reads. Defaults describe the embedded, single-laptop setup. */
+export const ConfigSchema = t.Object({
+  PORT: t.Integer({ minimum: 0, maximum: 65535, default: 7004 }),
+  HOST: t.String({ minLength: 1, default: "0.0.0.0" }),
+  DATA_DIR: t.String({ minLength: 1, default: "./data" }),
+  DATABASE_URL: t.Optional(t.String({ pattern: "^postgres(ql)?://" })),
+  DATABASE_POOL_MAX: t.Integer({ minimum: 1, maximum: 100, default: 10 }),
+  NATS_URL: t.Optional(t.String({ pattern: "^(nats|tls|ws|wss)://" })),
+  MATRIX_HOMESERVER_URL: t.Optional(t.String({ pattern: "^https?://" })),
+  MATRIX_SERVER_NAME: t.String({ pattern: "^[A-Za-z0-9.-]+(:[0-9]+)?$", default: "daarion.city" }),
+  LOG_LEVEL: t.String({ default: "info" }),
+  ACTOR_MAILBOX_SIZE: t.Integer({ minimum: 1, maximum: 100000, default: 256 }),
+  ACTOR_IDLE_MS: t.Integer({ minimum: 100, default: 60000 }),
+  SYNC_TIMEOUT_MS: t.Integer({ minimum: 0, maximum: 120000, default: 30000 }),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {}
+
+const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS"]);
+
+/**
+ * Reads the configuration from an environment map. Empty strings count as unset, so
+ * `DATABASE_URL= bun run dev` falls back to the embedded database.
+ * Throws ConfigError with one line naming the first bad variable.
+ */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key];
+    if (value === undefined || value.trim() === "") continue;
+    raw[key] = INTEGER_KEYS.has(key) && /^-?\d+$/.test(value.trim()) ? Number(value.trim()) : value.trim();
+  }
+  const withDefaults = Value.Default(ConfigSchema, raw);
+  const firstError = Value.Errors(ConfigSchema, withDefaults).First();
+  if (firstError) {
+    const name = firstError.path.replace(/^\//, "");
+    throw new ConfigError(`invalid environment variable ${name}=${JSON.stringify(env[name] ?? "")}: ${firstError.message}`);
+  }
+  const config = withDefaults as Config;
+  if (!LogLevel.anyOf.some((l) => l.const === config.LOG_LEVEL)) {
+    throw new ConfigError(
+      `invalid environment variable LOG_LEVEL=${JSON.stringify(config.LOG_LEVEL)}: expected one of fatal, error, warn, info, debug, trace, silent`,
+    );
+  }
+  return config;
+}

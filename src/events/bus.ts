@@ -1,0 +1,16 @@
+import type { EventPayloads, Subject } from "./model.ts";
+
+export interface PublishedEvent<S extends Subject = Subject> {
+  subject: S;
+  payload: EventPayloads[S];
+}
+
+/** The events port: NATS in production, an in-process bus on a laptop. */
+export interface EventBus {
+  readonly kind: "nats" | "memory";
+  /** Never throws: a broker outage must not fail a send. */
+  publish<S extends Subject>(subject: S, payload: EventPayloads[S]): void;
+  /** For in-process consumers and tests. Returns an unsubscribe function. */
+  subscribe(listener: (event: PublishedEvent) => void): () => void;
+  close(): Promise<void>;
+}

@@ -1,0 +1,26 @@
+import type { EventBus, PublishedEvent } from "./bus.ts";
+import type { EventPayloads, Subject } from "./model.ts";
+
+export class MemoryEventBus implements EventBus {
+  readonly kind = "memory" as const;
+  private readonly listeners = new Set<(event: PublishedEvent) => void>();
+
+  publish<S extends Subject>(subject: S, payload: EventPayloads[S]): void {
+    for (const listener of this.listeners) {
+      try {
+        listener({ subject, payload } as PublishedEvent);
+      } catch {
+        // A faulty in-process listener must not break the publisher.
+      }
+    }
+  }
+
+  subscribe(listener: (event: PublishedEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,59 @@
+import { Elysia, t } from "elysia";
+import { AppError } from "../errors.ts";
+import { MailboxClosedError, MailboxFullError } from "../actors/mailbox.ts";
+import type { Logger } from "../log.ts";
+
+export const ErrorBody = t.Object({
+  error: t.String({ description: "A stable, machine-readable code", examples: ["NOT_FOUND"] }),
+  message: t.String(),
+});
+
+const json = (status: number, error: string, message: string, headers: Record<string, string> = {}) =>
+  new Response(JSON.stringify({ error, message }), {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+  });
+
+/**
+ * Every refusal is `{error, message}` with a 4xx (or 502/503 for upstream trouble). Nothing
+ * internal (stack traces, SQL, tokens, message text) reaches a response; unexpected errors
+ * are logged by name and message only.
+ */
+export const errorHandler = (log: Logger) =>
+  new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error, request }) => {
+    if (error instanceof AppError) return json(error.status, error.code, error.message, error.headers);
+    if (error instanceof MailboxFullError) {
+      return json(503, "CHANNEL_BUSY", "the channel has too much queued work; retry shortly", {
+        "Retry-After": String(error.retryAfterSeconds),
+      });
+    }
+    if (error instanceof MailboxClosedError) {
+      return json(503, "CHANNEL_BUSY", "the channel is restarting; retry shortly", { "Retry-After": "1" });
+    }
+    switch (code) {
+      case "VALIDATION":
+        return json(400, "VALIDATION_FAILED", describeValidation(error));
+      case "PARSE":
+        return json(400, "INVALID_BODY", "the request body is not valid JSON (or not the declared content type)");
+      case "NOT_FOUND":
+        return json(404, "NOT_FOUND", "no such route");
+      case "INVALID_COOKIE_SIGNATURE":
+      case "INVALID_FILE_TYPE":
+        return json(400, "INVALID_REQUEST", "the request is malformed");
+    }
+    const status = (error as { status?: unknown }).status;
+    if (typeof status === "number" && status >= 400 && status < 500) {
+      return json(status, "INVALID_REQUEST", "the request is malformed");
+    }
+    log.error({ err: { name: (error as Error).name, message: (error as Error).message }, method: request.method, path: new URL(request.url).pathname }, "unhandled error");
+    return json(500, "INTERNAL", "internal error");
+  });
+
+function describeValidation(error: unknown): string {
+  const v = error as { type?: string; all?: Array<{ path?: string; message?: string; summary?: string }> };
+  const first = v.all?.[0];
+  const where = v.type ?? "request";
+  if (!first) return `invalid ${where}`;
+  const field = first.path ? first.path.replace(/^\//, "").replace(/\//g, ".") : "";
+  return `invalid ${where}${field ? ` field '${field}'` : ""}: ${first.summary ?? first.message ?? "does not match the schema"}`;
+}

@@ -1,0 +1,45 @@
+import { ConfigError, loadConfig } from "./config.ts";
+import { startApp, type RunningApp } from "./app.ts";
+
+/**
+ * Entry point. Under `bun --hot` this module is evaluated again on every change; the running
+ * instance is kept on globalThis and fully stopped before the new one starts, so a reload
+ * never leaves a second server, poller, actor set or database connection behind.
+ */
+type HotState = { current?: Promise<RunningApp | null>; signalsInstalled?: boolean };
+const hot = ((globalThis as Record<symbol, unknown>)[Symbol.for("daarion-messaging.main")] ??= {}) as HotState;
+
+async function stopCurrent() {
+  const running = await hot.current?.catch(() => null);
+  hot.current = undefined;
+  await running?.stop();
+}
+
+async function start(): Promise<RunningApp | null> {
+  await stopCurrent();
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  }
+  return startApp(config);
+}
+
+hot.current = start().catch((err) => {
+  console.error(`daarion-messaging failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
+
+if (!hot.signalsInstalled) {
+  hot.signalsInstalled = true;
+  for (const signal of ["SIGTERM", "SIGINT"] as const) {
+    process.once(signal, () => {
+      void stopCurrent().finally(() => process.exit(0));
+    });
+  }
+}

@@ -1,0 +1,264 @@
+import type { Sql, Tx } from "../store/db.ts";
+import {
+  MatrixError,
+  joinRuleFor,
+  type CreateRoomRequest,
+  type MatrixBackend,
+  type MatrixEvent,
+  type SyncBatch,
+} from "./port.ts";
+
+type Row = {
+  stream_ordering: string;
+  event_id: string;
+  room_id: string;
+  sender: string;
+  type: string;
+  state_key: string | null;
+  content: Record<string, unknown>;
+  origin_server_ts: string;
+};
+
+const SYNC_BATCH_LIMIT = 500;
+// Writers take this lock first, so stream_ordering is allocated in commit order and a sync
+// reader can never see event n+1 before event n has committed.
+const STREAM_WRITE_LOCK = 7004_0002;
+
+/**
+ * A homeserver in the service's own database, for running without Synapse. It keeps the
+ * rules the service relies on: membership gates sending, inviting and joining; aliases are
+ * unique; a txnId always maps to one event; the sync stream is totally ordered.
+ * It is single-process: sync wake-ups are in-process notifications.
+ */
+export class LocalMatrixBackend implements MatrixBackend {
+  readonly kind = "local" as const;
+  private readonly waiters = new Set<() => void>();
+  private closed = false;
+
+  constructor(
+    private readonly sql: Sql,
+    readonly serverName: string,
+  ) {}
+
+  async ensureUser(userId: string, displayName: string | null = null): Promise<void> {
+    this.assertOpen();
+    await this.sql`
+      insert into local_matrix_users (user_id, display_name) values (${userId}, ${displayName})
+      on conflict (user_id) do nothing`;
+  }
+
+  async createRoom(req: CreateRoomRequest): Promise<{ roomId: string; alias: string }> {
+    this.assertOpen();
+    const roomId = `!${randomToken(18)}:${this.serverName}`;
+    const alias = `#${req.aliasLocalpart}:${this.serverName}`;
+    await this.write(async (tx) => {
+      const [taken] = await tx`select 1 from local_matrix_aliases where alias = ${alias}`;
+      if (taken) throw new MatrixError("M_ROOM_IN_USE", "Room alias already taken", 400);
+      await tx`insert into local_matrix_rooms (room_id, creator) values (${roomId}, ${req.creator})`;
+      await tx`insert into local_matrix_aliases (alias, room_id) values (${alias}, ${roomId})`;
+      const state: Array<[string, string, Record<string, unknown>]> = [
+        ["m.room.create", "", { creator: req.creator, room_version: "10" }],
+        ["m.room.member", req.creator, { membership: "join" }],
+        ["m.room.power_levels", "", { users: { [req.creator]: 100 }, users_default: 0, events_default: 0, state_default: 50 }],
+        ["m.room.join_rules", "", { join_rule: joinRuleFor(req.visibility) }],
+        ["m.room.history_visibility", "", { history_visibility: "shared" }],
+        ["m.room.canonical_alias", "", { alias }],
+        ["m.room.name", "", { name: req.name }],
+      ];
+      if (req.topic) state.push(["m.room.topic", "", { topic: req.topic }]);
+      if (req.isEncrypted) state.push(["m.room.encryption", "", { algorithm: "m.megolm.v1.aes-sha2" }]);
+      for (const [type, stateKey, content] of state) {
+        await this.insertEvent(tx, roomId, req.creator, type, content, { stateKey });
+      }
+    });
+    return { roomId, alias };
+  }
+
+  async sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>) {
+    this.assertOpen();
+    const eventId = await this.write(async (tx) => {
+      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      return this.insertEvent(tx, roomId, asUser, type, content, { stateKey });
+    });
+    return { eventId };
+  }
+
+  async invite(roomId: string, asUser: string, target: string): Promise<void> {
+    this.assertOpen();
+    await this.write(async (tx) => {
+      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      const current = await this.membershipOf(tx, roomId, target);
+      if (current === "join" || current === "invite") return;
+      await this.insertEvent(tx, roomId, asUser, "m.room.member", { membership: "invite" }, { stateKey: target });
+    });
+  }
+
+  async join(roomId: string, userId: string): Promise<void> {
+    this.assertOpen();
+    await this.write(async (tx) => {
+      await this.requireRoom(tx, roomId);
+      const current = await this.membershipOf(tx, roomId, userId);
+      if (current === "join") return;
+      if (current !== "invite") {
+        const [rule] = await tx`
+          select content->>'join_rule' as join_rule from local_matrix_state
+          where room_id = ${roomId} and type = 'm.room.join_rules' and state_key = ''`;
+        if (rule?.join_rule !== "public") throw new MatrixError("M_FORBIDDEN", "You are not invited to this room.", 403);
+      }
+      await this.insertEvent(tx, roomId, userId, "m.room.member", { membership: "join" }, { stateKey: userId });
+    });
+  }
+
+  async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {
+    this.assertOpen();
+    const eventId = await this.write(async (tx) => {
+      const [seen] = await tx`select event_id from local_matrix_events where txn_id = ${txnId}`;
+      if (seen) return seen.event_id as string;
+      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      return this.insertEvent(tx, roomId, asUser, type, content, { txnId });
+    });
+    return { eventId };
+  }
+
+  async getEvent(roomId: string, eventId: string): Promise<MatrixEvent> {
+    this.assertOpen();
+    const [row] = await this.sql<Row[]>`
+      select * from local_matrix_events where room_id = ${roomId} and event_id = ${eventId}`;
+    if (!row) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
+    return toEvent(row);
+  }
+
+  async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {
+    if (since === null) {
+      const [row] = await this.sql`select coalesce(max(stream_ordering), 0)::bigint as pos from local_matrix_events`;
+      return { nextBatch: `s${row?.pos ?? 0}`, events: [] };
+    }
+    const from = parseSince(since);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.assertOpen();
+      // Register before reading, so a commit between the read and the wait still wakes us.
+      const woken = this.nextNotification();
+      const rows = await this.sql<Row[]>`
+        select * from local_matrix_events where stream_ordering > ${from}
+        order by stream_ordering limit ${SYNC_BATCH_LIMIT}`;
+      const remaining = deadline - Date.now();
+      if (rows.length > 0 || remaining <= 0 || signal.aborted) {
+        woken.cancel();
+        const last = rows.at(-1);
+        return { nextBatch: `s${last ? last.stream_ordering : from}`, events: rows.map(toEvent) };
+      }
+      await woken.wait(remaining, signal);
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.notify();
+  }
+
+  private async write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const result = await this.sql.begin(async (tx) => {
+      await tx`select pg_advisory_xact_lock(${STREAM_WRITE_LOCK})`;
+      return fn(tx);
+    });
+    this.notify();
+    return result as T;
+  }
+
+  private notify() {
+    const waiters = [...this.waiters];
+    this.waiters.clear();
+    for (const wake of waiters) wake();
+  }
+
+  private nextNotification() {
+    let wake!: () => void;
+    const notified = new Promise<void>((resolve) => (wake = resolve));
+    this.waiters.add(wake);
+    return {
+      cancel: () => this.waiters.delete(wake),
+      wait: (ms: number, signal: AbortSignal) =>
+        new Promise<void>((resolve) => {
+          const done = () => {
+            clearTimeout(timer);
+            signal.removeEventListener("abort", done);
+            this.waiters.delete(wake);
+            resolve();
+          };
+          const timer = setTimeout(done, ms);
+          signal.addEventListener("abort", done, { once: true });
+          notified.then(done);
+        }),
+    };
+  }
+
+  private assertOpen() {
+    if (this.closed) throw new MatrixError("M_UNAVAILABLE", "local Matrix backend is closed", 503);
+  }
+
+  private async requireRoom(tx: Tx, roomId: string) {
+    const [room] = await tx`select 1 from local_matrix_rooms where room_id = ${roomId}`;
+    if (!room) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
+  }
+
+  private async membershipOf(tx: Tx, roomId: string, userId: string): Promise<string | null> {
+    const [row] = await tx`
+      select content->>'membership' as membership from local_matrix_state
+      where room_id = ${roomId} and type = 'm.room.member' and state_key = ${userId}`;
+    return (row?.membership as string | undefined) ?? null;
+  }
+
+  private async requireMembership(tx: Tx, roomId: string, userId: string, allowed: string[]) {
+    await this.requireRoom(tx, roomId);
+    const membership = await this.membershipOf(tx, roomId, userId);
+    if (!membership || !allowed.includes(membership)) {
+      throw new MatrixError("M_FORBIDDEN", `User ${userId} not in room ${roomId}`, 403);
+    }
+  }
+
+  private async insertEvent(
+    tx: Tx,
+    roomId: string,
+    sender: string,
+    type: string,
+    content: Record<string, unknown>,
+    opts: { stateKey?: string; txnId?: string },
+  ): Promise<string> {
+    const eventId = `$${randomToken(32)}`;
+    await tx`
+      insert into local_matrix_events (event_id, room_id, sender, type, state_key, content, origin_server_ts, txn_id)
+      values (${eventId}, ${roomId}, ${sender}, ${type}, ${opts.stateKey ?? null}, ${tx.json(content as never)},
+              ${Date.now()}, ${opts.txnId ?? null})`;
+    if (opts.stateKey !== undefined) {
+      await tx`
+        insert into local_matrix_state (room_id, type, state_key, event_id, content)
+        values (${roomId}, ${type}, ${opts.stateKey}, ${eventId}, ${tx.json(content as never)})
+        on conflict (room_id, type, state_key) do update set event_id = excluded.event_id, content = excluded.content`;
+    }
+    return eventId;
+  }
+}
+
+function toEvent(row: Row): MatrixEvent {
+  const event: MatrixEvent = {
+    event_id: row.event_id,
+    room_id: row.room_id,
+    sender: row.sender,
+    type: row.type,
+    content: row.content,
+    origin_server_ts: Number(row.origin_server_ts),
+  };
+  if (row.state_key !== null) event.state_key = row.state_key;
+  return event;
+}
+
+function parseSince(since: string): number {
+  const m = /^s(\d+)$/.exec(since);
+  if (!m) throw new MatrixError("M_INVALID_PARAM", "Invalid since token", 400);
+  return Number(m[1]);
+}
+
+function randomToken(bytes: number): string {
+  return Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("base64url");
+}

@@ -1,0 +1,43 @@
+/** DAARION ids <-> Matrix ids. `user:alice` is `@user-alice:server`, `agent:sofia` is `@agent-sofia:server`. */
+
+export const DAARION_ID_PATTERN = "^(user|agent):[a-z0-9][a-z0-9._-]{0,62}$";
+const daarionId = new RegExp(DAARION_ID_PATTERN);
+
+export type SenderType = "human" | "agent";
+
+export function isDaarionId(id: string): boolean {
+  return daarionId.test(id);
+}
+
+export function toMatrixUserId(daarion: string, serverName: string): string {
+  const [kind, local] = splitId(daarion);
+  return `@${kind}-${local}:${serverName}`;
+}
+
+export function senderTypeOf(daarion: string): SenderType {
+  return daarion.startsWith("agent:") ? "agent" : "human";
+}
+
+/**
+ * Maps a Matrix sender back to a DAARION id. Users outside the service's namespace keep their
+ * Matrix id behind a `matrix:` prefix, e.g. `matrix:@bob:example.org`.
+ */
+export function fromMatrixUserId(matrixId: string, serverName: string): { id: string; type: SenderType } {
+  const m = /^@(user|agent)-([a-z0-9][a-z0-9._-]{0,62}):(.+)$/.exec(matrixId);
+  if (m && m[3] === serverName) {
+    const id = `${m[1]}:${m[2]}`;
+    return { id, type: senderTypeOf(id) };
+  }
+  return { id: `matrix:${matrixId}`, type: "human" };
+}
+
+/** `#{slug}-{microdao suffix}:{server}`: microdao:daarion with slug test gives `#test-daarion:server`. */
+export function aliasLocalpartFor(slug: string, microdaoId: string): string {
+  const suffix = microdaoId.slice(microdaoId.indexOf(":") + 1);
+  return `${slug}-${suffix}`;
+}
+
+function splitId(id: string): [string, string] {
+  const i = id.indexOf(":");
+  return [id.slice(0, i), id.slice(i + 1)];
+}

@@ -1,0 +1,65 @@
+/**
+ * The Matrix port: what the service needs from a homeserver. The local backend implements it
+ * in the service's own database; the Synapse client implements it over the client-server API.
+ * One contract suite (test/contract/matrix.test.ts) runs against every adapter.
+ */
+export type Visibility = "public" | "private" | "microdao";
+
+export interface MatrixEvent {
+  event_id: string;
+  room_id: string;
+  sender: string;
+  type: string;
+  state_key?: string;
+  content: Record<string, unknown>;
+  origin_server_ts: number;
+}
+
+export interface CreateRoomRequest {
+  /** Matrix id of the creator; it joins with power level 100. */
+  creator: string;
+  aliasLocalpart: string;
+  name: string;
+  topic: string | null;
+  visibility: Visibility;
+  isEncrypted: boolean;
+  isDirect: boolean;
+}
+
+export interface SyncBatch {
+  nextBatch: string;
+  /** Timeline events of every room the service sees, oldest first. */
+  events: MatrixEvent[];
+}
+
+export interface MatrixBackend {
+  readonly kind: "local" | "synapse";
+  readonly serverName: string;
+  /** Registers a virtual user if it does not exist yet (idempotent). */
+  ensureUser(userId: string, displayName?: string | null): Promise<void>;
+  createRoom(req: CreateRoomRequest): Promise<{ roomId: string; alias: string }>;
+  sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>): Promise<{ eventId: string }>;
+  invite(roomId: string, asUser: string, target: string): Promise<void>;
+  join(roomId: string, userId: string): Promise<void>;
+  /** Idempotent per txnId: the same txnId always yields the same event. */
+  sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string): Promise<{ eventId: string }>;
+  getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent>;
+  /** Long-polls for timeline events after `since`; null starts from now, with no events. */
+  sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch>;
+  close(): Promise<void>;
+}
+
+/** A refusal or failure from the homeserver, carrying the Matrix errcode. */
+export class MatrixError extends Error {
+  constructor(
+    readonly errcode: string,
+    message: string,
+    readonly httpStatus = 502,
+  ) {
+    super(message);
+    this.name = "MatrixError";
+  }
+}
+
+export const joinRuleFor = (v: Visibility) => (v === "public" ? "public" : "invite");
+export const presetFor = (v: Visibility) => (v === "public" ? "public_chat" : "private_chat");

@@ -1,0 +1,45 @@
+import type { Sql } from "../store/db.ts";
+import type { ChannelRow, MemberRow } from "../store/rows.ts";
+import { findChannel } from "../store/channels.ts";
+import { findMember } from "../store/members.ts";
+import { forbidden, notFound } from "../errors.ts";
+
+export interface ChannelAccess {
+  channel: ChannelRow;
+  member: MemberRow | null;
+}
+
+/**
+ * The channel as the caller may see it. Public channels are readable by anyone; microdao and
+ * private channels only by current members with can_read, and to anyone else they do not
+ * exist (404, not 403), so their existence does not leak.
+ */
+export async function readableChannel(sql: Sql, callerId: string, channelId: string): Promise<ChannelAccess> {
+  const channel = await findChannel(sql, channelId);
+  if (!channel) throw notFound("channel");
+  const member = await findMember(sql, channelId, callerId);
+  if (channel.visibility !== "public" && !member?.can_read) throw notFound("channel");
+  return { channel, member };
+}
+
+/** Whether the caller may write; on a public channel a user's first write joins them. */
+export function writeRight({ channel, member }: ChannelAccess, callerId: string): { joinFirst: boolean } {
+  if (member) {
+    if (!member.can_write) throw forbidden("you may not write in this channel");
+    return { joinFirst: false };
+  }
+  if (channel.visibility === "public" && callerId.startsWith("user:")) return { joinFirst: true };
+  throw forbidden("only members may write in this channel");
+}
+
+export function requireInviteRight({ member }: ChannelAccess): void {
+  if (!member || !(member.can_invite || member.role === "owner" || member.role === "admin")) {
+    throw forbidden("you may not invite members to this channel");
+  }
+}
+
+export function requireAdmin({ member }: ChannelAccess): void {
+  if (!member || !(member.role === "owner" || member.role === "admin")) {
+    throw forbidden("only the channel's owners and admins may change it");
+  }
+}

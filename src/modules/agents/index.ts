@@ -1,0 +1,34 @@
+import { Elysia } from "elysia";
+import { ErrorBody } from "../../http/errors.ts";
+import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { ChannelIdParams } from "../channels/model.ts";
+import { toMessageView } from "../messages/view.ts";
+import type { AgentService } from "./service.ts";
+import { AgentParams, AgentPostBody, AgentPostResult, ChannelContext } from "./model.ts";
+
+export const agentsController = (agents: AgentService) =>
+  new Elysia({ name: "agents.controller", prefix: "/internal" })
+    .post(
+      "/agents/:agent_id/post-to-channel",
+      async ({ params, headers, body }) => {
+        const agentId = params.agent_id.startsWith("agent:") ? params.agent_id : `agent:${params.agent_id}`;
+        const caller = headers["x-user-id"] ? callerFrom(headers["x-user-id"]) : null;
+        const row = await agents.post(agentId, caller, body.channel_id, body.text);
+        return { status: "posted" as const, message_id: row.id, message: toMessageView(row) };
+      },
+      {
+        params: AgentParams,
+        headers: IdentityHeaders,
+        body: AgentPostBody,
+        response: { 200: AgentPostResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+        detail: {
+          summary: "An agent posts into a channel it is a member of (sent as m.notice, indexed as sender_type agent)",
+          tags: ["internal"],
+        },
+      },
+    )
+    .get("/messaging/channels/:id/context", ({ params }) => agents.context(params.id), {
+      params: ChannelIdParams,
+      response: { 200: ChannelContext, 400: ErrorBody, 404: ErrorBody },
+      detail: { summary: "Channel context for the agent filter", tags: ["internal"] },
+    });

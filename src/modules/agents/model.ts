@@ -1,0 +1,32 @@
+import { t } from "elysia";
+import { MessageView } from "../messages/model.ts";
+
+export const AgentParams = t.Object({
+  agent_id: t.String({
+    pattern: "^(agent:)?[a-z0-9][a-z0-9._-]{0,62}$",
+    description: "`agent:sofia`, or just `sofia`",
+    examples: ["agent:sofia"],
+  }),
+});
+
+export const AgentPostBody = t.Object(
+  {
+    channel_id: t.String({ format: "uuid" }),
+    text: t.String({ minLength: 1, maxLength: 10000 }),
+  },
+  { additionalProperties: false },
+);
+
+export const AgentPostResult = t.Object({
+  status: t.Literal("posted"),
+  message_id: t.String({ format: "uuid" }),
+  message: MessageView,
+});
+
+export const ChannelContext = t.Object({
+  channel_id: t.String({ format: "uuid" }),
+  microdao_id: t.String(),
+  visibility: t.String(),
+  allowed_agents: t.Array(t.String(), { description: "Member agents with the right to write" }),
+  disabled_agents: t.Array(t.String(), { description: "Member agents whose right to write is withdrawn" }),
+});

@@ -1,0 +1,44 @@
+import type { ServiceDeps } from "../deps.ts";
+import type { MessageRow } from "../../store/rows.ts";
+import { findChannel } from "../../store/channels.ts";
+import { findMember, listSilencedAgents, listWritingAgents } from "../../store/members.ts";
+import { forbidden, notFound } from "../../errors.ts";
+
+export class AgentService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  /** Only a current member agent with the right to write may post; it goes out as m.notice. */
+  async post(agentId: string, callerId: string | null, channelId: string, text: string): Promise<MessageRow> {
+    if (callerId !== null && callerId !== agentId) throw forbidden(`${callerId} may not post as ${agentId}`);
+    const channel = await findChannel(this.deps.sql, channelId);
+    if (!channel) throw notFound("channel");
+    const member = await findMember(this.deps.sql, channelId, agentId);
+    if (!member) throw forbidden(`${agentId} is not a member of this channel`);
+    if (!member.can_write) throw forbidden(`${agentId} may not write in this channel`);
+    return this.deps.registry.get(channelId).send({
+      senderId: agentId,
+      text,
+      msgtype: "m.notice",
+      formattedBody: null,
+      replyTo: null,
+      joinFirst: false,
+    });
+  }
+
+  /** The agent filter's view of a channel, with the allow-list taken from real membership. */
+  async context(channelId: string) {
+    const channel = await findChannel(this.deps.sql, channelId);
+    if (!channel) throw notFound("channel");
+    const [allowed, disabled] = await Promise.all([
+      listWritingAgents(this.deps.sql, channelId),
+      listSilencedAgents(this.deps.sql, channelId),
+    ]);
+    return {
+      channel_id: channel.id,
+      microdao_id: channel.microdao_id,
+      visibility: channel.visibility,
+      allowed_agents: allowed,
+      disabled_agents: disabled,
+    };
+  }
+}

@@ -1,0 +1,64 @@
+import { Elysia, t } from "elysia";
+import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { ErrorBody } from "../../http/errors.ts";
+import type { ChannelService } from "./service.ts";
+import {
+  ChannelIdParams,
+  ChannelView,
+  CreateChannelBody,
+  ListChannelsQuery,
+  UpdateChannelBody,
+  toChannelView,
+} from "./model.ts";
+
+export const channelsController = (channels: ChannelService) =>
+  new Elysia({ name: "channels.controller", prefix: "/api/messaging/channels", detail: { tags: ["channels"] } })
+    .get(
+      "/",
+      async ({ headers, query }) => {
+        const rows = await channels.list(callerFrom(headers["x-user-id"]), query.microdao_id ?? null);
+        return rows.map(toChannelView);
+      },
+      {
+        headers: IdentityHeaders,
+        query: ListChannelsQuery,
+        response: { 200: t.Array(ChannelView), 401: ErrorBody },
+        detail: { summary: "Channels the caller may see (public ones and their own)", tags: ["channels"] },
+      },
+    )
+    .post(
+      "/",
+      async ({ headers, body, set }) => {
+        const row = await channels.create(callerFrom(headers["x-user-id"]), body);
+        set.status = 201;
+        return toChannelView(row);
+      },
+      {
+        headers: IdentityHeaders,
+        body: CreateChannelBody,
+        response: { 201: ChannelView, 400: ErrorBody, 401: ErrorBody, 409: ErrorBody, 502: ErrorBody },
+        detail: { summary: "Create a channel and its Matrix room; the creator becomes its owner", tags: ["channels"] },
+      },
+    )
+    .get(
+      "/:id",
+      async ({ headers, params }) => toChannelView(await channels.get(callerFrom(headers["x-user-id"]), params.id)),
+      {
+        headers: IdentityHeaders,
+        params: ChannelIdParams,
+        response: { 200: ChannelView, 401: ErrorBody, 404: ErrorBody },
+        detail: { summary: "One channel", tags: ["channels"] },
+      },
+    )
+    .patch(
+      "/:id",
+      async ({ headers, params, body }) =>
+        toChannelView(await channels.update(callerFrom(headers["x-user-id"]), params.id, body)),
+      {
+        headers: IdentityHeaders,
+        params: ChannelIdParams,
+        body: UpdateChannelBody,
+        response: { 200: ChannelView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+        detail: { summary: "Change name, description or topic, or visibility; mirrored into the Matrix room state", tags: ["channels"] },
+      },
+    );

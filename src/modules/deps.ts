@@ -1,0 +1,14 @@
+import type { Sql } from "../store/db.ts";
+import type { MatrixBackend } from "../matrix/port.ts";
+import type { EventBus } from "../events/bus.ts";
+import type { ChannelRegistry } from "../actors/registry.ts";
+import type { Logger } from "../log.ts";
+
+/** What the feature services are built from; assembled once in the composition root. */
+export interface ServiceDeps {
+  sql: Sql;
+  matrix: MatrixBackend;
+  events: EventBus;
+  registry: ChannelRegistry;
+  log: Logger;
+}

@@ -1,0 +1,29 @@
+import type { ServiceDeps } from "../deps.ts";
+import type { MemberRow } from "../../store/rows.ts";
+import { listMembers } from "../../store/members.ts";
+import { readableChannel, requireInviteRight } from "../access.ts";
+import type { InviteMemberBody } from "./model.ts";
+
+export class MemberService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  async list(callerId: string, channelId: string): Promise<MemberRow[]> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    return listMembers(this.deps.sql, channelId);
+  }
+
+  async invite(callerId: string, channelId: string, body: InviteMemberBody): Promise<MemberRow> {
+    const access = await readableChannel(this.deps.sql, callerId, channelId);
+    requireInviteRight(access);
+    return this.deps.registry.get(channelId).invite({
+      inviterId: callerId,
+      memberId: body.member_id,
+      role: body.role ?? (body.member_id.startsWith("agent:") ? "agent" : "member"),
+      can_read: body.can_read ?? true,
+      can_write: body.can_write ?? true,
+      can_invite: body.can_invite ?? false,
+      can_kick: body.can_kick ?? false,
+      can_create_tasks: body.can_create_tasks ?? false,
+    });
+  }
+}

@@ -1,0 +1,61 @@
+import { Elysia, t } from "elysia";
+import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { ErrorBody } from "../../http/errors.ts";
+import type { MessageService } from "./service.ts";
+import { toMessageView } from "./view.ts";
+import { ChannelIdParams, ListMessagesQuery, MessageDetail, MessageParams, MessageView, SendMessageBody } from "./model.ts";
+
+export const messagesController = (messages: MessageService) =>
+  new Elysia({ name: "messages.controller", prefix: "/api/messaging/channels" })
+    .get(
+      "/:id/messages",
+      async ({ headers, params, query, set }) => {
+        const page = await messages.list(callerFrom(headers["x-user-id"]), params.id, {
+          limit: query.limit ?? 50,
+          cursor: query.cursor ?? null,
+          before: query.before ? new Date(query.before) : null,
+        });
+        if (page.nextCursor) set.headers["x-next-cursor"] = page.nextCursor;
+        return page.messages.map(toMessageView);
+      },
+      {
+        headers: IdentityHeaders,
+        params: ChannelIdParams,
+        query: ListMessagesQuery,
+        response: { 200: t.Array(MessageView), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
+        detail: {
+          summary: "Messages, newest first",
+          description:
+            "The body is an array, as in the seed. When more pages exist, the X-Next-Cursor response header carries the cursor for the next, older page (`?cursor=`). Paging by cursor never skips or repeats a message while new ones arrive.",
+          tags: ["messages"],
+        },
+      },
+    )
+    .post(
+      "/:id/messages",
+      async ({ headers, params, body, set }) => {
+        const row = await messages.send(callerFrom(headers["x-user-id"]), params.id, body);
+        set.status = 201;
+        return toMessageView(row);
+      },
+      {
+        headers: IdentityHeaders,
+        params: ChannelIdParams,
+        body: SendMessageBody,
+        response: { 201: MessageView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+        detail: { summary: "Send a message; it is in Matrix and indexed when this answers 201", tags: ["messages"] },
+      },
+    )
+    .get(
+      "/:id/messages/:message_id",
+      async ({ headers, params }) => {
+        const { row, content } = await messages.get(callerFrom(headers["x-user-id"]), params.id, params.message_id);
+        return { ...toMessageView(row), content };
+      },
+      {
+        headers: IdentityHeaders,
+        params: MessageParams,
+        response: { 200: MessageDetail, 401: ErrorBody, 404: ErrorBody, 502: ErrorBody },
+        detail: { summary: "One message: the index row plus the full Matrix content", tags: ["messages"] },
+      },
+    );

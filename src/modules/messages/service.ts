@@ -1,0 +1,58 @@
+import type { ServiceDeps } from "../deps.ts";
+import type { MessageRow } from "../../store/rows.ts";
+import { findMessage, listMessages } from "../../store/messages.ts";
+import { AppError, notFound } from "../../errors.ts";
+import { readableChannel, writeRight } from "../access.ts";
+import type { SendMessageBody } from "./model.ts";
+
+export interface MessagePageResult {
+  messages: MessageRow[];
+  /** Pass back as ?cursor= for the next (older) page; null on the last page. */
+  nextCursor: string | null;
+}
+
+export class MessageService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  async list(
+    callerId: string,
+    channelId: string,
+    opts: { limit: number; cursor: string | null; before: Date | null },
+  ): Promise<MessagePageResult> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    const messages = await listMessages(this.deps.sql, channelId, {
+      beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
+      before: opts.before,
+      limit: opts.limit,
+    });
+    const last = messages.at(-1);
+    return { messages, nextCursor: messages.length === opts.limit && last ? String(last.seq) : null };
+  }
+
+  async send(callerId: string, channelId: string, body: SendMessageBody): Promise<MessageRow> {
+    const access = await readableChannel(this.deps.sql, callerId, channelId);
+    const { joinFirst } = writeRight(access, callerId);
+    return this.deps.registry.get(channelId).send({
+      senderId: callerId,
+      text: body.text,
+      msgtype: body.msgtype ?? "m.text",
+      formattedBody: body.formatted_body ?? null,
+      replyTo: body.reply_to ?? null,
+      joinFirst,
+    });
+  }
+
+  /** The index row, with the full content from Matrix (or from the outbox while pending). */
+  async get(callerId: string, channelId: string, messageId: string): Promise<{ row: MessageRow; content: Record<string, unknown> }> {
+    const { channel } = await readableChannel(this.deps.sql, callerId, channelId);
+    const row = await findMessage(this.deps.sql, channelId, messageId);
+    if (!row || row.deleted_at) throw notFound("message");
+    if (!row.matrix_event_id) return { row, content: row.outbox_content ?? {} };
+    try {
+      const event = await this.deps.matrix.getEvent(channel.matrix_room_id, row.matrix_event_id, row.sender_matrix_id);
+      return { row, content: event.content };
+    } catch {
+      throw new AppError(502, "MATRIX_UNAVAILABLE", "the Matrix homeserver did not return the message content");
+    }
+  }
+}

@@ -1,0 +1,25 @@
+import type { MessageRow } from "../../store/rows.ts";
+import type { MessageView } from "./model.ts";
+
+export function toMessageView(row: MessageRow): MessageView {
+  return {
+    id: row.id,
+    channel_id: row.channel_id,
+    seq: Number(row.seq),
+    matrix_event_id: row.matrix_event_id,
+    matrix_type: row.matrix_type,
+    sender_id: row.sender_id,
+    sender_type: row.sender_type,
+    sender_matrix_id: row.sender_matrix_id,
+    sender_display_name: row.sender_display_name,
+    content_preview: row.content_preview,
+    content_type: row.content_type,
+    msgtype: row.msgtype,
+    thread_id: row.thread_id,
+    reply_to: row.reply_to,
+    status: row.delivery_state,
+    edited_at: row.edited_at?.toISOString() ?? null,
+    deleted_at: row.deleted_at?.toISOString() ?? null,
+    created_at: row.created_at.toISOString(),
+  };
+}

@@ -1,0 +1,81 @@
+import type { Sql, Tx } from "./db.ts";
+import type { ChannelRow } from "./rows.ts";
+import type { Visibility } from "../matrix/port.ts";
+
+export async function findChannel(sql: Sql | Tx, id: string): Promise<ChannelRow | null> {
+  const [row] = await sql<ChannelRow[]>`select * from channels where id = ${id} and archived_at is null`;
+  return row ?? null;
+}
+
+export async function findChannelByRoom(sql: Sql, roomId: string): Promise<ChannelRow | null> {
+  const [row] = await sql<ChannelRow[]>`select * from channels where matrix_room_id = ${roomId}`;
+  return row ?? null;
+}
+
+export async function slugTaken(sql: Sql, slug: string, microdaoId: string): Promise<boolean> {
+  const [row] = await sql`select 1 from channels where slug = ${slug} and microdao_id = ${microdaoId}`;
+  return Boolean(row);
+}
+
+/** Channels the caller may see: public ones, and those they are a current member of. */
+export async function listVisibleChannels(sql: Sql, callerId: string, microdaoId: string | null): Promise<ChannelRow[]> {
+  return sql<ChannelRow[]>`
+    select c.* from channels c
+    where c.archived_at is null
+      and (${microdaoId}::text is null or c.microdao_id = ${microdaoId})
+      and (c.visibility = 'public' or exists (
+        select 1 from channel_members m
+        where m.channel_id = c.id and m.member_id = ${callerId} and m.left_at is null and m.can_read))
+    order by c.created_at desc, c.id`;
+}
+
+export interface NewChannel {
+  slug: string;
+  name: string;
+  description: string | null;
+  topic: string | null;
+  microdao_id: string;
+  matrix_room_id: string;
+  matrix_alias: string;
+  visibility: Visibility;
+  is_encrypted: boolean;
+  created_by: string;
+}
+
+export async function insertChannel(tx: Tx, c: NewChannel): Promise<ChannelRow> {
+  const [row] = await tx<ChannelRow[]>`
+    insert into channels (slug, name, description, topic, microdao_id, matrix_room_id, matrix_alias, visibility, is_encrypted, created_by)
+    values (${c.slug}, ${c.name}, ${c.description}, ${c.topic}, ${c.microdao_id}, ${c.matrix_room_id}, ${c.matrix_alias},
+            ${c.visibility}, ${c.is_encrypted}, ${c.created_by})
+    returning *`;
+  return row!;
+}
+
+export interface ChannelPatch {
+  name?: string;
+  description?: string | null;
+  topic?: string | null;
+  visibility?: Visibility;
+}
+
+export async function updateChannel(tx: Tx, id: string, patch: ChannelPatch): Promise<ChannelRow> {
+  const [row] = await tx<ChannelRow[]>`
+    update channels set
+      name = coalesce(${patch.name ?? null}, name),
+      description = case when ${"description" in patch} then ${patch.description ?? null} else description end,
+      topic = case when ${"topic" in patch} then ${patch.topic ?? null} else topic end,
+      visibility = coalesce(${patch.visibility ?? null}, visibility)
+    where id = ${id}
+    returning *`;
+  return row!;
+}
+
+export async function recordChannelEvent(
+  tx: Sql | Tx,
+  e: { channel_id: string; event_type: string; actor_id: string; target_id?: string | null; metadata?: Record<string, unknown> | null },
+): Promise<void> {
+  await tx`
+    insert into channel_events (channel_id, event_type, actor_id, target_id, metadata)
+    values (${e.channel_id}, ${e.event_type}, ${e.actor_id}, ${e.target_id ?? null},
+            ${e.metadata ? tx.json(e.metadata as never) : null})`;
+}

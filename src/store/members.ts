@@ -1,0 +1,63 @@
+import type { Sql, Tx } from "./db.ts";
+import type { MemberRow, Role } from "./rows.ts";
+import type { SenderType } from "../matrix/mapping.ts";
+
+export async function findMember(sql: Sql | Tx, channelId: string, memberId: string): Promise<MemberRow | null> {
+  const [row] = await sql<MemberRow[]>`
+    select * from channel_members where channel_id = ${channelId} and member_id = ${memberId} and left_at is null`;
+  return row ?? null;
+}
+
+export async function listMembers(sql: Sql, channelId: string): Promise<MemberRow[]> {
+  return sql<MemberRow[]>`
+    select * from channel_members where channel_id = ${channelId} and left_at is null
+    order by joined_at, id`;
+}
+
+export interface NewMember {
+  channel_id: string;
+  member_id: string;
+  member_type: SenderType;
+  matrix_user_id: string;
+  role: Role;
+  can_read: boolean;
+  can_write: boolean;
+  can_invite: boolean;
+  can_kick: boolean;
+  can_create_tasks: boolean;
+  matrix_power_level: number;
+  invited_by: string | null;
+}
+
+/** Inserts a member, or re-activates one who left, with the new role and rights. */
+export async function upsertMember(tx: Tx, m: NewMember): Promise<MemberRow> {
+  const [row] = await tx<MemberRow[]>`
+    insert into channel_members (channel_id, member_id, member_type, matrix_user_id, role, can_read, can_write,
+                                 can_invite, can_kick, can_create_tasks, matrix_power_level, invited_by)
+    values (${m.channel_id}, ${m.member_id}, ${m.member_type}, ${m.matrix_user_id}, ${m.role}, ${m.can_read},
+            ${m.can_write}, ${m.can_invite}, ${m.can_kick}, ${m.can_create_tasks}, ${m.matrix_power_level}, ${m.invited_by})
+    on conflict (channel_id, member_id) do update set
+      role = excluded.role, can_read = excluded.can_read, can_write = excluded.can_write,
+      can_invite = excluded.can_invite, can_kick = excluded.can_kick, can_create_tasks = excluded.can_create_tasks,
+      matrix_power_level = excluded.matrix_power_level, invited_by = excluded.invited_by,
+      joined_at = now(), left_at = null
+    returning *`;
+  return row!;
+}
+
+/** Agents that are current members with the right to write: the agent filter's allow-list. */
+export async function listWritingAgents(sql: Sql, channelId: string): Promise<string[]> {
+  const rows = await sql<{ member_id: string }[]>`
+    select member_id from channel_members
+    where channel_id = ${channelId} and member_type = 'agent' and left_at is null and can_write
+    order by member_id`;
+  return rows.map((r) => r.member_id);
+}
+
+export async function listSilencedAgents(sql: Sql, channelId: string): Promise<string[]> {
+  const rows = await sql<{ member_id: string }[]>`
+    select member_id from channel_members
+    where channel_id = ${channelId} and member_type = 'agent' and left_at is null and not can_write
+    order by member_id`;
+  return rows.map((r) => r.member_id);
+}

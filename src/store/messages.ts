@@ -1,0 +1,91 @@
+import type { Sql, Tx } from "./db.ts";
+import type { MessageRow } from "./rows.ts";
+import type { SenderType } from "../matrix/mapping.ts";
+
+export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
+  const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;
+  return row ?? null;
+}
+
+export async function findMessageByEvent(sql: Sql | Tx, eventId: string): Promise<MessageRow | null> {
+  const [row] = await sql<MessageRow[]>`select * from messages where matrix_event_id = ${eventId}`;
+  return row ?? null;
+}
+
+export async function lastSeq(sql: Sql | Tx, channelId: string): Promise<number> {
+  const [row] = await sql`select coalesce(max(seq), 0)::bigint as seq from messages where channel_id = ${channelId}`;
+  return Number(row?.seq ?? 0);
+}
+
+export async function pendingMessages(sql: Sql, channelId: string): Promise<MessageRow[]> {
+  return sql<MessageRow[]>`
+    select * from messages where channel_id = ${channelId} and delivery_state = 'pending' order by seq`;
+}
+
+export interface MessagePage {
+  /** Newest first. */
+  beforeSeq: number | null;
+  before: Date | null;
+  limit: number;
+}
+
+/**
+ * Newest first. Paging by seq (the cursor) is stable: seq only grows, so new arrivals never
+ * shift a page. Failed sends are not part of the conversation and are left out.
+ */
+export async function listMessages(sql: Sql, channelId: string, page: MessagePage): Promise<MessageRow[]> {
+  return sql<MessageRow[]>`
+    select * from messages
+    where channel_id = ${channelId}
+      and deleted_at is null
+      and delivery_state <> 'failed'
+      and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
+      and (${page.before}::timestamptz is null or created_at < ${page.before})
+    order by seq desc
+    limit ${page.limit}`;
+}
+
+export interface NewMessage {
+  id: string;
+  channel_id: string;
+  seq: number;
+  matrix_event_id: string | null;
+  matrix_type: string;
+  sender_id: string;
+  sender_type: SenderType;
+  sender_matrix_id: string;
+  sender_display_name: string | null;
+  content_preview: string;
+  content_type: string;
+  msgtype: string;
+  thread_id: string | null;
+  reply_to: string | null;
+  delivery_state: "pending" | "sent";
+  outbox_content: Record<string, unknown> | null;
+  created_at: Date | null;
+}
+
+export async function insertMessage(sql: Sql | Tx, m: NewMessage): Promise<MessageRow> {
+  const [row] = await sql<MessageRow[]>`
+    insert into messages (id, channel_id, seq, matrix_event_id, matrix_type, sender_id, sender_type, sender_matrix_id,
+                          sender_display_name, content_preview, content_type, msgtype, thread_id, reply_to,
+                          delivery_state, outbox_content, created_at)
+    values (${m.id}, ${m.channel_id}, ${m.seq}, ${m.matrix_event_id}, ${m.matrix_type}, ${m.sender_id}, ${m.sender_type},
+            ${m.sender_matrix_id}, ${m.sender_display_name}, ${m.content_preview}, ${m.content_type}, ${m.msgtype},
+            ${m.thread_id}, ${m.reply_to}, ${m.delivery_state},
+            ${m.outbox_content ? sql.json(m.outbox_content as never) : null}, coalesce(${m.created_at}::timestamptz, now()))
+    returning *`;
+  return row!;
+}
+
+/** Matrix confirmed the event: the index keeps its id and drops the outbox copy of the content. */
+export async function markSent(sql: Sql | Tx, id: string, eventId: string): Promise<MessageRow> {
+  const [row] = await sql<MessageRow[]>`
+    update messages set delivery_state = 'sent', matrix_event_id = ${eventId}, outbox_content = null, failure_reason = null
+    where id = ${id} returning *`;
+  return row!;
+}
+
+export async function deleteMessage(sql: Sql | Tx, id: string): Promise<void> {
+  await sql`delete from messages where id = ${id}`;
+}

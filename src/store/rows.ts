@@ -1,0 +1,66 @@
+/** Row shapes as postgres.js returns them. */
+import type { Visibility } from "../matrix/port.ts";
+import type { SenderType } from "../matrix/mapping.ts";
+
+export type DeliveryState = "pending" | "sent" | "failed";
+export type Role = "owner" | "admin" | "member" | "guest" | "agent";
+
+export interface ChannelRow {
+  id: string;
+  slug: string;
+  name: string;
+  description: string | null;
+  microdao_id: string;
+  matrix_room_id: string;
+  matrix_alias: string | null;
+  visibility: Visibility;
+  is_direct: boolean;
+  is_encrypted: boolean;
+  topic: string | null;
+  avatar_url: string | null;
+  created_by: string;
+  created_at: Date;
+  updated_at: Date;
+  archived_at: Date | null;
+}
+
+export interface MessageRow {
+  id: string;
+  channel_id: string;
+  seq: string; // bigint
+  matrix_event_id: string | null;
+  matrix_type: string;
+  sender_id: string;
+  sender_type: SenderType;
+  sender_matrix_id: string;
+  sender_display_name: string | null;
+  content_preview: string;
+  content_type: string;
+  msgtype: string | null;
+  thread_id: string | null;
+  reply_to: string | null;
+  delivery_state: DeliveryState;
+  outbox_content: Record<string, unknown> | null;
+  failure_reason: string | null;
+  edited_at: Date | null;
+  deleted_at: Date | null;
+  created_at: Date;
+}
+
+export interface MemberRow {
+  id: string;
+  channel_id: string;
+  member_id: string;
+  member_type: SenderType;
+  matrix_user_id: string;
+  role: Role;
+  can_read: boolean;
+  can_write: boolean;
+  can_invite: boolean;
+  can_kick: boolean;
+  can_create_tasks: boolean;
+  matrix_power_level: number;
+  invited_by: string | null;
+  joined_at: Date;
+  left_at: Date | null;
+}
