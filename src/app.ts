@@ -43,7 +43,13 @@ export interface RunningApp {
 export async function startApp(config: Config, opts: { log?: Logger } = {}): Promise<RunningApp> {
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
   const stack = new ShutdownStack();
-  const stop = () => stack.close((name, err) => log.error({ component: name, err: String(err) }, "error while stopping"));
+  let stopping: Promise<void> | null = null;
+  const stop = () =>
+    (stopping ??= (async () => {
+      log.info("stopping");
+      await stack.close((name, err) => log.error({ component: name, err: String(err) }, "error while stopping"));
+      log.info("stopped");
+    })());
   try {
     const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX }, log);
     const releaseDb = acquire("database");

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from "./config.ts";
+import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { startApp, type RunningApp } from "./app.ts";
 
 /**
@@ -9,17 +9,9 @@ import { startApp, type RunningApp } from "./app.ts";
 type HotState = { current?: Promise<RunningApp | null>; signalsInstalled?: boolean };
 const hot = ((globalThis as Record<symbol, unknown>)[Symbol.for("daarion-messaging.main")] ??= {}) as HotState;
 
-async function stopCurrent() {
-  const running = await hot.current?.catch(() => null);
-  hot.current = undefined;
-  await running?.stop();
-}
-
-async function start(): Promise<RunningApp | null> {
-  await stopCurrent();
-  let config;
+function readConfig(): Config {
   try {
-    config = loadConfig();
+    return loadConfig();
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);
@@ -27,10 +19,15 @@ async function start(): Promise<RunningApp | null> {
     }
     throw err;
   }
-  return startApp(config);
 }
 
-hot.current = start().catch((err) => {
+const config = readConfig();
+const previous = hot.current;
+hot.current = (async () => {
+  const old = await previous?.catch(() => null);
+  await old?.stop();
+  return startApp(config);
+})().catch((err) => {
   console.error(`daarion-messaging failed to start: ${err instanceof Error ? err.message : String(err)}`);
   process.exit(1);
 });
@@ -38,8 +35,10 @@ hot.current = start().catch((err) => {
 if (!hot.signalsInstalled) {
   hot.signalsInstalled = true;
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
-    process.once(signal, () => {
-      void stopCurrent().finally(() => process.exit(0));
+    process.once(signal, async () => {
+      const running = await hot.current?.catch(() => null);
+      await running?.stop();
+      process.exit(0);
     });
   }
 }

@@ -8,11 +8,6 @@ export const ErrorBody = t.Object({
   message: t.String(),
 });
 
-const json = (status: number, error: string, message: string, headers: Record<string, string> = {}) =>
-  new Response(JSON.stringify({ error, message }), {
-    status,
-    headers: { "content-type": "application/json", ...headers },
-  });
 
 /**
  * Every refusal is `{error, message}` with a 4xx (or 502/503 for upstream trouble). Nothing
@@ -20,7 +15,13 @@ const json = (status: number, error: string, message: string, headers: Record<st
  * are logged by name and message only.
  */
 export const errorHandler = (log: Logger) =>
-  new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error, request }) => {
+  new Elysia({ name: "errors" }).onError({ as: "global" }, ({ code, error, request, set }) => {
+    // Setting status on the context (not returning a Response) keeps it visible to the request log.
+    const json = (status: number, errorCode: string, message: string, headers: Record<string, string> = {}) => {
+      set.status = status;
+      Object.assign(set.headers, headers);
+      return { error: errorCode, message };
+    };
     if (error instanceof AppError) return json(error.status, error.code, error.message, error.headers);
     if (error instanceof MailboxFullError) {
       return json(503, "CHANNEL_BUSY", "the channel has too much queued work; retry shortly", {
