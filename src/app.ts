@@ -40,7 +40,13 @@ export interface RunningApp {
  * (sync poller, HTTP server, actors, event bus, Matrix backend, database). Nothing here runs
  * at import time.
  */
-export async function startApp(config: Config, opts: { log?: Logger } = {}): Promise<RunningApp> {
+export interface StartOptions {
+  log?: Logger;
+  /** Tests wrap the real backend to hold or fail calls at chosen moments. */
+  wrapMatrix?: (backend: MatrixBackend) => MatrixBackend;
+}
+
+export async function startApp(config: Config, opts: StartOptions = {}): Promise<RunningApp> {
   const log = opts.log ?? createLogger(config.LOG_LEVEL);
   const stack = new ShutdownStack();
   let stopping: Promise<void> | null = null;
@@ -59,7 +65,8 @@ export async function startApp(config: Config, opts: { log?: Logger } = {}): Pro
     });
     await migrate(db.sql, log);
 
-    const matrix = createMatrixBackend(config, db.sql);
+    const baseMatrix = createMatrixBackend(config, db.sql);
+    const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
     const releaseMatrix = acquire("matrix_backend");
     stack.push("matrix", async () => {
       await matrix.close();

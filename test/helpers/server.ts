@@ -1,0 +1,73 @@
+import { loadConfig } from "../../src/config.ts";
+import { startApp, type RunningApp } from "../../src/app.ts";
+import type { MatrixBackend } from "../../src/matrix/port.ts";
+import { databaseUrl, freshPostgresDatabase, natsUrl } from "./services.ts";
+
+export interface TestServer {
+  app: RunningApp;
+  url: string;
+  wsUrl: string;
+  /** fetch against the server, with X-User-Id set when `as` is given. */
+  api(path: string, init?: RequestInit & { as?: string; json?: unknown }): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A real server on port 0: embedded PGlite (in memory) by default, or a fresh database on
+ * the PostgreSQL server that DATABASE_URL names; NATS when NATS_URL is set.
+ */
+export async function startTestServer(
+  env: Record<string, string> = {},
+  opts: { wrapMatrix?: (m: MatrixBackend) => MatrixBackend } = {},
+): Promise<TestServer> {
+  const db = databaseUrl ? await freshPostgresDatabase() : null;
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    DATA_DIR: ":memory:",
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
+    SYNC_TIMEOUT_MS: "5000",
+    ...(db ? { DATABASE_URL: db.url } : {}),
+    ...(natsUrl ? { NATS_URL: natsUrl } : {}),
+    ...env,
+  });
+  const app = await startApp(config, { wrapMatrix: opts.wrapMatrix });
+  const url = app.url;
+  return {
+    app,
+    url,
+    wsUrl: url.replace(/^http/, "ws"),
+    api(path, init = {}) {
+      const headers = new Headers(init.headers);
+      if (init.as) headers.set("x-user-id", init.as);
+      let body = init.body;
+      if (init.json !== undefined) {
+        headers.set("content-type", "application/json");
+        body = JSON.stringify(init.json);
+      }
+      return fetch(url + path, { ...init, headers, body });
+    },
+    async stop() {
+      await app.stop();
+      await db?.drop();
+    },
+  };
+}
+
+let slugCounter = 0;
+export const uniqueSlug = (base = "chan") => `${base}-${Date.now().toString(36)}-${(slugCounter++).toString(36)}`;
+
+/** Creates a channel as `owner` and returns its JSON. */
+export async function createChannel(
+  server: TestServer,
+  owner: string,
+  body: Partial<{ slug: string; name: string; microdao_id: string; visibility: string; description: string }> = {},
+) {
+  const res = await server.api("/api/messaging/channels", {
+    method: "POST",
+    as: owner,
+    json: { slug: uniqueSlug(), name: "Test channel", microdao_id: "microdao:daarion", visibility: "public", ...body },
+  });
+  if (res.status !== 201) throw new Error(`create channel: ${res.status} ${await res.text()}`);
+  return (await res.json()) as { id: string; slug: string; matrix_room_id: string; matrix_alias: string; visibility: string };
+}
