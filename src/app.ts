@@ -93,7 +93,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     stack.push("actors", () => registry.stop());
 
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log };
-    const app = new Elysia()
+    const app = new Elysia({ normalize: false })
       .use(errorHandler(log))
       .use(requestLog(log))
       .use(

@@ -1,0 +1,196 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+});
+afterAll(() => server?.stop());
+
+const post = (channelId: string, as: string, json: unknown) =>
+  server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as, json });
+
+describe("messages", () => {
+  test("send puts the message in Matrix and the index, with the next seq", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const res = await post(channel.id, "user:admin", { text: "hello world" });
+    expect(res.status).toBe(201);
+    const msg = await res.json();
+    expect(msg).toMatchObject({
+      channel_id: channel.id,
+      seq: 1,
+      sender_id: "user:admin",
+      sender_type: "human",
+      sender_matrix_id: "@user-admin:daarion.city",
+      content_preview: "hello world",
+      content_type: "text",
+      msgtype: "m.text",
+      status: "sent",
+    });
+    expect(msg.matrix_event_id).toMatch(/^\$/);
+    const [event] = await server.app.deps.sql`
+      select sender, type, content, txn_id from local_matrix_events where event_id = ${msg.matrix_event_id}`;
+    expect(event).toEqual({
+      sender: "@user-admin:daarion.city",
+      type: "m.room.message",
+      content: { msgtype: "m.text", body: "hello world" },
+      txn_id: msg.id,
+    });
+    const [row] = await server.app.deps.sql`select delivery_state, outbox_content from messages where id = ${msg.id}`;
+    expect(row).toEqual({ delivery_state: "sent", outbox_content: null });
+  });
+
+  test("formatted_body and reply_to become HTML content and m.in_reply_to", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const first = await (await post(channel.id, "user:admin", { text: "question" })).json();
+    const res = await post(channel.id, "user:admin", {
+      text: "answer",
+      msgtype: "m.notice",
+      formatted_body: "<b>answer</b>",
+      reply_to: first.id,
+    });
+    expect(res.status).toBe(201);
+    const reply = await res.json();
+    expect(reply).toMatchObject({ reply_to: first.id, msgtype: "m.notice", seq: 2 });
+    const detail = await (await server.api(`/api/messaging/channels/${channel.id}/messages/${reply.id}`, { as: "user:admin" })).json();
+    expect(detail.content).toEqual({
+      msgtype: "m.notice",
+      body: "answer",
+      format: "org.matrix.custom.html",
+      formatted_body: "<b>answer</b>",
+      "m.relates_to": { "m.in_reply_to": { event_id: first.matrix_event_id } },
+    });
+  });
+
+  test("reply_to naming a message of another channel is 400", async () => {
+    const a = await createChannel(server, "user:admin");
+    const b = await createChannel(server, "user:admin");
+    const inA = await (await post(a.id, "user:admin", { text: "in a" })).json();
+    const res = await post(b.id, "user:admin", { text: "x", reply_to: inA.id });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toBe("INVALID_REPLY_TO");
+  });
+
+  test("GET one message returns the index row plus the full Matrix content", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const long = "x".repeat(700);
+    const msg = await (await post(channel.id, "user:admin", { text: long })).json();
+    expect(msg.content_preview).toHaveLength(500);
+    const res = await server.api(`/api/messaging/channels/${channel.id}/messages/${msg.id}`, { as: "user:reader" });
+    expect(res.status).toBe(200);
+    const detail = await res.json();
+    expect(detail.id).toBe(msg.id);
+    expect(detail.content.body).toBe(long);
+    const missing = await server.api(`/api/messaging/channels/${channel.id}/messages/${crypto.randomUUID()}`, { as: "user:reader" });
+    expect(missing.status).toBe(404);
+  });
+
+  test("text length and msgtype are validated; nothing is written on refusal", async () => {
+    const channel = await createChannel(server, "user:admin");
+    for (const body of [{ text: "" }, { text: "y".repeat(10001) }, { text: "ok", msgtype: "m.location" }, { text: "ok", extra: 1 }, {}]) {
+      const res = await post(channel.id, "user:admin", body);
+      expect(res.status).toBe(400);
+      const err = await res.json();
+      expect(err.error).toBe("VALIDATION_FAILED");
+      expect(typeof err.message).toBe("string");
+    }
+    const [count] = await server.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channel.id}`;
+    expect(count!.n).toBe(0);
+    const ok = await post(channel.id, "user:admin", { text: "y".repeat(10000) });
+    expect(ok.status).toBe(201);
+  });
+
+  test("list: newest first, limit 1..200, and a cursor that neither skips nor repeats while messages keep arriving", async () => {
+    const channel = await createChannel(server, "user:admin");
+    for (let i = 1; i <= 7; i++) expect((await post(channel.id, "user:admin", { text: `m${i}` })).status).toBe(201);
+
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let arrivals = 0;
+    do {
+      const res: Response = await server.api(
+        `/api/messaging/channels/${channel.id}/messages?limit=3${cursor ? `&cursor=${cursor}` : ""}`,
+        { as: "user:admin" },
+      );
+      expect(res.status).toBe(200);
+      const page = await res.json();
+      seen.push(...page.map((m: { content_preview: string }) => m.content_preview));
+      cursor = res.headers.get("x-next-cursor");
+      // New messages land between page requests.
+      await post(channel.id, "user:admin", { text: `late${++arrivals}` });
+    } while (cursor);
+    expect(seen).toEqual(["m7", "m6", "m5", "m4", "m3", "m2", "m1"]);
+
+    const newest = await (await server.api(`/api/messaging/channels/${channel.id}/messages?limit=1`, { as: "user:admin" })).json();
+    expect(newest[0].content_preview).toBe(`late${arrivals}`);
+    expect(newest[0].seq).toBe(7 + arrivals);
+
+    for (const bad of ["limit=0", "limit=201", "limit=abc", "cursor=-1", "before=yesterday"]) {
+      const res = await server.api(`/api/messaging/channels/${channel.id}/messages?${bad}`, { as: "user:admin" });
+      expect(res.status).toBe(400);
+    }
+  });
+
+  test("the seed's before= timestamp pages too", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const sent = [];
+    for (let i = 1; i <= 3; i++) sent.push(await (await post(channel.id, "user:admin", { text: `t${i}` })).json());
+    const res = await server.api(
+      `/api/messaging/channels/${channel.id}/messages?before=${encodeURIComponent(sent[2].created_at)}`,
+      { as: "user:admin" },
+    );
+    const page = await res.json();
+    expect(page.map((m: { content_preview: string }) => m.content_preview)).toEqual(["t2", "t1"]);
+  });
+
+  test("seq is strictly increasing and gap-free under concurrent senders", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const results = await Promise.all(
+      Array.from({ length: 40 }, (_, i) => post(channel.id, `user:sender${i % 5}`, { text: `c${i}` })),
+    );
+    expect(results.map((r) => r.status)).toEqual(Array(40).fill(201));
+    const rows = await server.app.deps.sql`select seq from messages where channel_id = ${channel.id} order by seq`;
+    expect(rows.map((r) => Number(r.seq))).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    // And Matrix's timeline order matches seq order.
+    const timeline = await server.app.deps.sql`
+      select m.seq from local_matrix_events e join messages m on m.matrix_event_id = e.event_id
+      where e.room_id = ${channel.matrix_room_id} order by e.stream_ordering`;
+    expect(timeline.map((r) => Number(r.seq))).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
+
+  test("public channel: anyone reads; a user's first write joins them; an agent must be invited", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    expect((await server.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:passerby" })).status).toBe(200);
+    expect((await post(channel.id, "user:newcomer", { text: "hi all" })).status).toBe(201);
+    const members = await (await server.api(`/api/messaging/channels/${channel.id}/members`, { as: "user:admin" })).json();
+    expect(members.map((m: { member_id: string }) => m.member_id)).toContain("user:newcomer");
+    const [membership] = await server.app.deps.sql`
+      select content->>'membership' as membership from local_matrix_state
+      where room_id = ${channel.matrix_room_id} and type = 'm.room.member' and state_key = '@user-newcomer:daarion.city'`;
+    expect(membership!.membership).toBe("join");
+    const agent = await post(channel.id, "agent:rogue", { text: "hello" });
+    expect(agent.status).toBe(403);
+  });
+
+  test("microdao and private channels: non-members get 404 on read and write", async () => {
+    for (const visibility of ["microdao", "private"]) {
+      const channel = await createChannel(server, "user:admin", { visibility });
+      expect((await server.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:stranger" })).status).toBe(404);
+      expect((await post(channel.id, "user:stranger", { text: "let me in" })).status).toBe(404);
+      expect((await post(channel.id, "user:admin", { text: "members only" })).status).toBe(201);
+    }
+  });
+
+  test("a member without can_write is refused with 403", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "private" });
+    await server.api(`/api/messaging/channels/${channel.id}/members`, {
+      method: "POST",
+      as: "user:admin",
+      json: { member_id: "user:readonly", can_write: false },
+    });
+    expect((await server.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:readonly" })).status).toBe(200);
+    const res = await post(channel.id, "user:readonly", { text: "can I?" });
+    expect(res.status).toBe(403);
+    expect((await res.json()).error).toBe("FORBIDDEN");
+  });
+});
