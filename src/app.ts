@@ -1,4 +1,5 @@
 import { Elysia } from "elysia";
+import type { Server } from "bun";
 import { swagger } from "@elysiajs/swagger";
 import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
@@ -90,6 +91,16 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       mailboxSize: config.ACTOR_MAILBOX_SIZE,
       idleMs: config.ACTOR_IDLE_MS,
     });
+    // Shutdown order: stop accepting connections, drain the actors (which answers the requests
+    // waiting on them), let those answers go out, then close what is left (WebSockets included).
+    let server: Server<unknown> | null = null;
+    let releaseServer = () => {};
+    stack.push("http", async () => {
+      if (!server) return;
+      await waitForIdleRequests(server, 5000);
+      server.stop(true);
+      releaseServer();
+    });
     stack.push("actors", () => registry.stop());
 
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log };
@@ -124,12 +135,13 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(agentsController(new AgentService(deps)))
       .use(wsController(db.sql))
       .listen({ port: config.PORT, hostname: config.HOST });
-    const server = app.server!;
-    const releaseServer = acquire("http_server");
-    publish = (topic, data) => void server.publish(topic, data);
-    stack.push("http", async () => {
-      await app.stop(true);
-      releaseServer();
+    const listening = app.server!;
+    server = listening;
+    releaseServer = acquire("http_server");
+    publish = (topic, data) => void listening.publish(topic, data);
+    stack.push("http-accept", () => {
+      // Not awaited: it resolves only once every connection is gone, which the "http" step forces.
+      void listening.stop(false);
     });
 
     const poller = new SyncPoller({ sql: db.sql, matrix, registry, log, timeoutMs: config.SYNC_TIMEOUT_MS }, matrixStateKey(config));
@@ -140,7 +152,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releasePoller();
     });
 
-    const port = server.port!;
+    const port = listening.port!;
     const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${port}`;
     log.info({ port, database: db.kind, matrix: matrix.kind, events: events.kind }, "daarion-messaging listening");
     return { url, port, deps, stop };
@@ -159,4 +171,10 @@ function createMatrixBackend(config: Config, sql: import("./store/db.ts").Sql): 
 
 function matrixStateKey(config: Config): string {
   return config.MATRIX_HOMESERVER_URL ? `synapse:${config.MATRIX_HOMESERVER_URL}` : `local:${config.MATRIX_SERVER_NAME}`;
+}
+
+/** Waits (bounded) until the server has no request in progress. */
+async function waitForIdleRequests(server: Server<unknown>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (server.pendingRequests > 0 && Date.now() < deadline) await Bun.sleep(10);
 }

@@ -16,6 +16,7 @@ export const singleInstance: Placement = { isLocal: () => true };
 export class ChannelRegistry {
   private readonly actors = new Map<string, ChannelActor>();
   private stopping = false;
+  private readonly stoppedListeners = new Set<(channelId: string) => void>();
 
   constructor(
     private readonly deps: ActorDeps,
@@ -31,10 +32,21 @@ export class ChannelRegistry {
       actor = new ChannelActor(channelId, this.deps, (stopped) => {
         release();
         if (this.actors.get(channelId) === stopped) this.actors.delete(channelId);
+        for (const listener of this.stoppedListeners) listener(channelId);
       });
       this.actors.set(channelId, actor);
     }
     return actor;
+  }
+
+  /** Called whenever an actor passivates or stops; returns an unsubscribe function. */
+  onActorStopped(listener: (channelId: string) => void): () => void {
+    this.stoppedListeners.add(listener);
+    return () => this.stoppedListeners.delete(listener);
+  }
+
+  has(channelId: string): boolean {
+    return this.actors.has(channelId);
   }
 
   get size(): number {

@@ -1,0 +1,130 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { MatrixGate } from "../helpers/gated-matrix.ts";
+import { MatrixError } from "../../src/matrix/port.ts";
+
+const gate = new MatrixGate();
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ ACTOR_MAILBOX_SIZE: "1", ACTOR_IDLE_MS: "300" }, { wrapMatrix: gate.wrap });
+});
+afterAll(async () => {
+  gate.release();
+  gate.failWith(null);
+  await server?.stop();
+});
+
+const post = (channelId: string, text: string) =>
+  server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as: "user:admin", json: { text } });
+
+const previews = async (channelId: string) =>
+  (await server.app.deps.sql`select seq, content_preview, delivery_state from messages where channel_id = ${channelId} order by seq`).map(
+    (r) => [Number(r.seq), r.content_preview, r.delivery_state],
+  );
+
+function actorStopped(channelId: string): Promise<void> {
+  return new Promise((resolve) => {
+    const off = server.app.deps.registry.onActorStopped((id) => {
+      if (id === channelId) {
+        off();
+        resolve();
+      }
+    });
+  });
+}
+
+describe("channel actor", () => {
+  test("a full mailbox answers 503 with Retry-After; queued work still completes", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const before = gate.sends;
+    gate.hold();
+    const inFlight = post(channel.id, "first");
+    await gate.arrived(before + 1);
+    // The actor is busy with "first"; of the next two, one fills the one-slot mailbox and the
+    // other finds it full. Only the refused one can answer while the gate is held.
+    const second = post(channel.id, "second");
+    const third = post(channel.id, "third");
+    const refused = await Promise.race([second, third]);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(await refused.json()).toMatchObject({ error: "CHANNEL_BUSY" });
+    gate.release();
+    const statuses = [(await inFlight).status, (await second).status, (await third).status].sort();
+    expect(statuses).toEqual([201, 201, 503]);
+    const rows = await previews(channel.id);
+    expect(rows.map((r) => r[0])).toEqual([1, 2]);
+    expect(rows.every((r) => r[2] === "sent")).toBe(true);
+  });
+
+  test("an idle actor passivates, and the next command spawns a fresh one that continues the seq", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const stoppedOnce = actorStopped(channel.id);
+    expect((await post(channel.id, "before idle")).status).toBe(201);
+    expect(server.app.deps.registry.has(channel.id)).toBe(true);
+    await stoppedOnce;
+    expect(server.app.deps.registry.has(channel.id)).toBe(false);
+    const res = await post(channel.id, "after idle");
+    expect(res.status).toBe(201);
+    expect((await res.json()).seq).toBe(2);
+  });
+
+  test("a Matrix failure is a 502 that leaves no message behind and no gap in seq", async () => {
+    const channel = await createChannel(server, "user:admin");
+    expect((await post(channel.id, "one")).status).toBe(201);
+    gate.failWith(new MatrixError("M_UNKNOWN", "homeserver exploded", 500));
+    const res = await post(channel.id, "lost?");
+    gate.failWith(null);
+    expect(res.status).toBe(502);
+    const body = await res.json();
+    expect(body.error).toBe("MATRIX_UNAVAILABLE");
+    expect(JSON.stringify(body)).not.toContain("exploded");
+    expect((await post(channel.id, "two")).status).toBe(201);
+    expect(await previews(channel.id)).toEqual([
+      [1, "one", "sent"],
+      [2, "two", "sent"],
+    ]);
+  });
+
+  test("a pending send left by a crash is delivered with its original txnId when the actor starts", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const { sql, registry } = server.app.deps;
+    // What a crash between the durable insert and the Matrix send leaves behind.
+    const id = Bun.randomUUIDv7();
+    await sql`
+      insert into messages (id, channel_id, seq, matrix_type, sender_id, sender_type, sender_matrix_id, content_preview,
+                            msgtype, delivery_state, outbox_content)
+      values (${id}, ${channel.id}, 1, 'm.room.message', 'user:admin', 'human', '@user-admin:daarion.city', 'survivor',
+              'm.text', 'pending', ${sql.json({ msgtype: "m.text", body: "survivor" })})`;
+    expect(registry.has(channel.id)).toBe(false);
+    const res = await post(channel.id, "after restart");
+    expect(res.status).toBe(201);
+    expect((await res.json()).seq).toBe(2);
+    expect(await previews(channel.id)).toEqual([
+      [1, "survivor", "sent"],
+      [2, "after restart", "sent"],
+    ]);
+    const [event] = await sql`select txn_id, content from local_matrix_events e join messages m on m.matrix_event_id = e.event_id where m.id = ${id}`;
+    expect(event).toEqual({ txn_id: id, content: { msgtype: "m.text", body: "survivor" } });
+  });
+});
+
+describe("shutdown", () => {
+  test("stop() drains queued sends before closing the database", async () => {
+    const local = new MatrixGate();
+    const other = await startTestServer({ ACTOR_MAILBOX_SIZE: "10" }, { wrapMatrix: local.wrap });
+    const channel = await createChannel(other, "user:admin");
+    local.hold();
+    const sends = ["a", "b", "c"].map((text) =>
+      other.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:admin", json: { text } }),
+    );
+    await local.arrived(1);
+    const { sql } = other.app.deps;
+    const stopping = other.app.stop();
+    local.release();
+    await stopping;
+    // Every accepted send reached Matrix, and its client heard so, before the database closed.
+    expect(await Promise.all(sends.map((p) => p.then((r) => r.status)))).toEqual([201, 201, 201]);
+    expect(local.sends).toBe(3);
+    await expect(sql`select 1`).rejects.toThrow();
+  });
+});

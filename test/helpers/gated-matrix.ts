@@ -1,0 +1,54 @@
+import type { MatrixBackend } from "../../src/matrix/port.ts";
+
+/**
+ * Wraps the real Matrix backend so a test can hold message sends at the homeserver's door
+ * (to keep a channel actor busy) or make them fail, and know when one arrives.
+ */
+export class MatrixGate {
+  private open = true;
+  private failing: Error | null = null;
+  private waiting: Array<() => void> = [];
+  private arrivals: Array<() => void> = [];
+  sends = 0;
+
+  hold() {
+    this.open = false;
+  }
+
+  release() {
+    this.open = true;
+    for (const go of this.waiting.splice(0)) go();
+  }
+
+  failWith(err: Error | null) {
+    this.failing = err;
+  }
+
+  /** Resolves when the n-th send (counting from 1 since construction) reaches the gate. */
+  arrived(n: number): Promise<void> {
+    if (this.sends >= n) return Promise.resolve();
+    return new Promise((resolve) => {
+      const check = () => (this.sends >= n ? (resolve(), true) : false);
+      this.arrivals.push(() => void check());
+    });
+  }
+
+  wrap = (inner: MatrixBackend): MatrixBackend => {
+    const gate = this;
+    return new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop !== "sendEvent") {
+          const value = Reflect.get(target, prop, receiver);
+          return typeof value === "function" ? value.bind(target) : value;
+        }
+        return async (...args: Parameters<MatrixBackend["sendEvent"]>) => {
+          gate.sends++;
+          for (const a of gate.arrivals.splice(0)) a();
+          if (!gate.open) await new Promise<void>((resolve) => gate.waiting.push(resolve));
+          if (gate.failing) throw gate.failing;
+          return target.sendEvent(...args);
+        };
+      },
+    });
+  };
+}
