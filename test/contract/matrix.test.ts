@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import pino from "pino";
+import { openDatabase, type Database } from "../../src/store/db.ts";
+import { migrate } from "../../src/store/migrate.ts";
+import { LocalMatrixBackend } from "../../src/matrix/local.ts";
+import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
+import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
+
+/**
+ * The Matrix port's contract. Every adapter runs this same suite; the Synapse client joins
+ * the list when it exists.
+ */
+interface Adapter {
+  name: string;
+  open(): Promise<{ backend: MatrixBackend; close(): Promise<void> }>;
+}
+
+const log = pino({ level: "silent" });
+const adapters: Adapter[] = [
+  {
+    name: "local",
+    async open() {
+      const fresh = databaseUrl ? await freshPostgresDatabase("daarion_contract") : null;
+      const db: Database = await openDatabase({ url: fresh?.url, dataDir: ":memory:", poolMax: 4 }, log);
+      await migrate(db.sql, log);
+      const backend = new LocalMatrixBackend(db.sql, "daarion.city");
+      return {
+        backend,
+        async close() {
+          await backend.close();
+          await db.close();
+          await fresh?.drop();
+        },
+      };
+    },
+  },
+];
+
+for (const adapter of adapters) {
+  describe(`Matrix contract: ${adapter.name}`, () => {
+    let m: MatrixBackend;
+    let close: () => Promise<void>;
+    const server = "daarion.city";
+    const alice = `@user-alice:${server}`;
+    const bob = `@user-bob:${server}`;
+    let n = 0;
+    const alias = () => `contract-${Date.now().toString(36)}-${n++}`;
+
+    beforeAll(async () => {
+      ({ backend: m, close } = await adapter.open());
+      await m.ensureUser(alice);
+      await m.ensureUser(bob);
+    });
+    afterAll(() => close?.());
+
+    const newRoom = (visibility: "public" | "private" = "private") =>
+      m.createRoom({ creator: alice, aliasLocalpart: alias(), name: "Room", topic: "Topic", visibility, isEncrypted: false, isDirect: false });
+
+    const refusal = async (p: Promise<unknown>) => {
+      try {
+        await p;
+      } catch (err) {
+        expect(err).toBeInstanceOf(MatrixError);
+        return (err as MatrixError).errcode;
+      }
+      throw new Error("expected the homeserver to refuse");
+    };
+
+    test("ensureUser is idempotent", async () => {
+      await m.ensureUser(alice);
+      await m.ensureUser(alice);
+    });
+
+    test("createRoom gives a !room id on the server and the requested alias; a taken alias is M_ROOM_IN_USE", async () => {
+      const localpart = alias();
+      const room = await m.createRoom({ creator: alice, aliasLocalpart: localpart, name: "N", topic: null, visibility: "public", isEncrypted: false, isDirect: false });
+      expect(room.roomId).toMatch(new RegExp(`^!.+:${server.replace(".", "\\.")}$`));
+      expect(room.alias).toBe(`#${localpart}:${server}`);
+      expect(await refusal(m.createRoom({ creator: alice, aliasLocalpart: localpart, name: "N", topic: null, visibility: "public", isEncrypted: false, isDirect: false }))).toBe("M_ROOM_IN_USE");
+    });
+
+    test("sendEvent is idempotent per txnId, and getEvent returns the full content", async () => {
+      const { roomId } = await newRoom();
+      const txn = crypto.randomUUID();
+      const first = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "once" }, txn);
+      const again = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "once" }, txn);
+      expect(first.eventId).toMatch(/^\$/);
+      expect(again.eventId).toBe(first.eventId);
+      const event = await m.getEvent(roomId, first.eventId, alice);
+      expect(event).toMatchObject({ event_id: first.eventId, room_id: roomId, sender: alice, type: "m.room.message", content: { msgtype: "m.text", body: "once" } });
+      expect(await refusal(m.getEvent(roomId, "$nope", alice))).toBe("M_NOT_FOUND");
+    });
+
+    test("membership gates sending and joining; invite then join works", async () => {
+      const { roomId } = await newRoom("private");
+      expect(await refusal(m.sendEvent(roomId, bob, "m.room.message", { msgtype: "m.text", body: "x" }, crypto.randomUUID()))).toBe("M_FORBIDDEN");
+      expect(await refusal(m.join(roomId, bob))).toBe("M_FORBIDDEN");
+      await m.invite(roomId, alice, bob);
+      await m.join(roomId, bob);
+      const sent = await m.sendEvent(roomId, bob, "m.room.message", { msgtype: "m.text", body: "in" }, crypto.randomUUID());
+      expect(sent.eventId).toMatch(/^\$/);
+    });
+
+    test("anyone may join a public room", async () => {
+      const { roomId } = await newRoom("public");
+      await m.join(roomId, "@carol:elsewhere.org");
+      await m.sendEvent(roomId, "@carol:elsewhere.org", "m.room.message", { msgtype: "m.text", body: "hi" }, crypto.randomUUID());
+    });
+
+    test("sendState changes room state as a joined member", async () => {
+      const { roomId } = await newRoom();
+      const { eventId } = await m.sendState(roomId, alice, "m.room.name", "", { name: "Renamed" });
+      expect((await m.getEvent(roomId, eventId, alice)).content).toEqual({ name: "Renamed" });
+    });
+
+    test("sync starts from now, then long-polls and returns new events in order", async () => {
+      const { roomId } = await newRoom();
+      const start = await m.sync(null, 0, new AbortController().signal);
+      expect(start.events).toEqual([]);
+      const waiting = m.sync(start.nextBatch, 5000, new AbortController().signal);
+      const e1 = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "1" }, crypto.randomUUID());
+      const batch = await waiting;
+      expect(batch.events.map((e) => e.event_id)).toContain(e1.eventId);
+      const e2 = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "2" }, crypto.randomUUID());
+      const e3 = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "3" }, crypto.randomUUID());
+      const next = await m.sync(batch.nextBatch, 5000, new AbortController().signal);
+      const ids = next.events.filter((e) => e.room_id === roomId).map((e) => e.event_id);
+      expect(ids).toEqual([e2.eventId, e3.eventId]);
+      // Nothing new: an aborted long-poll returns at once with the same position.
+      const ctl = new AbortController();
+      const idle = m.sync(next.nextBatch, 30000, ctl.signal);
+      ctl.abort();
+      expect((await idle).nextBatch).toBe(next.nextBatch);
+    });
+  });
+}
