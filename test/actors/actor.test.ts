@@ -109,21 +109,28 @@ describe("channel actor", () => {
 });
 
 describe("shutdown", () => {
-  test("stop() drains queued sends before closing the database", async () => {
+  test("stop() drains every queued send into Matrix before closing the database", async () => {
     const local = new MatrixGate();
     const other = await startTestServer({ ACTOR_MAILBOX_SIZE: "10" }, { wrapMatrix: local.wrap });
     const channel = await createChannel(other, "user:admin");
     local.hold();
-    const sends = ["a", "b", "c"].map((text) =>
-      other.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:admin", json: { text } }),
+    const actor = other.app.deps.registry.get(channel.id);
+    const queued = ["a", "b", "c"].map((text) =>
+      actor.send({ senderId: "user:admin", text, msgtype: "m.text", formattedBody: null, replyTo: null, joinFirst: false }),
     );
     await local.arrived(1);
     const { sql } = other.app.deps;
     const stopping = other.app.stop();
     local.release();
     await stopping;
-    // Every accepted send reached Matrix, and its client heard so, before the database closed.
-    expect(await Promise.all(sends.map((p) => p.then((r) => r.status)))).toEqual([201, 201, 201]);
+    // After shutdown, new work is refused with 503 rather than queued.
+    expect(() => other.app.deps.registry.get(channel.id)).toThrow("shutting down");
+    const rows = await Promise.all(queued);
+    expect(rows.map((r) => [Number(r.seq), r.delivery_state])).toEqual([
+      [1, "sent"],
+      [2, "sent"],
+      [3, "sent"],
+    ]);
     expect(local.sends).toBe(3);
     await expect(sql`select 1`).rejects.toThrow();
   });
