@@ -108,7 +108,7 @@ describe("messages", () => {
     let cursor: string | null = null;
     let arrivals = 0;
     do {
-      const res: Response = await server.api(
+      const res = await server.api(
         `/api/messaging/channels/${channel.id}/messages?limit=3${cursor ? `&cursor=${cursor}` : ""}`,
         { as: "user:admin" },
       );

@@ -3,12 +3,15 @@ import { startApp, type RunningApp } from "../../src/app.ts";
 import type { MatrixBackend } from "../../src/matrix/port.ts";
 import { databaseUrl, freshPostgresDatabase, natsUrl } from "./services.ts";
 
+/** Test code reads response bodies loosely; assertions check their shape. */
+export type ApiResponse = Omit<Response, "json"> & { json(): Promise<any> };
+
 export interface TestServer {
   app: RunningApp;
   url: string;
   wsUrl: string;
   /** fetch against the server, with X-User-Id set when `as` is given. */
-  api(path: string, init?: RequestInit & { as?: string; json?: unknown }): Promise<Response>;
+  api(path: string, init?: RequestInit & { as?: string; json?: unknown }): Promise<ApiResponse>;
   stop(): Promise<void>;
 }
 

@@ -46,7 +46,7 @@ describe("bun --hot", () => {
         body: JSON.stringify({ slug: "hot", name: "Hot", microdao_id: "microdao:daarion", visibility: "public" }),
       });
       expect(create.status).toBe(201);
-      const channel = await create.json();
+      const channel = (await create.json()) as { id: string };
       const send = (text: string) =>
         fetch(`${base}/api/messaging/channels/${channel.id}/messages`, {
           method: "POST",
@@ -54,14 +54,15 @@ describe("bun --hot", () => {
           body: JSON.stringify({ text }),
         });
       expect((await send("before reload")).status).toBe(201);
-      const before = await (await fetch(`${base}/health`)).json();
+      const health = async () => (await (await fetch(`${base}/health`)).json()) as { live: Record<string, number> };
+      const before = await health();
       expect(before.live).toMatchObject({ http_server: 1, sync_poller: 1, database: 1, actors: 1 });
       const pidsBefore = fresh ? await backendPids() : [];
 
       writeFileSync(entry, `import ${JSON.stringify(MAIN)}; // v2\n`);
       await out.waitFor((l) => l.includes("daarion-messaging listening"), 2);
 
-      const after = await (await fetch(`${base}/health`)).json();
+      const after = await health();
       expect(after.live).toEqual({ http_server: 1, sync_poller: 1, database: 1, event_bus: 1, matrix_backend: 1, actors: 0 });
       if (fresh) {
         const pidsAfter = await backendPids();
@@ -72,13 +73,13 @@ describe("bun --hot", () => {
       const inbox = await WsInbox.open(`ws://127.0.0.1:${port}/ws/messaging/${channel.id}?user_id=user:watcher`);
       const res = await send("after reload");
       expect(res.status).toBe(201);
-      expect((await res.json()).seq).toBe(2);
+      expect(((await res.json()) as { seq: number }).seq).toBe(2);
       const frame = await inbox.nextJson();
       expect(frame).toMatchObject({ type: "message.created", seq: 2 });
       inbox.ws.send("ping");
       expect(await inbox.next()).toBe("pong");
       inbox.close();
-      expect((await (await fetch(`${base}/health`)).json()).live.actors).toBe(1);
+      expect((await health()).live.actors).toBe(1);
     } finally {
       await terminate(proc);
       await admin.end();

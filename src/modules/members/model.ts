@@ -3,12 +3,12 @@ import type { Static } from "@sinclair/typebox";
 import { DAARION_ID_PATTERN } from "../../matrix/mapping.ts";
 import type { MemberRow } from "../../store/rows.ts";
 
-export const Role = t.Union(["owner", "admin", "member", "guest", "agent"].map((r) => t.Literal(r)));
+export const Role = t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")]);
 
 export const InviteMemberBody = t.Object(
   {
     member_id: t.String({ pattern: DAARION_ID_PATTERN, examples: ["user:alice", "agent:sofia"] }),
-    role: t.Optional(t.Union(["owner", "admin", "member", "guest", "agent"].map((r) => t.Literal(r)), { default: "member" })),
+    role: t.Optional(t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")])),
     can_read: t.Optional(t.Boolean({ default: true })),
     can_write: t.Optional(t.Boolean({ default: true })),
     can_invite: t.Optional(t.Boolean({ default: false })),
