@@ -6,6 +6,10 @@ import { createLogger, type Logger } from "./log.ts";
 import { openDatabase } from "./store/db.ts";
 import { migrate } from "./store/migrate.ts";
 import { LocalMatrixBackend } from "./matrix/local.ts";
+import { SynapseMatrixBackend } from "./matrix/synapse.ts";
+import { InboxDispatcher } from "./matrix/dispatcher.ts";
+import { appserviceController } from "./modules/appservice/index.ts";
+import type { Sql } from "./store/db.ts";
 import type { MatrixBackend } from "./matrix/port.ts";
 import { SyncPoller } from "./matrix/sync.ts";
 import type { EventBus } from "./events/bus.ts";
@@ -66,7 +70,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     });
     await migrate(db.sql, log);
 
-    const baseMatrix = createMatrixBackend(config, db.sql);
+    const baseMatrix = createMatrixBackend(config, db.sql, log);
     const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
     const releaseMatrix = acquire("matrix_backend");
     stack.push("matrix", async () => {
@@ -102,6 +106,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseServer();
     });
     stack.push("actors", () => registry.stop());
+    const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log });
+    stack.push("inbox", () => dispatcher.stop());
 
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log };
     const app = new Elysia({ normalize: false })
@@ -123,6 +129,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
               { name: "members" },
               { name: "realtime" },
               { name: "internal", description: "Service-to-service endpoints" },
+              { name: "matrix", description: "Application-service API for the homeserver" },
               { name: "health" },
             ],
           },
@@ -134,6 +141,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(membersController(new MemberService(deps)))
       .use(agentsController(new AgentService(deps)))
       .use(wsController(db.sql))
+      .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
       .listen({ port: config.PORT, hostname: config.HOST });
     const listening = app.server!;
     server = listening;
@@ -144,13 +152,18 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       void listening.stop(false);
     });
 
-    const poller = new SyncPoller({ sql: db.sql, matrix, registry, log, timeoutMs: config.SYNC_TIMEOUT_MS }, matrixStateKey(config));
-    poller.start();
-    const releasePoller = acquire("sync_poller");
-    stack.push("sync", async () => {
-      await poller.stop();
-      releasePoller();
-    });
+    if (config.MATRIX_EVENTS_MODE === "sync") {
+      const poller = new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS }, matrixStateKey(config));
+      poller.start();
+      const releasePoller = acquire("sync_poller");
+      stack.push("sync", async () => {
+        await poller.stop();
+        releasePoller();
+      });
+    } else {
+      // Push mode: events arrive on /_matrix/app/v1/transactions; pick up what a crash left.
+      void dispatcher.drain();
+    }
 
     const port = listening.port!;
     const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${port}`;
@@ -162,9 +175,16 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
   }
 }
 
-function createMatrixBackend(config: Config, sql: import("./store/db.ts").Sql): MatrixBackend {
+function createMatrixBackend(config: Config, sql: Sql, log: Logger): MatrixBackend {
   if (config.MATRIX_HOMESERVER_URL) {
-    throw new Error("MATRIX_HOMESERVER_URL is set, but the Synapse client is not built yet; unset it to use the local backend");
+    return new SynapseMatrixBackend({
+      baseUrl: config.MATRIX_HOMESERVER_URL,
+      serverName: config.MATRIX_SERVER_NAME,
+      asToken: config.MATRIX_AS_TOKEN!,
+      syncUserId: `@${config.MATRIX_SYNC_USER_LOCALPART}:${config.MATRIX_SERVER_NAME}`,
+      retryBudgetMs: config.MATRIX_RETRY_MAX_MS,
+      log: log.child({ component: "synapse" }),
+    });
   }
   return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME);
 }

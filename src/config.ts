@@ -15,6 +15,12 @@ export const ConfigSchema = t.Object({
   NATS_URL: t.Optional(t.String({ pattern: "^(nats|tls|ws|wss)://" })),
   MATRIX_HOMESERVER_URL: t.Optional(t.String({ pattern: "^https?://" })),
   MATRIX_SERVER_NAME: t.String({ pattern: "^[A-Za-z0-9.-]+(:[0-9]+)?$", default: "daarion.city" }),
+  MATRIX_AS_TOKEN: t.Optional(t.String({ minLength: 8 })),
+  MATRIX_HS_TOKEN: t.Optional(t.String({ minLength: 8 })),
+  MATRIX_AS_SENDER_LOCALPART: t.String({ pattern: "^[a-z0-9._=-]+$", default: "daarion-bot" }),
+  MATRIX_SYNC_USER_LOCALPART: t.String({ pattern: "^[a-z0-9._=-]+$", default: "daarion-sync" }),
+  MATRIX_EVENTS_MODE: t.Union([t.Literal("sync"), t.Literal("push")], { default: "sync" }),
+  MATRIX_RETRY_MAX_MS: t.Integer({ minimum: 0, maximum: 600000, default: 8000 }),
   LOG_LEVEL: t.String({ default: "info" }),
   ACTOR_MAILBOX_SIZE: t.Integer({ minimum: 1, maximum: 100000, default: 256 }),
   ACTOR_IDLE_MS: t.Integer({ minimum: 100, default: 60000 }),
@@ -25,7 +31,7 @@ export type Config = Static<typeof ConfigSchema>;
 
 export class ConfigError extends Error {}
 
-const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS"]);
+const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS"]);
 
 /**
  * Reads the configuration from an environment map. Empty strings count as unset, so
@@ -46,6 +52,12 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`invalid environment variable ${name}=${JSON.stringify(env[name] ?? "")}: ${firstError.message}`);
   }
   const config = withDefaults as Config;
+  if (config.MATRIX_HOMESERVER_URL && !config.MATRIX_AS_TOKEN) {
+    throw new ConfigError("invalid environment variable MATRIX_AS_TOKEN: required when MATRIX_HOMESERVER_URL is set");
+  }
+  if (config.MATRIX_EVENTS_MODE === "push" && !config.MATRIX_HS_TOKEN) {
+    throw new ConfigError("invalid environment variable MATRIX_HS_TOKEN: required when MATRIX_EVENTS_MODE=push");
+  }
   if (!LogLevel.anyOf.some((l) => l.const === config.LOG_LEVEL)) {
     throw new ConfigError(
       `invalid environment variable LOG_LEVEL=${JSON.stringify(config.LOG_LEVEL)}: expected one of fatal, error, warn, info, debug, trace, silent`,

@@ -3,11 +3,12 @@ import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import { Subjects } from "../events/model.ts";
 import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent } from "../matrix/port.ts";
-import { fromMatrixUserId, senderTypeOf, toMatrixUserId } from "../matrix/mapping.ts";
+import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
+import { consumeInboxEvent } from "../matrix/inbox.ts";
 import { AppError, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
 import { findChannel, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
-import { findMember, upsertMember } from "../store/members.ts";
+import { findMember, markLeft, upsertMember } from "../store/members.ts";
 import {
   deleteMessage,
   findMessage,
@@ -255,35 +256,153 @@ export class ChannelActor {
   }
 
   private async doIngest(event: MatrixEvent): Promise<void> {
-    if (event.type !== "m.room.message") return;
-    // Our own sends come back through sync: they are matched by event id, never indexed twice.
-    if (await findMessageByEvent(this.deps.sql, event.event_id)) return;
-    const body = typeof event.content.body === "string" ? event.content.body : "";
+    switch (event.type) {
+      case "m.room.message":
+        return this.ingestMessage(event);
+      case "m.room.member":
+        return this.ingestMembership(event);
+      case "m.room.name":
+      case "m.room.topic":
+        return this.ingestRoomState(event);
+      default:
+        await consumeInboxEvent(this.deps.sql, event.event_id);
+    }
+  }
+
+  private async ingestMessage(event: MatrixEvent): Promise<void> {
+    const { sql, matrix } = this.deps;
+    const relation = event.content["m.relates_to"] as { rel_type?: string; "m.in_reply_to"?: { event_id?: string } } | undefined;
+    // Our own sends come back from the homeserver: matched by event id, never indexed twice.
+    // Edits (m.replace) are not new messages.
+    if (relation?.rel_type === "m.replace" || (await findMessageByEvent(sql, event.event_id))) {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
+    const rawBody = typeof event.content.body === "string" ? event.content.body : "";
     const msgtype = typeof event.content.msgtype === "string" ? event.content.msgtype : "m.text";
-    const sender = fromMatrixUserId(event.sender, this.deps.matrix.serverName);
+    const parentEventId = relation?.["m.in_reply_to"]?.event_id;
+    const parent = parentEventId ? await findMessageByEvent(sql, parentEventId) : null;
+    const sender = fromMatrixUserId(event.sender, matrix.serverName);
     const seq = this.seq + 1;
-    const row = await insertMessage(this.deps.sql, {
-      id: Bun.randomUUIDv7(),
-      channel_id: this.channelId,
-      seq,
-      matrix_event_id: event.event_id,
-      matrix_type: event.type,
-      sender_id: sender.id,
-      sender_type: sender.type,
-      sender_matrix_id: event.sender,
-      sender_display_name: null,
-      content_preview: body.slice(0, PREVIEW_LENGTH),
-      content_type: CONTENT_TYPES[msgtype] ?? "text",
-      msgtype,
-      thread_id: null,
-      reply_to: null,
-      delivery_state: "sent",
-      outbox_content: null,
-      created_at: new Date(event.origin_server_ts),
+    const row = await sql.begin(async (tx) => {
+      const inserted = await insertMessage(tx, {
+        id: Bun.randomUUIDv7(),
+        channel_id: this.channelId,
+        seq,
+        matrix_event_id: event.event_id,
+        matrix_type: event.type,
+        sender_id: sender.id,
+        sender_type: sender.type,
+        sender_matrix_id: event.sender,
+        sender_display_name: event.sender_display_name ?? null,
+        content_preview: (parent ? stripReplyFallback(rawBody) : rawBody).slice(0, PREVIEW_LENGTH),
+        content_type: CONTENT_TYPES[msgtype] ?? "text",
+        msgtype,
+        thread_id: null,
+        reply_to: parent?.channel_id === this.channelId ? parent.id : null,
+        delivery_state: "sent",
+        outbox_content: null,
+        created_at: new Date(event.origin_server_ts),
+      });
+      await consumeInboxEvent(tx, event.event_id);
+      return inserted;
     });
     this.seq = seq;
-    this.log.debug({ message_id: row.id, seq }, "indexed event from matrix");
+    this.log.debug({ message_id: row.id, seq }, "indexed a message from matrix");
     this.announceMessage(row);
+  }
+
+  /** Joins and leaves made in Matrix (by Element users, or kicks) update the member index. */
+  private async ingestMembership(event: MatrixEvent): Promise<void> {
+    const { sql, matrix } = this.deps;
+    const target = event.state_key;
+    const membership = event.content.membership;
+    if (!target || isServiceUser(target, matrix.serverName) || (membership !== "join" && membership !== "leave" && membership !== "ban")) {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
+    const who = fromMatrixUserId(target, matrix.serverName);
+    const actor = fromMatrixUserId(event.sender, matrix.serverName);
+    const displayName = typeof event.content.displayname === "string" ? event.content.displayname : null;
+    const current = await findMember(sql, this.channelId, who.id);
+    if (membership === "join") {
+      if (current) {
+        await consumeInboxEvent(sql, event.event_id);
+        return;
+      }
+      const member = await sql.begin(async (tx) => {
+        const row = await upsertMember(tx, {
+          channel_id: this.channelId,
+          member_id: who.id,
+          member_type: who.type,
+          matrix_user_id: target,
+          role: who.type === "agent" ? "agent" : "member",
+          can_read: true,
+          can_write: true,
+          can_invite: false,
+          can_kick: false,
+          can_create_tasks: false,
+          matrix_power_level: 0,
+          invited_by: null,
+          display_name: displayName,
+        });
+        await recordChannelEvent(tx, { channel_id: this.channelId, event_type: "member.joined", actor_id: who.id, target_id: who.id, metadata: { via: "matrix" } });
+        await consumeInboxEvent(tx, event.event_id);
+        return row;
+      });
+      this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
+      return;
+    }
+    if (!current) {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
+    const kicked = event.sender !== target;
+    const left = await sql.begin(async (tx) => {
+      const row = await markLeft(tx, this.channelId, who.id);
+      await recordChannelEvent(tx, {
+        channel_id: this.channelId,
+        event_type: kicked ? "member.kicked" : "member.left",
+        actor_id: actor.id,
+        target_id: who.id,
+        metadata: { via: "matrix", membership },
+      });
+      await consumeInboxEvent(tx, event.event_id);
+      return row;
+    });
+    if (left) this.deps.broadcast(this.channelId, { type: "member.left", member: toMemberView(left) });
+  }
+
+  /** Name and topic changes made in Matrix update the channel; our own changes echo as no-ops. */
+  private async ingestRoomState(event: MatrixEvent): Promise<void> {
+    const { sql, matrix } = this.deps;
+    const channel = this.channel!;
+    const patch: ChannelPatch = {};
+    if (event.type === "m.room.name" && typeof event.content.name === "string" && event.content.name && event.content.name !== channel.name) {
+      patch.name = event.content.name.slice(0, 255);
+    }
+    if (event.type === "m.room.topic") {
+      const topic = typeof event.content.topic === "string" && event.content.topic !== "" ? event.content.topic : null;
+      if (topic !== channel.topic) patch.topic = topic;
+    }
+    if (Object.keys(patch).length === 0) {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
+    const actor = fromMatrixUserId(event.sender, matrix.serverName);
+    const updated = await sql.begin(async (tx) => {
+      const row = await updateChannel(tx, this.channelId, patch);
+      await recordChannelEvent(tx, {
+        channel_id: this.channelId,
+        event_type: "channel.updated",
+        actor_id: actor.id,
+        metadata: { fields: Object.keys(patch), via: "matrix" },
+      });
+      await consumeInboxEvent(tx, event.event_id);
+      return row;
+    });
+    this.channel = updated;
+    this.deps.broadcast(this.channelId, { type: "channel.updated", channel: toChannelView(updated) });
   }
 
   private async joinPublic(memberId: string) {

@@ -120,6 +120,21 @@ export class LocalMatrixBackend implements MatrixBackend {
     return { eventId };
   }
 
+  async redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string) {
+    this.assertOpen();
+    const redactionId = await this.write(async (tx) => {
+      const [seen] = await tx`select event_id from local_matrix_events where txn_id = ${txnId}`;
+      if (seen) return seen.event_id as string;
+      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      const [target] = await tx`select 1 from local_matrix_events where room_id = ${roomId} and event_id = ${eventId}`;
+      if (!target) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
+      // Like a homeserver: the redacted event keeps its id and type, and loses its content.
+      await tx`update local_matrix_events set content = '{}'::jsonb where event_id = ${eventId}`;
+      return this.insertEvent(tx, roomId, asUser, "m.room.redaction", reason ? { reason, redacts: eventId } : { redacts: eventId }, { txnId });
+    });
+    return { eventId: redactionId };
+  }
+
   async getEvent(roomId: string, eventId: string): Promise<MatrixEvent> {
     this.assertOpen();
     const [row] = await this.sql<Row[]>`
@@ -241,6 +256,7 @@ export class LocalMatrixBackend implements MatrixBackend {
 }
 
 function toEvent(row: Row): MatrixEvent {
+  const redacts = row.type === "m.room.redaction" ? (row.content.redacts as string | undefined) : undefined;
   const event: MatrixEvent = {
     event_id: row.event_id,
     room_id: row.room_id,
@@ -250,6 +266,7 @@ function toEvent(row: Row): MatrixEvent {
     origin_server_ts: Number(row.origin_server_ts),
   };
   if (row.state_key !== null) event.state_key = row.state_key;
+  if (redacts) event.redacts = redacts;
   return event;
 }
 

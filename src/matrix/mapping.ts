@@ -41,3 +41,21 @@ function splitId(id: string): [string, string] {
   const i = id.indexOf(":");
   return [id.slice(0, i), id.slice(i + 1)];
 }
+
+/** The service's own Matrix users (`@daarion-…`): the AS sender and the sync user. Never channel members. */
+export function isServiceUser(matrixId: string, serverName: string): boolean {
+  return matrixId.startsWith("@daarion-") && matrixId.endsWith(`:${serverName}`);
+}
+
+/**
+ * Drops a reply fallback (the `> quoted` lines before a blank line that older clients put at
+ * the start of a reply's body) so previews show only what was written.
+ */
+export function stripReplyFallback(body: string): string {
+  if (!body.startsWith("> ")) return body;
+  const lines = body.split("\n");
+  let i = 0;
+  while (i < lines.length && lines[i]!.startsWith(">")) i++;
+  if (i < lines.length && lines[i] === "") i++;
+  return lines.slice(i).join("\n");
+}

@@ -13,6 +13,9 @@ export interface MatrixEvent {
   state_key?: string;
   content: Record<string, unknown>;
   origin_server_ts: number;
+  redacts?: string;
+  /** Filled in by the adapter where it knows it: the sender's room display name. */
+  sender_display_name?: string | null;
 }
 
 export interface CreateRoomRequest {
@@ -44,6 +47,8 @@ export interface MatrixBackend {
   /** Idempotent per txnId: the same txnId always yields the same event. */
   sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string): Promise<{ eventId: string }>;
   getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent>;
+  /** Redacts an event; idempotent per txnId like sendEvent. */
+  redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string): Promise<{ eventId: string }>;
   /** Long-polls for timeline events after `since`; null starts from now, with no events. */
   sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch>;
   close(): Promise<void>;

@@ -27,19 +27,22 @@ export interface NewMember {
   can_create_tasks: boolean;
   matrix_power_level: number;
   invited_by: string | null;
+  display_name?: string | null;
 }
 
 /** Inserts a member, or re-activates one who left, with the new role and rights. */
 export async function upsertMember(tx: Tx, m: NewMember): Promise<MemberRow> {
   const [row] = await tx<MemberRow[]>`
     insert into channel_members (channel_id, member_id, member_type, matrix_user_id, role, can_read, can_write,
-                                 can_invite, can_kick, can_create_tasks, matrix_power_level, invited_by)
+                                 can_invite, can_kick, can_create_tasks, matrix_power_level, invited_by, display_name)
     values (${m.channel_id}, ${m.member_id}, ${m.member_type}, ${m.matrix_user_id}, ${m.role}, ${m.can_read},
-            ${m.can_write}, ${m.can_invite}, ${m.can_kick}, ${m.can_create_tasks}, ${m.matrix_power_level}, ${m.invited_by})
+            ${m.can_write}, ${m.can_invite}, ${m.can_kick}, ${m.can_create_tasks}, ${m.matrix_power_level}, ${m.invited_by},
+            ${m.display_name ?? null})
     on conflict (channel_id, member_id) do update set
       role = excluded.role, can_read = excluded.can_read, can_write = excluded.can_write,
       can_invite = excluded.can_invite, can_kick = excluded.can_kick, can_create_tasks = excluded.can_create_tasks,
       matrix_power_level = excluded.matrix_power_level, invited_by = excluded.invited_by,
+      display_name = coalesce(excluded.display_name, channel_members.display_name),
       joined_at = now(), left_at = null
     returning *`;
   return row!;
@@ -60,4 +63,12 @@ export async function listSilencedAgents(sql: Sql, channelId: string): Promise<s
     where channel_id = ${channelId} and member_type = 'agent' and left_at is null and not can_write
     order by member_id`;
   return rows.map((r) => r.member_id);
+}
+
+export async function markLeft(tx: Sql | Tx, channelId: string, memberId: string): Promise<MemberRow | null> {
+  const [row] = await tx<MemberRow[]>`
+    update channel_members set left_at = now()
+    where channel_id = ${channelId} and member_id = ${memberId} and left_at is null
+    returning *`;
+  return row ?? null;
 }

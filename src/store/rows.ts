@@ -61,6 +61,7 @@ export interface MemberRow {
   can_create_tasks: boolean;
   matrix_power_level: number;
   invited_by: string | null;
+  display_name: string | null;
   joined_at: Date;
   left_at: Date | null;
 }

@@ -6,13 +6,13 @@ import { MatrixError } from "../../src/matrix/port.ts";
 const gate = new MatrixGate();
 let server: TestServer;
 beforeAll(async () => {
-  server = await startTestServer({ ACTOR_MAILBOX_SIZE: "1", ACTOR_IDLE_MS: "300" }, { wrapMatrix: gate.wrap });
-});
+  server = await startTestServer({ ACTOR_MAILBOX_SIZE: "3", ACTOR_IDLE_MS: "300" }, { wrapMatrix: gate.wrap });
+}, 60000);
 afterAll(async () => {
   gate.release();
   gate.failWith(null);
   await server?.stop();
-});
+}, 60000);
 
 const post = (channelId: string, text: string) =>
   server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as: "user:admin", json: { text } });
@@ -40,19 +40,21 @@ describe("channel actor", () => {
     gate.hold();
     const inFlight = post(channel.id, "first");
     await gate.arrived(before + 1);
-    // The actor is busy with "first"; of the next two, one fills the one-slot mailbox and the
-    // other finds it full. Only the refused one can answer while the gate is held.
-    const second = post(channel.id, "second");
-    const third = post(channel.id, "third");
-    const refused = await Promise.race([second, third]);
+    // The actor is busy with "first" and its mailbox holds 3: of six more sends at least
+    // three find it full, and only those can answer while the gate is held.
+    const more = Array.from({ length: 6 }, (_, i) => post(channel.id, `more ${i}`));
+    const refused = await Promise.race(more);
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("1");
     expect(await refused.json()).toMatchObject({ error: "CHANNEL_BUSY" });
     gate.release();
-    const statuses = [(await inFlight).status, (await second).status, (await third).status].sort();
-    expect(statuses).toEqual([201, 201, 503]);
+    const statuses = [(await inFlight).status, ...(await Promise.all(more)).map((r) => r.status)];
+    expect(statuses[0]).toBe(201);
+    expect(statuses.filter((s) => s === 503).length).toBeGreaterThanOrEqual(3);
+    expect(statuses.every((s) => s === 201 || s === 503)).toBe(true);
+    // Whatever was accepted is indexed, gap-free.
     const rows = await previews(channel.id);
-    expect(rows.map((r) => r[0])).toEqual([1, 2]);
+    expect(rows.map((r) => r[0])).toEqual(Array.from({ length: statuses.filter((s) => s === 201).length }, (_, i) => i + 1));
     expect(rows.every((r) => r[2] === "sent")).toBe(true);
   });
 
@@ -95,7 +97,9 @@ describe("channel actor", () => {
                             msgtype, delivery_state, outbox_content)
       values (${id}, ${channel.id}, 1, 'm.room.message', 'user:admin', 'human', '@user-admin:daarion.city', 'survivor',
               'm.text', 'pending', ${sql.json({ msgtype: "m.text", body: "survivor" })})`;
-    expect(registry.has(channel.id)).toBe(false);
+    // The row is read when the channel's actor starts: wait for the current one (spawned by
+    // the room's creation events coming back through sync) to passivate.
+    if (registry.has(channel.id)) await actorStopped(channel.id);
     const res = await post(channel.id, "after restart");
     expect(res.status).toBe(201);
     expect((await res.json()).seq).toBe(2);

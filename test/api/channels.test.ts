@@ -4,8 +4,8 @@ import { createChannel, startTestServer, uniqueSlug, type TestServer } from "../
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer();
-});
-afterAll(() => server?.stop());
+}, 60000);
+afterAll(() => server?.stop(), 60000);
 
 describe("channels", () => {
   test("create makes the Matrix room with the seed's alias scheme, and the creator its owner", async () => {

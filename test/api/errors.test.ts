@@ -6,8 +6,8 @@ let channelId: string;
 beforeAll(async () => {
   server = await startTestServer();
   channelId = (await createChannel(server, "user:admin")).id;
-});
-afterAll(() => server?.stop());
+}, 60000);
+afterAll(() => server?.stop(), 60000);
 
 function expectErrorBody(body: unknown) {
   expect(body).toEqual({ error: expect.stringMatching(/^[A-Z_]+$/), message: expect.any(String) });

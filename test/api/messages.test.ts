@@ -4,8 +4,8 @@ import { createChannel, startTestServer, type TestServer } from "../helpers/serv
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer();
-});
-afterAll(() => server?.stop());
+}, 60000);
+afterAll(() => server?.stop(), 60000);
 
 const post = (channelId: string, as: string, json: unknown) =>
   server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as, json });

@@ -5,8 +5,8 @@ import { WsInbox } from "../helpers/ws-inbox.ts";
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer();
-});
-afterAll(() => server?.stop());
+}, 60000);
+afterAll(() => server?.stop(), 60000);
 
 const post = (channelId: string, as: string, text: string) =>
   server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as, json: { text } });
@@ -91,6 +91,11 @@ describe("websocket", () => {
 
     const first = await inbox.nextJson();
     expect(first.message.content_preview).toBe("from the UI");
+    // Bob joined in Matrix: he is now a member, with his Matrix id behind the matrix: prefix.
+    expect(await inbox.nextJson()).toMatchObject({
+      type: "member.joined",
+      member: { member_id: "matrix:@bob:example.org", member_type: "human", matrix_user_id: "@bob:example.org", role: "member" },
+    });
     const second = await inbox.nextJson();
     expect(second).toMatchObject({
       type: "message.created",

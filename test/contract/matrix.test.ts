@@ -50,8 +50,8 @@ for (const adapter of adapters) {
       ({ backend: m, close } = await adapter.open());
       await m.ensureUser(alice);
       await m.ensureUser(bob);
-    });
-    afterAll(() => close?.());
+    }, 60000);
+    afterAll(() => close?.(), 60000);
 
     const newRoom = (visibility: "public" | "private" = "private") =>
       m.createRoom({ creator: alice, aliasLocalpart: alias(), name: "Room", topic: "Topic", visibility, isEncrypted: false, isDirect: false });

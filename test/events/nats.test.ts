@@ -24,11 +24,11 @@ describe.skipIf(skip)("NATS events", () => {
     await nc.flush();
     server = await startTestServer({ NATS_URL: natsUrl! });
     await (server.app.deps.events as unknown as { ready(): Promise<void> }).ready();
-  });
+  }, 60000);
   afterAll(async () => {
     await server?.stop();
     await nc?.drain();
-  });
+  }, 60000);
 
   async function waitFor(pred: (e: { subject: string; data: any }) => boolean, timeoutMs = 5000) {
     const deadline = Date.now() + timeoutMs;

@@ -11,7 +11,7 @@ const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 
 describe("bun --hot", () => {
   const dir = mkdtempSync(join(tmpdir(), "daarion-hot-"));
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }), 60000);
 
   test("a reload leaves exactly one server, poller, actor set and database pool", async () => {
     const entry = join(dir, "entry.ts");

@@ -33,6 +33,7 @@ export const MemberView = t.Object({
   can_create_tasks: t.Boolean(),
   matrix_power_level: t.Integer(),
   invited_by: t.Nullable(t.String()),
+  display_name: t.Nullable(t.String()),
   joined_at: t.String({ format: "date-time" }),
 });
 export type MemberView = Static<typeof MemberView>;
@@ -52,6 +53,7 @@ export function toMemberView(row: MemberRow): MemberView {
     can_create_tasks: row.can_create_tasks,
     matrix_power_level: row.matrix_power_level,
     invited_by: row.invited_by,
+    display_name: row.display_name,
     joined_at: row.joined_at.toISOString(),
   };
 }

@@ -7,8 +7,9 @@ import { ChannelView } from "../channels/model.ts";
 /** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
 export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
 export const MemberJoinedFrame = t.Object({ type: t.Literal("member.joined"), member: MemberView });
+export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView });
 export const ChannelUpdatedFrame = t.Object({ type: t.Literal("channel.updated"), channel: ChannelView });
-export const ServerFrame = t.Union([MessageCreatedFrame, MemberJoinedFrame, ChannelUpdatedFrame]);
+export const ServerFrame = t.Union([MessageCreatedFrame, MemberJoinedFrame, MemberLeftFrame, ChannelUpdatedFrame]);
 export type ServerFrame = Static<typeof ServerFrame>;
 
 export const WsParams = t.Object({ channel_id: t.String({ format: "uuid" }) });

@@ -1,0 +1,89 @@
+import type { Logger } from "../log.ts";
+import type { Sql } from "../store/db.ts";
+import type { ChannelRegistry } from "../actors/registry.ts";
+import { findChannelByRoom } from "../store/channels.ts";
+import { consumeInboxEvent, readInbox, type InboxRow } from "./inbox.ts";
+
+const PAGE = 500;
+
+/**
+ * Hands durable inbox events to their channels' actors: in inbox order within a room, rooms
+ * side by side. An actor deletes an event's inbox row in the same transaction that indexes
+ * it, so what is left after a crash is exactly what still needs doing.
+ */
+export class InboxDispatcher {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private readonly channelOfRoom = new Map<string, string>();
+  private stopped = false;
+
+  constructor(private readonly deps: { sql: Sql; registry: ChannelRegistry; log: Logger }) {}
+
+  /** Starts a drain if none is running; resolves when the inbox was found empty. */
+  drain(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.loop().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      for (;;) {
+        if (this.stopped) return;
+        const rows = await readInbox(this.deps.sql, PAGE);
+        if (rows.length === 0) break;
+        // A channel that failed keeps its events at the head of the inbox; stop here and let
+        // the next drain (after the next sync batch or push) try again.
+        if (!(await this.dispatch(rows))) return;
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  private async dispatch(rows: InboxRow[]): Promise<boolean> {
+    const byChannel = new Map<string, InboxRow[]>();
+    for (const row of rows) {
+      const channelId = await this.channelFor(row.event.room_id);
+      if (!channelId) {
+        // Not a channel room (or one whose channel row is not written yet: its creation
+        // writes the same name, topic and members itself).
+        await consumeInboxEvent(this.deps.sql, row.event.event_id);
+        continue;
+      }
+      const list = byChannel.get(channelId) ?? [];
+      list.push(row);
+      byChannel.set(channelId, list);
+    }
+    const results = await Promise.all(
+      [...byChannel].map(async ([channelId, list]) => {
+        try {
+          for (const row of list) await this.deps.registry.get(channelId).ingest(row.event);
+          return true;
+        } catch (err) {
+          this.deps.log.warn({ channel_id: channelId, err: err instanceof Error ? err.message : String(err) }, "could not index a matrix event; it stays in the inbox");
+          return false;
+        }
+      }),
+    );
+    return results.every(Boolean);
+  }
+
+  private async channelFor(roomId: string): Promise<string | null> {
+    const known = this.channelOfRoom.get(roomId);
+    if (known) return known;
+    const channel = await findChannelByRoom(this.deps.sql, roomId);
+    if (channel) this.channelOfRoom.set(roomId, channel.id);
+    return channel?.id ?? null;
+  }
+}

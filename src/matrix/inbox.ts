@@ -1,0 +1,58 @@
+import type { Sql, Tx } from "../store/db.ts";
+import type { MatrixEvent } from "./port.ts";
+
+/** Event types the channel actors index; nothing else is worth making durable. */
+export const INDEXED_TYPES = new Set(["m.room.message", "m.room.member", "m.room.name", "m.room.topic"]);
+
+async function insertEvents(tx: Tx, events: MatrixEvent[]): Promise<void> {
+  for (const event of events) {
+    if (!INDEXED_TYPES.has(event.type)) continue;
+    await tx`
+      insert into matrix_inbox (event_id, room_id, event) values (${event.event_id}, ${event.room_id}, ${tx.json(event as never)})
+      on conflict (event_id) do nothing`;
+  }
+}
+
+/** A /sync batch and its next_batch, in one transaction: a restart neither misses nor repeats it. */
+export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[]): Promise<void> {
+  await sql.begin(async (tx) => {
+    await insertEvents(tx, events);
+    await tx`
+      insert into matrix_sync_state (homeserver, next_batch) values (${stateKey}, ${nextBatch})
+      on conflict (homeserver) do update set next_batch = excluded.next_batch, updated_at = now()`;
+  });
+}
+
+/**
+ * A pushed application-service transaction and its txnId, in one transaction. Returns false
+ * if the txnId was seen before (the homeserver retried): nothing is written twice.
+ */
+export async function storePushTransaction(sql: Sql, txnId: string, events: MatrixEvent[]): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const [inserted] = await tx`
+      insert into matrix_push_transactions (txn_id, event_count) values (${txnId}, ${events.length})
+      on conflict (txn_id) do nothing returning txn_id`;
+    if (!inserted) return false;
+    await insertEvents(tx, events);
+    return true;
+  });
+}
+
+export async function loadSyncPosition(sql: Sql, stateKey: string): Promise<string | null> {
+  const [row] = await sql`select next_batch from matrix_sync_state where homeserver = ${stateKey}`;
+  return (row?.next_batch as string | undefined) ?? null;
+}
+
+export interface InboxRow {
+  position: string;
+  event: MatrixEvent;
+}
+
+export async function readInbox(sql: Sql, limit: number): Promise<InboxRow[]> {
+  return sql<InboxRow[]>`select position, event from matrix_inbox order by position limit ${limit}`;
+}
+
+/** Called inside the transaction that indexed (or deliberately skipped) the event. */
+export async function consumeInboxEvent(tx: Sql | Tx, eventId: string): Promise<void> {
+  await tx`delete from matrix_inbox where event_id = ${eventId}`;
+}

@@ -1,0 +1,342 @@
+import type { Logger } from "../log.ts";
+import {
+  MatrixError,
+  joinRuleFor,
+  presetFor,
+  type CreateRoomRequest,
+  type MatrixBackend,
+  type MatrixEvent,
+  type SyncBatch,
+} from "./port.ts";
+
+export interface SynapseOptions {
+  baseUrl: string;
+  serverName: string;
+  asToken: string;
+  /** A namespaced user that joins every channel room and runs /sync (Synapse refuses /sync as the AS sender). */
+  syncUserId: string;
+  /** How long one call may keep retrying 429s, 5xx and network errors before giving up. */
+  retryBudgetMs: number;
+  log: Logger;
+}
+
+/** The event types the service indexes; /sync is filtered to them. */
+export const INDEXED_EVENT_TYPES = ["m.room.message", "m.room.member", "m.room.name", "m.room.topic", "m.room.redaction"];
+
+const CS = "/_matrix/client/v3";
+const BACKFILL_PAGE = 100;
+const BACKFILL_MAX_PAGES = 50;
+
+type Json = Record<string, any>;
+
+/**
+ * The client-server API, spoken as an application service over plain fetch. It masquerades
+ * as namespaced users with `user_id`, registers them on first use, and sends with
+ * PUT …/send/{type}/{txnId} so a retry never makes a second event. 429s wait for
+ * retry_after_ms; 5xx and network errors are retried with capped backoff within a time
+ * budget; any other 4xx is final.
+ */
+export class SynapseMatrixBackend implements MatrixBackend {
+  readonly kind = "synapse" as const;
+  readonly serverName: string;
+  private readonly registered = new Set<string>();
+  private readonly displayNames = new Map<string, string | null>();
+  private readonly inFlight = new AbortController();
+  private syncFilter: string;
+
+  constructor(private readonly opts: SynapseOptions) {
+    this.serverName = opts.serverName;
+    this.syncFilter = JSON.stringify({
+      presence: { types: [] },
+      account_data: { types: [] },
+      room: {
+        timeline: { types: INDEXED_EVENT_TYPES, limit: 100 },
+        state: { types: ["m.room.member", "m.room.name", "m.room.topic"], lazy_load_members: true },
+        ephemeral: { types: [] },
+        account_data: { types: [] },
+      },
+    });
+  }
+
+  async ensureUser(userId: string, displayName: string | null = null): Promise<void> {
+    if (!this.registered.has(userId)) {
+      try {
+        await this.call("POST", `${CS}/register`, {
+          body: { type: "m.login.application_service", username: localpartOf(userId), inhibit_login: true },
+        });
+      } catch (err) {
+        if (!(err instanceof MatrixError && err.errcode === "M_USER_IN_USE")) throw err;
+      }
+      this.registered.add(userId);
+    }
+    if (displayName) {
+      await this.call("PUT", `${CS}/profile/${enc(userId)}/displayname`, { asUser: userId, body: { displayname: displayName } });
+    }
+  }
+
+  async createRoom(req: CreateRoomRequest): Promise<{ roomId: string; alias: string }> {
+    await this.ensureUser(this.opts.syncUserId);
+    const initialState: Json[] = [
+      { type: "m.room.join_rules", state_key: "", content: { join_rule: joinRuleFor(req.visibility) } },
+      { type: "m.room.history_visibility", state_key: "", content: { history_visibility: "shared" } },
+    ];
+    if (req.isEncrypted) {
+      initialState.push({ type: "m.room.encryption", state_key: "", content: { algorithm: "m.megolm.v1.aes-sha2" } });
+    }
+    const body: Json = {
+      room_alias_name: req.aliasLocalpart,
+      name: req.name,
+      preset: presetFor(req.visibility),
+      visibility: req.visibility === "public" ? "public" : "private",
+      initial_state: initialState,
+      invite: [this.opts.syncUserId],
+      is_direct: req.isDirect,
+      power_level_content_override: { users: { [req.creator]: 100, [this.opts.syncUserId]: 50 } },
+    };
+    if (req.topic) body.topic = req.topic;
+    const res = await this.call("POST", `${CS}/createRoom`, { asUser: req.creator, body });
+    const roomId = res.room_id as string;
+    // The sync user sits in every channel room, so /sync sees what Element users write there.
+    await this.join(roomId, this.opts.syncUserId);
+    return { roomId, alias: `#${req.aliasLocalpart}:${this.serverName}` };
+  }
+
+  async sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>) {
+    const res = await this.call("PUT", `${CS}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, { asUser, body: content });
+    return { eventId: res.event_id as string };
+  }
+
+  async invite(roomId: string, asUser: string, target: string): Promise<void> {
+    try {
+      await this.call("POST", `${CS}/rooms/${enc(roomId)}/invite`, { asUser, body: { user_id: target } });
+    } catch (err) {
+      // Inviting someone already invited or joined is refused by Synapse; for us it is done.
+      if (err instanceof MatrixError && err.errcode === "M_FORBIDDEN") {
+        const membership = await this.membership(roomId, target, asUser);
+        if (membership === "join" || membership === "invite") return;
+      }
+      throw err;
+    }
+  }
+
+  async join(roomId: string, userId: string): Promise<void> {
+    await this.ensureUser(userId);
+    await this.call("POST", `${CS}/join/${enc(roomId)}`, { asUser: userId, body: {} });
+  }
+
+  async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {
+    const res = await this.call("PUT", `${CS}/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, { asUser, body: content });
+    return { eventId: res.event_id as string };
+  }
+
+  async redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string) {
+    const res = await this.call("PUT", `${CS}/rooms/${enc(roomId)}/redact/${enc(eventId)}/${enc(txnId)}`, {
+      asUser,
+      body: reason ? { reason } : {},
+    });
+    return { eventId: res.event_id as string };
+  }
+
+  async getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent> {
+    const res = await this.call("GET", `${CS}/rooms/${enc(roomId)}/event/${enc(eventId)}`, { asUser: asUser ?? this.opts.syncUserId });
+    return toEvent(res, roomId);
+  }
+
+  async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {
+    await this.ensureUser(this.opts.syncUserId);
+    const query: Record<string, string> = { filter: this.syncFilter, timeout: String(since ? timeoutMs : 0) };
+    if (since) query.since = since;
+    const res = await this.call("GET", `${CS}/sync`, { asUser: this.opts.syncUserId, query, signal, timeoutMs: timeoutMs + 30_000 });
+    const nextBatch = res.next_batch as string;
+    // The first sync only finds out where "now" is.
+    if (!since) return { nextBatch, events: [] };
+
+    const events: MatrixEvent[] = [];
+    for (const [roomId, invite] of Object.entries((res.rooms?.invite ?? {}) as Json)) {
+      void invite;
+      // Invited to a room (by an Element user, say): accept, so its events flow here too.
+      await this.join(roomId, this.opts.syncUserId).catch((err) =>
+        this.opts.log.warn({ room_id: roomId, err: String(err) }, "could not accept an invite for the sync user"),
+      );
+    }
+    for (const [roomId, room] of Object.entries((res.rooms?.join ?? {}) as Json)) {
+      for (const e of (room.state?.events ?? []) as Json[]) this.noteMember(roomId, e);
+      let timeline = ((room.timeline?.events ?? []) as Json[]).map((e) => toEvent(e, roomId));
+      if (room.timeline?.limited && room.timeline?.prev_batch) {
+        const gap = await this.backfill(roomId, room.timeline.prev_batch as string, since, signal);
+        const seen = new Set(timeline.map((e) => e.event_id));
+        timeline = [...gap.filter((e) => !seen.has(e.event_id)), ...timeline];
+      }
+      for (const event of timeline) {
+        if (event.type === "m.room.member" && event.state_key) this.noteMember(roomId, event);
+        event.sender_display_name = await this.displayName(roomId, event.sender);
+        events.push(event);
+      }
+    }
+    for (const [roomId, room] of Object.entries((res.rooms?.leave ?? {}) as Json)) {
+      for (const e of (room.timeline?.events ?? []) as Json[]) events.push(toEvent(e, roomId));
+    }
+    return { nextBatch, events };
+  }
+
+  async close(): Promise<void> {
+    this.inFlight.abort();
+  }
+
+  /** Pages back from a limited timeline's prev_batch to where the last sync ended. */
+  private async backfill(roomId: string, from: string, to: string, signal: AbortSignal): Promise<MatrixEvent[]> {
+    const older: MatrixEvent[] = [];
+    let token = from;
+    for (let page = 0; page < BACKFILL_MAX_PAGES; page++) {
+      const res = await this.call("GET", `${CS}/rooms/${enc(roomId)}/messages`, {
+        asUser: this.opts.syncUserId,
+        query: {
+          dir: "b",
+          from: token,
+          to,
+          limit: String(BACKFILL_PAGE),
+          filter: JSON.stringify({ types: INDEXED_EVENT_TYPES, lazy_load_members: true }),
+        },
+        signal,
+      });
+      const chunk = ((res.chunk ?? []) as Json[]).map((e) => toEvent(e, roomId));
+      older.push(...chunk);
+      if (chunk.length === 0 || !res.end || res.end === token) break;
+      token = res.end as string;
+    }
+    this.opts.log.info({ room_id: roomId, backfilled: older.length }, "backfilled a limited sync timeline");
+    return older.reverse();
+  }
+
+  private noteMember(roomId: string, e: Json) {
+    if (e.type !== "m.room.member" || typeof e.state_key !== "string") return;
+    const name = typeof e.content?.displayname === "string" ? (e.content.displayname as string) : null;
+    this.displayNames.set(`${roomId}|${e.state_key}`, name);
+  }
+
+  private async displayName(roomId: string, userId: string): Promise<string | null> {
+    const key = `${roomId}|${userId}`;
+    if (this.displayNames.has(key)) return this.displayNames.get(key)!;
+    let name: string | null = null;
+    try {
+      const res = await this.call("GET", `${CS}/rooms/${enc(roomId)}/state/m.room.member/${enc(userId)}`, {
+        asUser: this.opts.syncUserId,
+        retry: false,
+      });
+      name = typeof res.displayname === "string" ? res.displayname : null;
+    } catch {
+      name = null;
+    }
+    this.displayNames.set(key, name);
+    return name;
+  }
+
+  private async membership(roomId: string, userId: string, asUser: string): Promise<string | null> {
+    try {
+      const res = await this.call("GET", `${CS}/rooms/${enc(roomId)}/state/m.room.member/${enc(userId)}`, { asUser, retry: false });
+      return (res.membership as string) ?? null;
+    } catch {
+      return null;
+    }
+  }
+
+  private async call(
+    method: string,
+    path: string,
+    opts: { asUser?: string; body?: unknown; query?: Record<string, string>; signal?: AbortSignal; retry?: boolean; timeoutMs?: number } = {},
+  ): Promise<Json> {
+    const url = new URL(this.opts.baseUrl.replace(/\/$/, "") + path);
+    for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
+    if (opts.asUser) url.searchParams.set("user_id", opts.asUser);
+    const deadline = Date.now() + this.opts.retryBudgetMs;
+    for (let attempt = 0; ; attempt++) {
+      const signals = [this.inFlight.signal, AbortSignal.timeout(opts.timeoutMs ?? 30_000)];
+      if (opts.signal) signals.push(opts.signal);
+      let res: Response;
+      try {
+        res = await fetch(url, {
+          method,
+          headers: { authorization: `Bearer ${this.opts.asToken}`, "content-type": "application/json" },
+          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+          signal: AbortSignal.any(signals),
+        });
+      } catch (err) {
+        if (opts.signal?.aborted || this.inFlight.signal.aborted) throw new MatrixError("M_ABORTED", "request aborted", 503);
+        const wait = backoff(attempt);
+        if (opts.retry === false || Date.now() + wait > deadline) {
+          throw new MatrixError("M_UNREACHABLE", `homeserver unreachable: ${(err as Error).message}`, 502);
+        }
+        await abortableSleep(wait, opts.signal);
+        continue;
+      }
+      const text = await res.text();
+      const body = parseJson(text);
+      if (res.ok) return body;
+      const errcode = typeof body.errcode === "string" ? body.errcode : `HTTP_${res.status}`;
+      const message = typeof body.error === "string" ? body.error : `homeserver answered ${res.status}`;
+      const retryable = res.status === 429 || res.status >= 500;
+      if (retryable && opts.retry !== false) {
+        const wait =
+          res.status === 429
+            ? Number(body.retry_after_ms ?? Number(res.headers.get("retry-after") ?? 1) * 1000)
+            : backoff(attempt);
+        if (Date.now() + wait <= deadline) {
+          this.opts.log.debug({ status: res.status, errcode, wait_ms: wait, path: redactPath(path) }, "retrying homeserver call");
+          await abortableSleep(wait, opts.signal);
+          continue;
+        }
+      }
+      throw new MatrixError(errcode, message, res.status);
+    }
+  }
+}
+
+function toEvent(e: Json, roomId: string): MatrixEvent {
+  const event: MatrixEvent = {
+    event_id: e.event_id,
+    room_id: e.room_id ?? roomId,
+    sender: e.sender,
+    type: e.type,
+    content: (e.content ?? {}) as Record<string, unknown>,
+    origin_server_ts: Number(e.origin_server_ts ?? Date.now()),
+  };
+  if (typeof e.state_key === "string") event.state_key = e.state_key;
+  const redacts = e.redacts ?? e.content?.redacts;
+  if (typeof redacts === "string") event.redacts = redacts;
+  return event;
+}
+
+function localpartOf(userId: string): string {
+  return userId.slice(1, userId.indexOf(":"));
+}
+
+const enc = encodeURIComponent;
+
+function backoff(attempt: number): number {
+  return Math.min(4000, 200 * 2 ** attempt);
+}
+
+function parseJson(text: string): Json {
+  try {
+    const v = JSON.parse(text);
+    return v && typeof v === "object" ? v : {};
+  } catch {
+    return {};
+  }
+}
+
+function redactPath(path: string): string {
+  return path.replace(/\/send\/.*$/, "/send/…");
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

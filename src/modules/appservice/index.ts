@@ -1,0 +1,66 @@
+import { Elysia, t } from "elysia";
+import { timingSafeEqual } from "node:crypto";
+import type { Sql } from "../../store/db.ts";
+import type { InboxDispatcher } from "../../matrix/dispatcher.ts";
+import { storePushTransaction } from "../../matrix/inbox.ts";
+import type { MatrixEvent } from "../../matrix/port.ts";
+import { MatrixErrorBody, PushTransactionBody, TxnParams } from "./model.ts";
+
+class MatrixAuthError extends Error {
+  constructor(
+    readonly status: 401 | 403,
+    readonly errcode: string,
+  ) {
+    super(errcode === "M_UNAUTHORIZED" ? "missing hs_token" : "bad hs_token");
+  }
+}
+
+function sameToken(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/**
+ * The application-service API the homeserver pushes to. Errors here use Matrix's
+ * `{errcode, error}` shape, since the caller is a homeserver. A transaction is answered 200
+ * only after its events and its txnId are committed together; a repeated txnId is a no-op.
+ */
+export const appserviceController = (deps: { sql: Sql; hsToken: string | undefined; dispatcher: InboxDispatcher }) =>
+  new Elysia({ name: "appservice.controller", prefix: "/_matrix/app/v1" })
+    .error({ MatrixAuthError })
+    .onError(({ error, set }) => {
+      if (error instanceof MatrixAuthError) {
+        set.status = error.status;
+        return { errcode: error.errcode, error: error.message };
+      }
+    })
+    .onBeforeHandle(({ headers, query }) => {
+      const auth = headers.authorization;
+      const given = auth?.startsWith("Bearer ") ? auth.slice(7) : (query as Record<string, string | undefined>).access_token;
+      if (!given) throw new MatrixAuthError(401, "M_UNAUTHORIZED");
+      if (!deps.hsToken || !sameToken(given, deps.hsToken)) throw new MatrixAuthError(403, "M_FORBIDDEN");
+    })
+    .put(
+      "/transactions/:txnId",
+      async ({ params, body }) => {
+        const fresh = await storePushTransaction(deps.sql, params.txnId, body.events as unknown as MatrixEvent[]);
+        if (fresh) void deps.dispatcher.drain();
+        return {};
+      },
+      {
+        params: TxnParams,
+        body: PushTransactionBody,
+        response: { 200: t.Object({}), 401: MatrixErrorBody, 403: MatrixErrorBody },
+        detail: { summary: "Events pushed by the homeserver (application-service push mode)", tags: ["matrix"] },
+      },
+    )
+    .post("/ping", () => ({}), { detail: { summary: "Homeserver reachability check", tags: ["matrix"] } })
+    .get("/users/:userId", ({ set }) => {
+      set.status = 404;
+      return { errcode: "M_NOT_FOUND", error: "users are created on first use" };
+    }, { detail: { tags: ["matrix"] } })
+    .get("/rooms/:alias", ({ set }) => {
+      set.status = 404;
+      return { errcode: "M_NOT_FOUND", error: "rooms are created through the DAARION API" };
+    }, { detail: { tags: ["matrix"] } });
