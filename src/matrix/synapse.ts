@@ -91,7 +91,8 @@ export class SynapseMatrixBackend implements MatrixBackend {
       initial_state: initialState,
       invite: [this.opts.syncUserId],
       is_direct: req.isDirect,
-      power_level_content_override: { users: { [req.creator]: 100, [this.opts.syncUserId]: 50 } },
+      // The creator already holds full power (in room v12 it must not be listed).
+      power_level_content_override: { users: { [this.opts.syncUserId]: 50 } },
     };
     if (req.topic) body.topic = req.topic;
     const res = await this.call("POST", `${CS}/createRoom`, { asUser: req.creator, body });
