@@ -491,10 +491,7 @@ export class ChannelActor {
     const stateSender = this.matrixId(channel.created_by);
     await this.matrixCall(async () => {
       if (patch.name !== undefined) await matrix.sendState(this.room, stateSender, "m.room.name", "", { name: patch.name });
-      if (patch.topic !== undefined || patch.description !== undefined) {
-        const topic = patch.topic !== undefined ? patch.topic : patch.description;
-        await matrix.sendState(this.room, stateSender, "m.room.topic", "", { topic: topic ?? "" });
-      }
+      if (patch.topic !== undefined) await matrix.sendState(this.room, stateSender, "m.room.topic", "", { topic: patch.topic ?? "" });
       if (patch.visibility !== undefined && patch.visibility !== channel.visibility) {
         await matrix.sendState(this.room, stateSender, "m.room.join_rules", "", { join_rule: joinRuleFor(patch.visibility) });
       }

@@ -23,7 +23,10 @@ export async function startTestServer(
   env: Record<string, string> = {},
   opts: { wrapMatrix?: (m: MatrixBackend) => MatrixBackend } = {},
 ): Promise<TestServer> {
-  const db = databaseUrl ? await freshPostgresDatabase() : null;
+  // A suite that names its own database (to restart on it) keeps it; otherwise each server
+  // gets a fresh one.
+  const ownDatabase = env.DATABASE_URL !== undefined || env.DATA_DIR !== undefined;
+  const db = databaseUrl && !ownDatabase ? await freshPostgresDatabase() : null;
   const config = loadConfig({
     PORT: "0",
     HOST: "127.0.0.1",

@@ -1,4 +1,5 @@
 import { createClient, ClientEvent, SyncState, type MatrixClient } from "matrix-js-sdk";
+import { logger as sdkGlobalLogger, type Logger as SdkLogger } from "matrix-js-sdk/lib/logger.js";
 import pino from "pino";
 import { sharedSecretRegistrationMac } from "../../scripts/synapse.ts";
 import { SynapseMatrixBackend } from "../../src/matrix/synapse.ts";
@@ -69,9 +70,22 @@ export async function registerRealUser(prefix = "bob"): Promise<{ userId: string
   return { userId: body.user_id, accessToken: body.access_token, localpart };
 }
 
+const noop = () => {};
+// Some of the SDK logs through its global logger, whatever the client's logger is.
+(sdkGlobalLogger as unknown as { setLevel(level: string): void }).setLevel("error");
+/** matrix-js-sdk logs every request; tests only want its errors. */
+const quietLogger: SdkLogger = {
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: noop,
+  error: (...msg: unknown[]) => console.error("[matrix-js-sdk]", ...msg),
+  getChild: () => quietLogger,
+};
+
 /** A matrix-js-sdk client playing the Element user, synced and ready. */
 export async function elementClient(user: { userId: string; accessToken: string }): Promise<MatrixClient> {
-  const client = createClient({ baseUrl: synapse!.url, userId: user.userId, accessToken: user.accessToken });
+  const client = createClient({ baseUrl: synapse!.url, userId: user.userId, accessToken: user.accessToken, logger: quietLogger });
   const ready = new Promise<void>((resolve, reject) => {
     const onSync = (state: SyncState) => {
       if (state === SyncState.Prepared || state === SyncState.Syncing) {

@@ -53,7 +53,8 @@ export class ChannelService {
           slug: body.slug,
           name: body.name,
           description: body.description ?? null,
-          topic: body.topic ?? null,
+          // The room's topic: Element shows it, and it defaults to the description.
+          topic: body.topic ?? body.description ?? null,
           microdao_id: body.microdao_id,
           matrix_room_id: room.roomId,
           matrix_alias: room.alias,
