@@ -161,8 +161,15 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
         releasePoller();
       });
     } else {
-      // Push mode: events arrive on /_matrix/app/v1/transactions; pick up what a crash left.
+      // Push mode: events arrive on /_matrix/app/v1/transactions; pick up what a crash left,
+      // and tell the homeserver we are back so it redelivers without waiting out its backoff.
       void dispatcher.drain();
+      if (baseMatrix instanceof SynapseMatrixBackend) {
+        baseMatrix
+          .pingAppservice(config.MATRIX_AS_ID)
+          .then(() => log.info("homeserver pinged the push endpoint"))
+          .catch((err) => log.warn({ err: String(err) }, "homeserver could not ping the push endpoint; check the registration url"));
+      }
     }
 
     const port = listening.port!;

@@ -19,6 +19,7 @@ export const ConfigSchema = t.Object({
   MATRIX_HS_TOKEN: t.Optional(t.String({ minLength: 8 })),
   MATRIX_AS_SENDER_LOCALPART: t.String({ pattern: "^[a-z0-9._=-]+$", default: "daarion-bot" }),
   MATRIX_SYNC_USER_LOCALPART: t.String({ pattern: "^[a-z0-9._=-]+$", default: "daarion-sync" }),
+  MATRIX_AS_ID: t.String({ minLength: 1, default: "daarion-messaging" }),
   MATRIX_EVENTS_MODE: t.Union([t.Literal("sync"), t.Literal("push")], { default: "sync" }),
   MATRIX_RETRY_MAX_MS: t.Integer({ minimum: 0, maximum: 600000, default: 8000 }),
   LOG_LEVEL: t.String({ default: "info" }),

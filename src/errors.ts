@@ -14,3 +14,15 @@ export class AppError extends Error {
 export const notFound = (what: string) => new AppError(404, "NOT_FOUND", `${what} not found`);
 export const forbidden = (message: string) => new AppError(403, "FORBIDDEN", message);
 export const conflict = (code: string, message: string) => new AppError(409, code, message);
+
+/** A refusal on the Matrix-facing API: formatted Matrix's way, `{errcode, error}`. */
+export class MatrixApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly errcode: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "MatrixApiError";
+  }
+}

@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { AppError } from "../errors.ts";
+import { AppError, MatrixApiError } from "../errors.ts";
 import { MailboxClosedError, MailboxFullError } from "../actors/mailbox.ts";
 import type { Logger } from "../log.ts";
 
@@ -23,6 +23,10 @@ export const errorHandler = (log: Logger) =>
       return { error: errorCode, message };
     };
     if (error instanceof AppError) return json(error.status, error.code, error.message, error.headers);
+    if (error instanceof MatrixApiError) {
+      set.status = error.status;
+      return { errcode: error.errcode, error: error.message };
+    }
     if (error instanceof MailboxFullError) {
       return json(503, "CHANNEL_BUSY", "the channel has too much queued work; retry shortly", {
         "Retry-After": String(error.retryAfterSeconds),

@@ -184,6 +184,15 @@ export class SynapseMatrixBackend implements MatrixBackend {
     this.inFlight.abort();
   }
 
+  /**
+   * Asks the homeserver to ping our push endpoint. A successful ping also makes Synapse retry
+   * its queued transactions at once, instead of waiting out a backoff of up to 512 s that it
+   * built up while the service was down.
+   */
+  async pingAppservice(appserviceId: string): Promise<void> {
+    await this.call("POST", `/_matrix/client/v1/appservice/${enc(appserviceId)}/ping`, { body: {}, retry: false });
+  }
+
   /** Pages back from a limited timeline's prev_batch to where the last sync ended. */
   private async backfill(roomId: string, from: string, to: string, signal: AbortSignal): Promise<MatrixEvent[]> {
     const older: MatrixEvent[] = [];

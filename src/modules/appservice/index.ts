@@ -5,15 +5,7 @@ import type { InboxDispatcher } from "../../matrix/dispatcher.ts";
 import { storePushTransaction } from "../../matrix/inbox.ts";
 import type { MatrixEvent } from "../../matrix/port.ts";
 import { MatrixErrorBody, PushTransactionBody, TxnParams } from "./model.ts";
-
-class MatrixAuthError extends Error {
-  constructor(
-    readonly status: 401 | 403,
-    readonly errcode: string,
-  ) {
-    super(errcode === "M_UNAUTHORIZED" ? "missing hs_token" : "bad hs_token");
-  }
-}
+import { MatrixApiError } from "../../errors.ts";
 
 function sameToken(given: string, expected: string): boolean {
   const a = Buffer.from(given);
@@ -28,18 +20,11 @@ function sameToken(given: string, expected: string): boolean {
  */
 export const appserviceController = (deps: { sql: Sql; hsToken: string | undefined; dispatcher: InboxDispatcher }) =>
   new Elysia({ name: "appservice.controller", prefix: "/_matrix/app/v1" })
-    .error({ MatrixAuthError })
-    .onError(({ error, set }) => {
-      if (error instanceof MatrixAuthError) {
-        set.status = error.status;
-        return { errcode: error.errcode, error: error.message };
-      }
-    })
     .onBeforeHandle(({ headers, query }) => {
       const auth = headers.authorization;
       const given = auth?.startsWith("Bearer ") ? auth.slice(7) : (query as Record<string, string | undefined>).access_token;
-      if (!given) throw new MatrixAuthError(401, "M_UNAUTHORIZED");
-      if (!deps.hsToken || !sameToken(given, deps.hsToken)) throw new MatrixAuthError(403, "M_FORBIDDEN");
+      if (!given) throw new MatrixApiError(401, "M_UNAUTHORIZED", "missing hs_token");
+      if (!deps.hsToken || !sameToken(given, deps.hsToken)) throw new MatrixApiError(403, "M_FORBIDDEN", "bad hs_token");
     })
     .put(
       "/transactions/:txnId",

@@ -1,0 +1,87 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { WsInbox } from "../helpers/ws-inbox.ts";
+
+const HS_TOKEN = "hs-token-for-tests-0123456789";
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer({ MATRIX_HS_TOKEN: HS_TOKEN, MATRIX_EVENTS_MODE: "push" });
+}, 60000);
+afterAll(() => server?.stop(), 60000);
+
+const push = (txnId: string, events: unknown[], token: string | null = HS_TOKEN) =>
+  fetch(`${server.url}/_matrix/app/v1/transactions/${txnId}`, {
+    method: "PUT",
+    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify({ events }),
+  });
+
+function messageEvent(roomId: string, body: string) {
+  return {
+    event_id: `$${crypto.randomUUID()}`,
+    room_id: roomId,
+    sender: "@carol:elsewhere.example",
+    type: "m.room.message",
+    content: { msgtype: "m.text", body },
+    origin_server_ts: Date.now(),
+  };
+}
+
+describe("application-service push (as the homeserver calls it)", () => {
+  test("a missing token is 401 M_UNAUTHORIZED, a wrong one 403 M_FORBIDDEN, and nothing is stored", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const none = await push("t-none", [messageEvent(channel.matrix_room_id, "x")], null);
+    expect(none.status).toBe(401);
+    expect(await none.json()).toMatchObject({ errcode: "M_UNAUTHORIZED" });
+    const wrong = await push("t-wrong", [messageEvent(channel.matrix_room_id, "x")], "not-the-token");
+    expect(wrong.status).toBe(403);
+    expect(await wrong.json()).toMatchObject({ errcode: "M_FORBIDDEN" });
+    const [stored] = await server.app.deps.sql`select count(*)::int as n from matrix_push_transactions`;
+    expect(stored!.n).toBe(0);
+  });
+
+  test("a transaction is durable when answered 200, indexed once, and pushed on the WebSocket", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    const event = messageEvent(channel.matrix_room_id, "pushed hello");
+    const res = await push("txn-1", [event]);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({});
+    // Durable at the moment of the 200: the transaction is recorded with its events.
+    const [txn] = await server.app.deps.sql`select event_count from matrix_push_transactions where txn_id = 'txn-1'`;
+    expect(txn!.event_count).toBe(1);
+
+    const frame = await inbox.nextJson();
+    expect(frame).toMatchObject({
+      type: "message.created",
+      seq: 1,
+      message: { matrix_event_id: event.event_id, sender_id: "matrix:@carol:elsewhere.example", content_preview: "pushed hello" },
+    });
+
+    // The homeserver retries the same transaction: a no-op. A new transaction repeating the
+    // event (it happens after a restart) is not indexed twice either.
+    expect((await push("txn-1", [event])).status).toBe(200);
+    expect((await push("txn-2", [event, messageEvent(channel.matrix_room_id, "second")])).status).toBe(200);
+    const frame2 = await inbox.nextJson();
+    expect(frame2.message.content_preview).toBe("second");
+    const rows = await server.app.deps.sql`select content_preview from messages where channel_id = ${channel.id} order by seq`;
+    expect(rows.map((r) => r.content_preview)).toEqual(["pushed hello", "second"]);
+    inbox.close();
+  });
+
+  test("malformed transactions are refused with 400 and store nothing", async () => {
+    const res = await fetch(`${server.url}/_matrix/app/v1/transactions/bad-1`, {
+      method: "PUT",
+      headers: { "content-type": "application/json", authorization: `Bearer ${HS_TOKEN}` },
+      body: JSON.stringify({ events: [{ type: "m.room.message" }] }),
+    });
+    expect(res.status).toBe(400);
+    const [stored] = await server.app.deps.sql`select count(*)::int as n from matrix_push_transactions where txn_id = 'bad-1'`;
+    expect(stored!.n).toBe(0);
+  });
+
+  test("push mode runs no sync poller", async () => {
+    const health = await (await server.api("/health")).json();
+    expect(health.live.sync_poller ?? 0).toBe(0);
+  });
+});
