@@ -190,6 +190,7 @@ function createMatrixBackend(config: Config, sql: Sql, log: Logger): MatrixBacke
       asToken: config.MATRIX_AS_TOKEN!,
       syncUserId: `@${config.MATRIX_SYNC_USER_LOCALPART}:${config.MATRIX_SERVER_NAME}`,
       retryBudgetMs: config.MATRIX_RETRY_MAX_MS,
+      syncTimelineLimit: config.MATRIX_SYNC_TIMELINE_LIMIT,
       log: log.child({ component: "synapse" }),
     });
   }

@@ -21,6 +21,7 @@ export const ConfigSchema = t.Object({
   MATRIX_SYNC_USER_LOCALPART: t.String({ pattern: "^[a-z0-9._=-]+$", default: "daarion-sync" }),
   MATRIX_AS_ID: t.String({ minLength: 1, default: "daarion-messaging" }),
   MATRIX_EVENTS_MODE: t.Union([t.Literal("sync"), t.Literal("push")], { default: "sync" }),
+  MATRIX_SYNC_TIMELINE_LIMIT: t.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   MATRIX_RETRY_MAX_MS: t.Integer({ minimum: 0, maximum: 600000, default: 8000 }),
   LOG_LEVEL: t.String({ default: "info" }),
   ACTOR_MAILBOX_SIZE: t.Integer({ minimum: 1, maximum: 100000, default: 256 }),
@@ -32,7 +33,7 @@ export type Config = Static<typeof ConfigSchema>;
 
 export class ConfigError extends Error {}
 
-const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS"]);
+const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT"]);
 
 /**
  * Reads the configuration from an environment map. Empty strings count as unset, so

@@ -7,7 +7,7 @@ import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMa
 import { consumeInboxEvent } from "../matrix/inbox.ts";
 import { AppError, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
-import { findChannel, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
+import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
 import { findMember, markLeft, upsertMember } from "../store/members.ts";
 import {
   deleteMessage,
@@ -55,6 +55,15 @@ export interface InviteCommand {
   can_create_tasks: boolean;
 }
 
+/** An invitation a Matrix user from outside has yet to accept. */
+export interface PendingInvite {
+  status: "invited";
+  channel_id: string;
+  member_id: string;
+  matrix_user_id: string;
+  role: Role;
+}
+
 type Job = { run: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 const PREVIEW_LENGTH = 500;
@@ -91,8 +100,8 @@ export class ChannelActor {
     return this.ask(() => this.doSend(cmd));
   }
 
-  invite(cmd: InviteCommand): Promise<MemberRow> {
-    return this.ask(() => this.doInvite(cmd));
+  invite(cmd: InviteCommand): Promise<MemberRow | PendingInvite> {
+    return this.ask<MemberRow | PendingInvite>(() => (cmd.memberId.startsWith("matrix:") ? this.doInviteMatrixUser(cmd) : this.doInvite(cmd)));
   }
 
   update(actorId: string, patch: ChannelPatch): Promise<ChannelRow> {
@@ -330,20 +339,21 @@ export class ChannelActor {
         await consumeInboxEvent(sql, event.event_id);
         return;
       }
+      const invite = await pendingInvite(sql, this.channelId, who.id);
       const member = await sql.begin(async (tx) => {
         const row = await upsertMember(tx, {
           channel_id: this.channelId,
           member_id: who.id,
           member_type: who.type,
           matrix_user_id: target,
-          role: who.type === "agent" ? "agent" : "member",
-          can_read: true,
-          can_write: true,
-          can_invite: false,
-          can_kick: false,
-          can_create_tasks: false,
+          role: invite?.role ?? (who.type === "agent" ? "agent" : "member"),
+          can_read: invite?.can_read ?? true,
+          can_write: invite?.can_write ?? true,
+          can_invite: invite?.can_invite ?? false,
+          can_kick: invite?.can_kick ?? false,
+          can_create_tasks: invite?.can_create_tasks ?? false,
           matrix_power_level: 0,
-          invited_by: null,
+          invited_by: invite?.invited_by ?? null,
           display_name: displayName,
         });
         await recordChannelEvent(tx, { channel_id: this.channelId, event_type: "member.joined", actor_id: who.id, target_id: who.id, metadata: { via: "matrix" } });
@@ -481,6 +491,32 @@ export class ChannelActor {
       role: cmd.role,
     });
     return member;
+  }
+
+  private async doInviteMatrixUser(cmd: InviteCommand): Promise<PendingInvite> {
+    const { sql, matrix } = this.deps;
+    if (await findMember(sql, this.channelId, cmd.memberId)) {
+      throw conflict("ALREADY_MEMBER", `${cmd.memberId} is already a member of this channel`);
+    }
+    const target = cmd.memberId.slice("matrix:".length);
+    await this.matrixCall(() => matrix.invite(this.room, this.matrixId(cmd.inviterId), target));
+    const { inviterId: _inviter, memberId: _member, ...rights } = cmd;
+    // The rights wait in the audit row; the join that comes back from Matrix applies them.
+    await recordChannelEvent(sql, {
+      channel_id: this.channelId,
+      event_type: "member.invited",
+      actor_id: cmd.inviterId,
+      target_id: cmd.memberId,
+      metadata: rights,
+    });
+    this.deps.events.publish(Subjects.memberInvited, {
+      event_id: `member.invited:${this.channelId}:${cmd.memberId}:${Date.now()}`,
+      channel_id: this.channelId,
+      member_id: cmd.memberId,
+      invited_by: cmd.inviterId,
+      role: cmd.role,
+    });
+    return { status: "invited", channel_id: this.channelId, member_id: cmd.memberId, matrix_user_id: target, role: cmd.role };
   }
 
   private async doUpdate(actorId: string, patch: ChannelPatch): Promise<ChannelRow> {

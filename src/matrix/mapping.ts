@@ -2,6 +2,8 @@
 
 export const DAARION_ID_PATTERN = "^(user|agent):[a-z0-9][a-z0-9._-]{0,62}$";
 const daarionId = new RegExp(DAARION_ID_PATTERN);
+/** A Matrix user outside the service's namespace, as a DAARION member id: `matrix:@bob:example.org`. */
+export const MATRIX_MEMBER_PATTERN = "^matrix:@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]+)?$";
 
 export type SenderType = "human" | "agent";
 

@@ -17,6 +17,8 @@ export interface SynapseOptions {
   syncUserId: string;
   /** How long one call may keep retrying 429s, 5xx and network errors before giving up. */
   retryBudgetMs: number;
+  /** Events per room in one /sync; a busier gap comes back `limited` and is backfilled. */
+  syncTimelineLimit?: number;
   log: Logger;
 }
 
@@ -50,7 +52,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
       presence: { types: [] },
       account_data: { types: [] },
       room: {
-        timeline: { types: INDEXED_EVENT_TYPES, limit: 100 },
+        timeline: { types: INDEXED_EVENT_TYPES, limit: opts.syncTimelineLimit ?? 100 },
         state: { types: ["m.room.member", "m.room.name", "m.room.topic"], lazy_load_members: true },
         ephemeral: { types: [] },
         account_data: { types: [] },

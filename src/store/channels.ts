@@ -79,3 +79,27 @@ export async function recordChannelEvent(
     values (${e.channel_id}, ${e.event_type}, ${e.actor_id}, ${e.target_id ?? null},
             ${e.metadata ? tx.json(e.metadata as never) : null})`;
 }
+
+export interface PendingInviteRights {
+  invited_by: string;
+  role: "owner" | "admin" | "member" | "guest" | "agent";
+  can_read: boolean;
+  can_write: boolean;
+  can_invite: boolean;
+  can_kick: boolean;
+  can_create_tasks: boolean;
+}
+
+/** The rights of the latest invitation of a Matrix user who has not joined since. */
+export async function pendingInvite(sql: Sql | Tx, channelId: string, memberId: string): Promise<PendingInviteRights | null> {
+  const [row] = await sql`
+    select actor_id, metadata from channel_events
+    where channel_id = ${channelId} and target_id = ${memberId} and event_type = 'member.invited'
+      and created_at > coalesce((
+        select max(created_at) from channel_events
+        where channel_id = ${channelId} and target_id = ${memberId}
+          and event_type in ('member.joined', 'member.left', 'member.kicked')), '-infinity')
+    order by created_at desc limit 1`;
+  if (!row?.metadata) return null;
+  return { invited_by: row.actor_id, ...(row.metadata as Omit<PendingInviteRights, "invited_by">) };
+}

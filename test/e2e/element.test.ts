@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RoomEvent, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
+import { RoomEvent, RoomMemberEvent, type MatrixClient, type MatrixEvent as SdkEvent, type RoomMember } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
 import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
@@ -12,6 +12,9 @@ import { WsInbox } from "../helpers/ws-inbox.ts";
  * The Element round trip against a real Synapse: matrix-js-sdk plays the Element user.
  * The service runs on a database of this suite's own, so it can be restarted on it.
  */
+// Each case waits on a real homeserver round trip, under its own timeouts.
+setDefaultTimeout(60_000);
+
 describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
   let server: TestServer;
   let bob: { userId: string; accessToken: string };
@@ -193,6 +196,36 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
     inbox.close();
   });
 
+  test("a Matrix user invited over REST gets the invite in the client, and the rights once they accept", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "private" });
+    const invited = new Promise<void>((resolve) => {
+      const onMembership = (_e: SdkEvent, member: RoomMember) => {
+        if (member.roomId === channel.matrix_room_id && member.userId === bob.userId && member.membership === "invite") {
+          client.off(RoomMemberEvent.Membership, onMembership);
+          resolve();
+        }
+      };
+      client.on(RoomMemberEvent.Membership, onMembership);
+    });
+    const res = await server.api(`/api/messaging/channels/${channel.id}/members`, {
+      method: "POST",
+      as: "user:admin",
+      json: { member_id: `matrix:${bob.userId}`, role: "admin", can_invite: true },
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ status: "invited", member_id: `matrix:${bob.userId}`, matrix_user_id: bob.userId, role: "admin" });
+    // Not a member yet: the private channel is still closed to him.
+    expect((await server.api(`/api/messaging/channels/${channel.id}/members`, { as: "user:admin" })).status).toBe(200);
+    await invited;
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:admin`);
+    await client.joinRoom(channel.matrix_room_id);
+    expect(await inbox.nextJson(20000)).toMatchObject({
+      type: "member.joined",
+      member: { member_id: `matrix:${bob.userId}`, role: "admin", can_invite: true, invited_by: "user:admin", display_name: "Bob Builder" },
+    });
+    inbox.close();
+  });
+
   test("e) restarting the service while the Matrix client keeps sending loses and doubles nothing", async () => {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });
     await client.joinRoom(channel.matrix_alias);
@@ -210,6 +243,22 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
     expect(burst.map((m) => m.content_preview).sort()).toEqual([...bodies].sort());
     const seqs = list.map((m) => m.seq).sort((a, b) => a - b);
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+  });
+
+  test("a gap longer than one /sync timeline is backfilled with /messages, in order", async () => {
+    // A server whose /sync returns at most 3 events per room: 10 messages written while it is
+    // down come back as a `limited` timeline, and the rest must be fetched with /messages.
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    await client.joinRoom(channel.matrix_alias);
+    await server.app.stop();
+    const bodies = Array.from({ length: 10 }, (_, i) => `gap ${i}`);
+    for (const body of bodies) await client.sendMessage(channel.matrix_room_id, { msgtype: "m.text", body } as never);
+    server = await startTestServer({ ...env, MATRIX_SYNC_TIMELINE_LIMIT: "3" });
+    const list = await untilListed(channel.id, (l) => bodies.every((b) => l.some((m) => m.content_preview === b)), 30000);
+    const gap = list.filter((m) => m.content_preview.startsWith("gap ")).sort((a, b) => a.seq - b.seq);
+    expect(gap.map((m) => m.content_preview)).toEqual(bodies);
+    await server.app.stop();
+    server = await startTestServer(env);
   });
 
   test("f) a send while Synapse is stopped gets a clear 502 and leaves no row", async () => {

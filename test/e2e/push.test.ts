@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { MatrixClient } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { requireServices } from "../helpers/services.ts";
@@ -9,6 +9,8 @@ import { WsInbox } from "../helpers/ws-inbox.ts";
  * Push mode against the real Synapse: the registration's url (MATRIX_AS_URL, given to
  * `bun run synapse start`) points at the port this suite's server listens on.
  */
+setDefaultTimeout(60_000);
+
 const asUrl = process.env.MATRIX_AS_URL ? new URL(process.env.MATRIX_AS_URL) : null;
 function pushUnavailable(): boolean {
   if (synapseMissing()) return true;

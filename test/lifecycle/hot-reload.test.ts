@@ -43,7 +43,7 @@ describe("bun --hot", () => {
       const create = await fetch(`${base}/api/messaging/channels`, {
         method: "POST",
         headers: { "content-type": "application/json", "x-user-id": "user:admin" },
-        body: JSON.stringify({ slug: "hot", name: "Hot", microdao_id: "microdao:daarion", visibility: "public" }),
+        body: JSON.stringify({ slug: `hot-${Date.now().toString(36)}`, name: "Hot", microdao_id: "microdao:daarion", visibility: "public" }),
       });
       expect(create.status).toBe(201);
       const channel = (await create.json()) as { id: string };

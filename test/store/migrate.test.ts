@@ -26,7 +26,7 @@ describe("migrations", () => {
     } finally {
       await db.close();
     }
-  });
+  }, 30000);
 
   test.skipIf(serviceMissing("DATABASE_URL"))("PostgreSQL: two processes starting at once apply each file exactly once", async () => {
     const fresh = await freshPostgresDatabase("daarion_migrate");
@@ -43,7 +43,7 @@ describe("migrations", () => {
       await b.end();
       await fresh.drop();
     }
-  });
+  }, 30000);
 });
 
 async function expectSchema(sql: Sql) {

@@ -3,7 +3,7 @@ import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { ChannelIdParams } from "../channels/model.ts";
 import type { MemberService } from "./service.ts";
-import { InviteMemberBody, MemberView, toMemberView } from "./model.ts";
+import { InviteMemberBody, MemberView, PendingInviteView, toMemberView } from "./model.ts";
 
 export const membersController = (members: MemberService) =>
   new Elysia({ name: "members.controller", prefix: "/api/messaging/channels" })
@@ -20,17 +20,21 @@ export const membersController = (members: MemberService) =>
     .post(
       "/:id/members",
       async ({ headers, params, body, set }) => {
-        const row = await members.invite(callerFrom(headers["x-user-id"]), params.id, body);
+        const result = await members.invite(callerFrom(headers["x-user-id"]), params.id, body);
+        if ("status" in result) {
+          set.status = 202;
+          return result;
+        }
         set.status = 201;
-        return toMemberView(row);
+        return toMemberView(result);
       },
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,
         body: InviteMemberBody,
-        response: { 201: MemberView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+        response: { 201: MemberView, 202: PendingInviteView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 502: ErrorBody, 503: ErrorBody },
         detail: {
-          summary: "Invite a user or agent; it is invited and joined in Matrix under its mapped id",
+          summary: "Invite a user or agent (201: invited and joined in Matrix under its mapped id), or a Matrix user `matrix:@bob:server` (202: invited; a member once they accept)",
           tags: ["members"],
         },
       },

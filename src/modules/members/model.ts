@@ -1,13 +1,22 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { DAARION_ID_PATTERN } from "../../matrix/mapping.ts";
+import { DAARION_ID_PATTERN, MATRIX_MEMBER_PATTERN } from "../../matrix/mapping.ts";
 import type { MemberRow } from "../../store/rows.ts";
 
 export const Role = t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")]);
 
 export const InviteMemberBody = t.Object(
   {
-    member_id: t.String({ pattern: DAARION_ID_PATTERN, examples: ["user:alice", "agent:sofia"] }),
+    member_id: t.Union(
+      [
+        t.String({ pattern: DAARION_ID_PATTERN, examples: ["user:alice", "agent:sofia"] }),
+        t.String({
+          pattern: MATRIX_MEMBER_PATTERN,
+          description: "A Matrix user outside DAARION: invited in Matrix, a member once they accept",
+          examples: ["matrix:@bob:daarion.city"],
+        }),
+      ],
+    ),
     role: t.Optional(t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")])),
     can_read: t.Optional(t.Boolean({ default: true })),
     can_write: t.Optional(t.Boolean({ default: true })),
@@ -57,3 +66,11 @@ export function toMemberView(row: MemberRow): MemberView {
     joined_at: row.joined_at.toISOString(),
   };
 }
+
+export const PendingInviteView = t.Object({
+  status: t.Literal("invited"),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  matrix_user_id: t.String(),
+  role: Role,
+});

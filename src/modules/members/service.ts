@@ -3,6 +3,7 @@ import type { MemberRow } from "../../store/rows.ts";
 import { listMembers } from "../../store/members.ts";
 import { readableChannel, requireInviteRight } from "../access.ts";
 import type { InviteMemberBody } from "./model.ts";
+import type { PendingInvite } from "../../actors/actor.ts";
 
 export class MemberService {
   constructor(private readonly deps: ServiceDeps) {}
@@ -12,7 +13,12 @@ export class MemberService {
     return listMembers(this.deps.sql, channelId);
   }
 
-  async invite(callerId: string, channelId: string, body: InviteMemberBody): Promise<MemberRow> {
+  /**
+   * DAARION users and agents are virtual Matrix users: invited and joined at once. A Matrix
+   * user from outside is only invited; they become a member (with these rights) when they
+   * accept in their client.
+   */
+  async invite(callerId: string, channelId: string, body: InviteMemberBody): Promise<MemberRow | PendingInvite> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     requireInviteRight(access);
     return this.deps.registry.get(channelId).invite({
