@@ -1,6 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 const HS_TOKEN = "hs-token-for-tests-0123456789";
 let server: TestServer;
@@ -84,4 +88,35 @@ describe("application-service push (as the homeserver calls it)", () => {
     const health = await (await server.api("/health")).json();
     expect(health.live.sync_poller ?? 0).toBe(0);
   });
+});
+
+describe("push across a restart", () => {
+  test("a transaction the homeserver retries after the service restarted is still a no-op", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "daarion-push-"));
+    const fresh = databaseUrl ? await freshPostgresDatabase("daarion_push") : null;
+    const env = { MATRIX_HS_TOKEN: HS_TOKEN, MATRIX_EVENTS_MODE: "push", ...(fresh ? { DATABASE_URL: fresh.url } : { DATA_DIR: dir }) };
+    let first = await startTestServer(env);
+    try {
+      const channel = await createChannel(first, "user:admin");
+      const event = messageEvent(channel.matrix_room_id, "once only");
+      const send = (srv: TestServer) =>
+        fetch(`${srv.url}/_matrix/app/v1/transactions/restart-txn`, {
+          method: "PUT",
+          headers: { "content-type": "application/json", authorization: `Bearer ${HS_TOKEN}` },
+          body: JSON.stringify({ events: [event] }),
+        });
+      expect((await send(first)).status).toBe(200);
+      await first.stop();
+      first = await startTestServer(env);
+      expect((await send(first)).status).toBe(200);
+      const rows = await first.app.deps.sql`select content_preview from messages where channel_id = ${channel.id}`;
+      expect(rows.map((r) => r.content_preview)).toEqual(["once only"]);
+      const [txns] = await first.app.deps.sql`select count(*)::int as n from matrix_push_transactions where txn_id = 'restart-txn'`;
+      expect(txns!.n).toBe(1);
+    } finally {
+      await first.stop();
+      await fresh?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60000);
 });
