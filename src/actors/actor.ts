@@ -16,9 +16,12 @@ import {
   insertMessage,
   lastSeq,
   markSent,
+  latestInThread,
   pendingMessages,
 } from "../store/messages.ts";
 import { Mailbox } from "./mailbox.ts";
+import type { ActorContext } from "./context.ts";
+import { eventIngesters, relationIngesters } from "./ingest-routes.ts";
 import { toMessageView } from "../modules/messages/view.ts";
 import { toMemberView } from "../modules/members/model.ts";
 import { toChannelView } from "../modules/channels/model.ts";
@@ -40,6 +43,10 @@ export interface SendCommand {
   msgtype: string;
   formattedBody: string | null;
   replyTo: string | null;
+  /** The root message of the thread this message is posted into. */
+  threadId?: string | null;
+  /** More Matrix content (a media message's url and info, say). */
+  extraContent?: Record<string, unknown>;
   /** A public channel's first write joins the sender as a member. */
   joinFirst: boolean;
 }
@@ -106,6 +113,14 @@ export class ChannelActor {
 
   update(actorId: string, patch: ChannelPatch): Promise<ChannelRow> {
     return this.ask(() => this.doUpdate(actorId, patch));
+  }
+
+  /**
+   * Runs a feature's command inside this channel's loop, after what is already queued; a full
+   * mailbox refuses it (503). Feature modules wrap this in typed functions.
+   */
+  exec<T>(fn: (ctx: ActorContext) => Promise<T>): Promise<T> {
+    return this.ask(() => fn(this.context));
   }
 
   /** From the sync poller: waits for mailbox room rather than dropping a homeserver event. */
@@ -176,6 +191,32 @@ export class ChannelActor {
     return this.channel!.matrix_room_id;
   }
 
+  private readonly context: ActorContext = (() => {
+    const actor = this;
+    return {
+      get channelId() {
+        return actor.channelId;
+      },
+      get channel() {
+        return actor.channel!;
+      },
+      get room() {
+        return actor.room;
+      },
+      get deps() {
+        return actor.deps;
+      },
+      get log() {
+        return actor.log;
+      },
+      matrixId: (id: string) => actor.matrixId(id),
+      setChannel: (row: ChannelRow) => {
+        actor.channel = row;
+      },
+      matrixCall: <T>(fn: () => Promise<T>) => actor.matrixCall(fn),
+    };
+  })();
+
   private matrixId(daarionId: string) {
     return toMatrixUserId(daarionId, this.deps.matrix.serverName);
   }
@@ -191,12 +232,31 @@ export class ChannelActor {
       }
       replyEventId = target.matrix_event_id;
     }
-    const content: Record<string, unknown> = { msgtype: cmd.msgtype, body: cmd.text };
+    const content: Record<string, unknown> = { ...cmd.extraContent, msgtype: cmd.msgtype, body: cmd.text };
     if (cmd.formattedBody) {
       content.format = "org.matrix.custom.html";
       content.formatted_body = cmd.formattedBody;
     }
-    if (replyEventId) content["m.relates_to"] = { "m.in_reply_to": { event_id: replyEventId } };
+    let threadId: string | null = null;
+    if (cmd.threadId) {
+      const root = await findMessage(sql, this.channelId, cmd.threadId);
+      if (!root?.matrix_event_id || root.deleted_at) {
+        throw new AppError(400, "INVALID_THREAD", "thread_id must name a delivered message of this channel");
+      }
+      // A reply to a reply goes into the same thread: threads are one level deep, as in Matrix.
+      const rootRow = root.thread_id ? await findMessage(sql, this.channelId, root.thread_id) : root;
+      threadId = rootRow!.id;
+      const latest = await latestInThread(sql, threadId);
+      content["m.relates_to"] = {
+        rel_type: "m.thread",
+        event_id: rootRow!.matrix_event_id,
+        // Clients without threads show it as a reply: to the message named, or to the thread's latest.
+        is_falling_back: !replyEventId,
+        "m.in_reply_to": { event_id: replyEventId ?? latest?.matrix_event_id ?? rootRow!.matrix_event_id },
+      };
+    } else if (replyEventId) {
+      content["m.relates_to"] = { "m.in_reply_to": { event_id: replyEventId } };
+    }
 
     const senderMatrixId = this.matrixId(cmd.senderId);
     const id = Bun.randomUUIDv7();
@@ -215,7 +275,7 @@ export class ChannelActor {
       content_preview: cmd.text.slice(0, PREVIEW_LENGTH),
       content_type: CONTENT_TYPES[cmd.msgtype] ?? "text",
       msgtype: cmd.msgtype,
-      thread_id: null,
+      thread_id: threadId,
       reply_to: cmd.replyTo,
       delivery_state: "pending",
       outbox_content: content,
@@ -260,6 +320,7 @@ export class ChannelActor {
       sender_id: row.sender_id,
       sender_type: row.sender_type,
       preview: row.content_preview,
+      thread_id: row.thread_id,
       created_at: view.created_at,
     });
   }
@@ -273,23 +334,36 @@ export class ChannelActor {
       case "m.room.name":
       case "m.room.topic":
         return this.ingestRoomState(event);
-      default:
-        await consumeInboxEvent(this.deps.sql, event.event_id);
     }
+    const ingester = eventIngesters[event.type];
+    if (ingester) return ingester(this.context, event);
+    await consumeInboxEvent(this.deps.sql, event.event_id);
   }
 
   private async ingestMessage(event: MatrixEvent): Promise<void> {
     const { sql, matrix } = this.deps;
-    const relation = event.content["m.relates_to"] as { rel_type?: string; "m.in_reply_to"?: { event_id?: string } } | undefined;
+    const relation = event.content["m.relates_to"] as
+      | { rel_type?: string; event_id?: string; "m.in_reply_to"?: { event_id?: string } }
+      | undefined;
     // Our own sends come back from the homeserver: matched by event id, never indexed twice.
-    // Edits (m.replace) are not new messages.
-    if (relation?.rel_type === "m.replace" || (await findMessageByEvent(sql, event.event_id))) {
+    if (await findMessageByEvent(sql, event.event_id)) {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
+    // An edit, say, is not a new message: its feature indexes it.
+    const relationIngester = relation?.rel_type ? relationIngesters[relation.rel_type] : undefined;
+    if (relationIngester) return relationIngester(this.context, event);
+    if (relation?.rel_type === "m.replace") {
       await consumeInboxEvent(sql, event.event_id);
       return;
     }
     const rawBody = typeof event.content.body === "string" ? event.content.body : "";
     const msgtype = typeof event.content.msgtype === "string" ? event.content.msgtype : "m.text";
-    const parentEventId = relation?.["m.in_reply_to"]?.event_id;
+    const inThread = relation?.rel_type === "m.thread" && relation.event_id ? await findMessageByEvent(sql, relation.event_id) : null;
+    const threadRoot = inThread ? ((inThread.thread_id ? await findMessage(sql, this.channelId, inThread.thread_id) : inThread) ?? null) : null;
+    // In a thread, m.in_reply_to is only a fallback for thread-less clients unless is_falling_back is false.
+    const fallingBack = relation?.rel_type === "m.thread" && (relation as { is_falling_back?: boolean }).is_falling_back !== false;
+    const parentEventId = fallingBack ? undefined : relation?.["m.in_reply_to"]?.event_id;
     const parent = parentEventId ? await findMessageByEvent(sql, parentEventId) : null;
     const sender = fromMatrixUserId(event.sender, matrix.serverName);
     const seq = this.seq + 1;
@@ -304,10 +378,10 @@ export class ChannelActor {
         sender_type: sender.type,
         sender_matrix_id: event.sender,
         sender_display_name: event.sender_display_name ?? null,
-        content_preview: (parent ? stripReplyFallback(rawBody) : rawBody).slice(0, PREVIEW_LENGTH),
+        content_preview: stripReplyFallback(rawBody).slice(0, PREVIEW_LENGTH),
         content_type: CONTENT_TYPES[msgtype] ?? "text",
         msgtype,
-        thread_id: null,
+        thread_id: threadRoot?.channel_id === this.channelId ? threadRoot.id : null,
         reply_to: parent?.channel_id === this.channelId ? parent.id : null,
         delivery_state: "sent",
         outbox_content: null,
@@ -547,9 +621,9 @@ export class ChannelActor {
     return updated;
   }
 
-  private async matrixCall(fn: () => Promise<void>): Promise<void> {
+  private async matrixCall<T>(fn: () => Promise<T>): Promise<T> {
     try {
-      await fn();
+      return await fn();
     } catch (err) {
       throw toUpstreamError(err, "the Matrix homeserver refused the change");
     }

@@ -18,6 +18,7 @@ export const MessageCreatedEvent = t.Object({
   sender_id: t.String(),
   sender_type: t.Union([t.Literal("human"), t.Literal("agent")]),
   preview: t.String(),
+  thread_id: t.Nullable(t.String({ format: "uuid" })),
   created_at: t.String({ format: "date-time" }),
 });
 

@@ -1,12 +1,12 @@
 import type { Sql, Tx } from "../store/db.ts";
 import type { MatrixEvent } from "./port.ts";
 
-/** Event types the channel actors index; nothing else is worth making durable. */
-export const INDEXED_TYPES = new Set(["m.room.message", "m.room.member", "m.room.name", "m.room.topic"]);
+import { EPHEMERAL_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "./event-types.ts";
 
 async function insertEvents(tx: Tx, events: MatrixEvent[]): Promise<void> {
   for (const event of events) {
-    if (!INDEXED_TYPES.has(event.type)) continue;
+    // Only what the actors index is worth making durable.
+    if (!TIMELINE_EVENT_TYPES.includes(event.type) && !EPHEMERAL_EVENT_TYPES.includes(event.type)) continue;
     await tx`
       insert into matrix_inbox (event_id, room_id, event) values (${event.event_id}, ${event.room_id}, ${tx.json(event as never)})
       on conflict (event_id) do nothing`;

@@ -1,4 +1,5 @@
 import type { Logger } from "../log.ts";
+import { EPHEMERAL_EVENT_TYPES, STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "./event-types.ts";
 import {
   MatrixError,
   joinRuleFor,
@@ -22,8 +23,6 @@ export interface SynapseOptions {
   log: Logger;
 }
 
-/** The event types the service indexes; /sync is filtered to them. */
-export const INDEXED_EVENT_TYPES = ["m.room.message", "m.room.member", "m.room.name", "m.room.topic", "m.room.redaction"];
 
 const CS = "/_matrix/client/v3";
 const BACKFILL_PAGE = 100;
@@ -52,9 +51,9 @@ export class SynapseMatrixBackend implements MatrixBackend {
       presence: { types: [] },
       account_data: { types: [] },
       room: {
-        timeline: { types: INDEXED_EVENT_TYPES, limit: opts.syncTimelineLimit ?? 100 },
-        state: { types: ["m.room.member", "m.room.name", "m.room.topic"], lazy_load_members: true },
-        ephemeral: { types: [] },
+        timeline: { types: TIMELINE_EVENT_TYPES, limit: opts.syncTimelineLimit ?? 100 },
+        state: { types: STATE_EVENT_TYPES, lazy_load_members: true },
+        ephemeral: { types: EPHEMERAL_EVENT_TYPES },
         account_data: { types: [] },
       },
     });
@@ -207,7 +206,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
           from: token,
           to,
           limit: String(BACKFILL_PAGE),
-          filter: JSON.stringify({ types: INDEXED_EVENT_TYPES, lazy_load_members: true }),
+          filter: JSON.stringify({ types: TIMELINE_EVENT_TYPES, lazy_load_members: true }),
         },
         signal,
       });

@@ -29,14 +29,52 @@ export interface MessagePage {
   limit: number;
 }
 
+export async function latestInThread(sql: Sql | Tx, rootId: string): Promise<MessageRow | null> {
+  const [row] = await sql<MessageRow[]>`
+    select * from messages where thread_id = ${rootId} and matrix_event_id is not null and deleted_at is null
+    order by seq desc limit 1`;
+  return row ?? null;
+}
+
+export interface ThreadStats {
+  reply_count: number;
+  last_reply_at: Date | null;
+}
+
+/** Reply counts and the latest reply's time for thread roots. */
+export async function threadStats(sql: Sql, rootIds: string[]): Promise<Map<string, ThreadStats>> {
+  const stats = new Map<string, ThreadStats>();
+  if (rootIds.length === 0) return stats;
+  const rows = await sql<{ thread_id: string; n: number; last: Date }[]>`
+    select thread_id, count(*)::int as n, max(created_at) as last from messages
+    where thread_id = any(${rootIds}::uuid[]) and deleted_at is null and delivery_state <> 'failed'
+    group by thread_id`;
+  for (const r of rows) stats.set(r.thread_id, { reply_count: r.n, last_reply_at: r.last });
+  return stats;
+}
+
+/** A thread's replies, newest first, paged by seq like the channel listing. */
+export async function listThread(sql: Sql, channelId: string, rootId: string, page: MessagePage): Promise<MessageRow[]> {
+  return sql<MessageRow[]>`
+    select * from messages
+    where channel_id = ${channelId} and thread_id = ${rootId}
+      and deleted_at is null and delivery_state <> 'failed'
+      and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
+      and (${page.before}::timestamptz is null or created_at < ${page.before})
+    order by seq desc
+    limit ${page.limit}`;
+}
+
 /**
  * Newest first. Paging by seq (the cursor) is stable: seq only grows, so new arrivals never
- * shift a page. Failed sends are not part of the conversation and are left out.
+ * shift a page. Failed sends are not part of the conversation and are left out, and so are
+ * thread replies: they are listed under their root (GET …/thread), which carries their count.
  */
 export async function listMessages(sql: Sql, channelId: string, page: MessagePage): Promise<MessageRow[]> {
   return sql<MessageRow[]>`
     select * from messages
     where channel_id = ${channelId}
+      and thread_id is null
       and deleted_at is null
       and delivery_state <> 'failed'
       and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})

@@ -16,7 +16,7 @@ export const messagesController = (messages: MessageService) =>
           before: query.before ? new Date(query.before) : null,
         });
         if (page.nextCursor) set.headers["x-next-cursor"] = page.nextCursor;
-        return page.messages.map(toMessageView);
+        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id)));
       },
       {
         headers: IdentityHeaders,
@@ -27,6 +27,28 @@ export const messagesController = (messages: MessageService) =>
           summary: "Messages, newest first",
           description:
             "The body is an array, as in the seed. When more pages exist, the X-Next-Cursor response header carries the cursor for the next, older page (`?cursor=`). Paging by cursor never skips or repeats a message while new ones arrive.",
+          tags: ["messages"],
+        },
+      },
+    )
+    .get(
+      "/:id/messages/:message_id/thread",
+      async ({ headers, params, query, set }) => {
+        const page = await messages.thread(callerFrom(headers["x-user-id"]), params.id, params.message_id, {
+          limit: query.limit ?? 50,
+          cursor: query.cursor ?? null,
+          before: query.before ? new Date(query.before) : null,
+        });
+        if (page.nextCursor) set.headers["x-next-cursor"] = page.nextCursor;
+        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id)));
+      },
+      {
+        headers: IdentityHeaders,
+        params: MessageParams,
+        query: ListMessagesQuery,
+        response: { 200: t.Array(MessageView), 400: ErrorBody, 401: ErrorBody, 404: ErrorBody },
+        detail: {
+          summary: "A thread's replies, newest first (paged with X-Next-Cursor like the channel listing)",
           tags: ["messages"],
         },
       },

@@ -1,12 +1,13 @@
 import type { ServiceDeps } from "../deps.ts";
 import type { MessageRow } from "../../store/rows.ts";
-import { findMessage, listMessages } from "../../store/messages.ts";
+import { findMessage, listMessages, listThread, threadStats, type ThreadStats } from "../../store/messages.ts";
 import { AppError, notFound } from "../../errors.ts";
 import { readableChannel, writeRight } from "../access.ts";
 import type { SendMessageBody } from "./model.ts";
 
 export interface MessagePageResult {
   messages: MessageRow[];
+  threads: Map<string, ThreadStats>;
   /** Pass back as ?cursor= for the next (older) page; null on the last page. */
   nextCursor: string | null;
 }
@@ -25,8 +26,31 @@ export class MessageService {
       before: opts.before,
       limit: opts.limit,
     });
+    return this.page(messages, opts.limit);
+  }
+
+  /** A thread's replies, newest first, paged like the channel listing. */
+  async thread(
+    callerId: string,
+    channelId: string,
+    rootId: string,
+    opts: { limit: number; cursor: string | null; before: Date | null },
+  ): Promise<MessagePageResult> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    const root = await findMessage(this.deps.sql, channelId, rootId);
+    if (!root || root.deleted_at) throw notFound("message");
+    const messages = await listThread(this.deps.sql, channelId, root.thread_id ?? root.id, {
+      beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
+      before: opts.before,
+      limit: opts.limit,
+    });
+    return this.page(messages, opts.limit);
+  }
+
+  private async page(messages: MessageRow[], limit: number): Promise<MessagePageResult> {
     const last = messages.at(-1);
-    return { messages, nextCursor: messages.length === opts.limit && last ? String(last.seq) : null };
+    const threads = await threadStats(this.deps.sql, messages.map((m) => m.id));
+    return { messages, threads, nextCursor: messages.length === limit && last ? String(last.seq) : null };
   }
 
   async send(callerId: string, channelId: string, body: SendMessageBody): Promise<MessageRow> {
@@ -38,6 +62,7 @@ export class MessageService {
       msgtype: body.msgtype ?? "m.text",
       formattedBody: body.formatted_body ?? null,
       replyTo: body.reply_to ?? null,
+      threadId: body.thread_id ?? null,
       joinFirst,
     });
   }

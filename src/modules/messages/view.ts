@@ -1,7 +1,8 @@
 import type { MessageRow } from "../../store/rows.ts";
+import type { ThreadStats } from "../../store/messages.ts";
 import type { MessageView } from "./model.ts";
 
-export function toMessageView(row: MessageRow): MessageView {
+export function toMessageView(row: MessageRow, thread?: ThreadStats): MessageView {
   return {
     id: row.id,
     channel_id: row.channel_id,
@@ -17,6 +18,8 @@ export function toMessageView(row: MessageRow): MessageView {
     msgtype: row.msgtype,
     thread_id: row.thread_id,
     reply_to: row.reply_to,
+    reply_count: thread?.reply_count ?? 0,
+    last_reply_at: thread?.last_reply_at?.toISOString() ?? null,
     status: row.delivery_state,
     edited_at: row.edited_at?.toISOString() ?? null,
     deleted_at: row.deleted_at?.toISOString() ?? null,

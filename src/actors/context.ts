@@ -1,0 +1,23 @@
+import type { Logger } from "../log.ts";
+import type { ChannelRow } from "../store/rows.ts";
+import type { ActorDeps } from "./actor.ts";
+
+/**
+ * What a feature's command or ingester sees while it runs inside a channel's actor loop. It
+ * runs one at a time with every other job of that channel, so it may read and change the
+ * channel's state without locks; it must not keep the context after it returns.
+ */
+export interface ActorContext {
+  readonly channelId: string;
+  readonly channel: ChannelRow;
+  /** The channel's Matrix room id. */
+  readonly room: string;
+  readonly deps: ActorDeps;
+  readonly log: Logger;
+  /** `user:alice` -> `@user-alice:server`. */
+  matrixId(daarionId: string): string;
+  /** Replaces the actor's copy of the channel row after a feature changed it. */
+  setChannel(row: ChannelRow): void;
+  /** Runs homeserver calls; a failure becomes a clear 502 for the caller. */
+  matrixCall<T>(fn: () => Promise<T>): Promise<T>;
+}

@@ -1,0 +1,15 @@
+import type { MatrixEvent } from "../matrix/port.ts";
+import type { ActorContext } from "./context.ts";
+
+/**
+ * Feature modules index Matrix events here. The actor handles m.room.message, m.room.member,
+ * m.room.name and m.room.topic itself; any other event type is looked up in `eventIngesters`,
+ * and an m.room.message whose m.relates_to.rel_type is listed in `relationIngesters` (an edit,
+ * say) goes there instead of becoming a new message. An ingester must consume the event's
+ * inbox row (consumeInboxEvent) in the same transaction as its index change.
+ */
+export type Ingester = (ctx: ActorContext, event: MatrixEvent) => Promise<void>;
+
+export const eventIngesters: Record<string, Ingester> = {};
+
+export const relationIngesters: Record<string, Ingester> = {};
