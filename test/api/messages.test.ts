@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { WsInbox } from "../helpers/ws-inbox.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -192,5 +193,72 @@ describe("messages", () => {
     const res = await post(channel.id, "user:readonly", { text: "can I?" });
     expect(res.status).toBe(403);
     expect((await res.json()).error).toBe("FORBIDDEN");
+  });
+});
+
+describe("threads", () => {
+  test("posting into a thread sends m.thread to Matrix; the listing shows the root with its reply count", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const root = await (await post(channel.id, "user:admin", { text: "root" })).json();
+    const r1 = await (await post(channel.id, "user:alice", { text: "first reply", thread_id: root.id })).json();
+    expect(r1).toMatchObject({ thread_id: root.id, seq: 2 });
+    // Replying "to a reply" stays in the root's thread, and names that reply.
+    const r2res = await post(channel.id, "user:admin", { text: "second reply", thread_id: r1.id, reply_to: r1.id });
+    expect(r2res.status).toBe(201);
+    const r2 = await r2res.json();
+    expect(r2.thread_id).toBe(root.id);
+
+    const events = await server.app.deps.sql`
+      select event_id, content from local_matrix_events where event_id in ${server.app.deps.sql([r1.matrix_event_id, r2.matrix_event_id])}`;
+    const byId = Object.fromEntries(events.map((e) => [e.event_id, e.content]));
+    expect(byId[r1.matrix_event_id]["m.relates_to"]).toEqual({
+      rel_type: "m.thread",
+      event_id: root.matrix_event_id,
+      is_falling_back: true,
+      "m.in_reply_to": { event_id: root.matrix_event_id },
+    });
+    expect(byId[r2.matrix_event_id]["m.relates_to"]).toEqual({
+      rel_type: "m.thread",
+      event_id: root.matrix_event_id,
+      is_falling_back: false,
+      "m.in_reply_to": { event_id: r1.matrix_event_id },
+    });
+
+    const listing = await (await server.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:admin" })).json();
+    expect(listing.map((m: { id: string }) => m.id)).toEqual([root.id]);
+    expect(listing[0]).toMatchObject({ reply_count: 2, last_reply_at: r2.created_at });
+
+    const thread = await server.api(`/api/messaging/channels/${channel.id}/messages/${root.id}/thread?limit=1`, { as: "user:admin" });
+    expect(thread.status).toBe(200);
+    expect((await thread.json()).map((m: { id: string }) => m.id)).toEqual([r2.id]);
+    const cursor = thread.headers.get("x-next-cursor");
+    const older = await (await server.api(`/api/messaging/channels/${channel.id}/messages/${root.id}/thread?limit=1&cursor=${cursor}`, { as: "user:admin" })).json();
+    expect(older.map((m: { id: string }) => m.id)).toEqual([r1.id]);
+  });
+
+  test("thread_id naming no message of the channel is 400; the thread of an unknown message is 404", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const res = await post(channel.id, "user:admin", { text: "x", thread_id: crypto.randomUUID() });
+    expect(res.status).toBe(400);
+    expect((await res.json()).error).toBe("INVALID_THREAD");
+    const thread = await server.api(`/api/messaging/channels/${channel.id}/messages/${crypto.randomUUID()}/thread`, { as: "user:admin" });
+    expect(thread.status).toBe(404);
+  });
+
+  test("a thread reply written in Matrix comes back with thread_id and is broadcast", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    const root = await (await post(channel.id, "user:admin", { text: "root" })).json();
+    const { matrix } = server.app.deps;
+    await matrix.join(channel.matrix_room_id, "@dora:elsewhere.example");
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    await matrix.sendEvent(channel.matrix_room_id, "@dora:elsewhere.example", "m.room.message", {
+      msgtype: "m.text",
+      body: "from a Matrix thread",
+      "m.relates_to": { rel_type: "m.thread", event_id: root.matrix_event_id, is_falling_back: true, "m.in_reply_to": { event_id: root.matrix_event_id } },
+    }, `dora-${crypto.randomUUID()}`);
+    let frame = await inbox.nextJson();
+    if (frame.type === "member.joined") frame = await inbox.nextJson();
+    expect(frame).toMatchObject({ type: "message.created", message: { thread_id: root.id, reply_to: null, content_preview: "from a Matrix thread" } });
+    inbox.close();
   });
 });
