@@ -20,6 +20,7 @@ import { ShutdownStack } from "./lifecycle/stack.ts";
 import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
+import { idempotency } from "./http/idempotency.ts";
 import type { ServiceDeps } from "./modules/deps.ts";
 import { channelsController } from "./modules/channels/index.ts";
 import { ChannelService } from "./modules/channels/service.ts";
@@ -113,6 +114,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const app = new Elysia({ normalize: false })
       .use(errorHandler(log))
       .use(requestLog(log))
+      .use(idempotency(db.sql))
       .use(
         swagger({
           path: "/docs",

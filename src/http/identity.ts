@@ -7,6 +7,9 @@ const daarionId = new RegExp(DAARION_ID_PATTERN);
 /** Documented on every route that needs a caller; checked by callerFrom for a 401, not a 400. */
 export const IdentityHeaders = t.Object({
   "x-user-id": t.Optional(t.String({ description: "The caller: `user:…` or `agent:…` (development identity until JWT lands)." })),
+  "idempotency-key": t.Optional(
+    t.String({ description: "On POST: a retry with the same key and body returns the first answer and creates nothing (kept 24 h)." }),
+  ),
 });
 
 export function callerFrom(value: string | undefined | null): string {

@@ -1,0 +1,71 @@
+import { Elysia } from "elysia";
+import { createHash } from "node:crypto";
+import type { Sql } from "../store/db.ts";
+import { AppError } from "../errors.ts";
+
+const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
+const RETENTION = "24 hours";
+
+type Claim = { scope: string };
+const claims = new WeakMap<Request, Claim>();
+
+function hashRequest(body: unknown): string {
+  const h = createHash("sha256");
+  h.update(JSON.stringify(body ?? null, (_k, v) => (v instanceof Blob ? { size: v.size, type: v.type } : v)));
+  return h.digest("hex");
+}
+
+/**
+ * `Idempotency-Key` on every POST: the first request with a key runs and its answer is kept
+ * (at least 24 h); a retry with the same key and body gets that answer back, marked
+ * `Idempotent-Replayed: true`, and creates nothing; the same key with another body is 422;
+ * a retry while the first is still running is 409. Keys are scoped by caller and path. A
+ * request that fails is forgotten, so its retry runs again.
+ */
+export const idempotency = (sql: Sql) =>
+  new Elysia({ name: "idempotency" })
+    .onBeforeHandle({ as: "global" }, async ({ request, headers, body, set }) => {
+      if (request.method !== "POST") return;
+      const key = headers["idempotency-key"];
+      if (key === undefined) return;
+      if (!KEY_PATTERN.test(key)) {
+        throw new AppError(400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1 to 255 printable ASCII characters");
+      }
+      const scope = `${headers["x-user-id"] ?? "-"} ${new URL(request.url).pathname} ${key}`;
+      const hash = hashRequest(body);
+      if (Math.random() < 0.01) await sql`delete from idempotency_keys where created_at < now() - ${RETENTION}::interval`;
+      const [claimed] = await sql`
+        insert into idempotency_keys (scope, request_hash) values (${scope}, ${hash})
+        on conflict (scope) do nothing returning scope`;
+      if (claimed) {
+        claims.set(request, { scope });
+        return;
+      }
+      const [row] = await sql`select request_hash, state, status, response from idempotency_keys where scope = ${scope}`;
+      if (!row) throw new AppError(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is in progress; retry shortly", { "Retry-After": "1" });
+      if (row.request_hash !== hash) {
+        throw new AppError(422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body");
+      }
+      if (row.state !== "done") {
+        throw new AppError(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is in progress; retry shortly", { "Retry-After": "1" });
+      }
+      set.status = row.status as number;
+      set.headers["idempotent-replayed"] = "true";
+      return row.response;
+    })
+    .onAfterHandle({ as: "global" }, async ({ request, set, responseValue }) => {
+      const claim = claims.get(request);
+      if (!claim) return;
+      claims.delete(request);
+      const status = typeof set.status === "number" ? set.status : 200;
+      await sql`
+        update idempotency_keys set state = 'done', status = ${status}, response = ${sql.json((responseValue ?? null) as never)}
+        where scope = ${claim.scope}`;
+    })
+    .onAfterResponse({ as: "global" }, async ({ request }) => {
+      // Still claimed here means the handler failed: forget the key so a retry runs again.
+      const claim = claims.get(request);
+      if (!claim) return;
+      claims.delete(request);
+      await sql`delete from idempotency_keys where scope = ${claim.scope} and state = 'running'`;
+    });
