@@ -79,7 +79,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseMatrix();
     });
 
-    const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, log) : new MemoryEventBus();
+    const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, db.sql, log) : new MemoryEventBus();
     const releaseEvents = acquire("event_bus");
     stack.push("events", async () => {
       await events.close();

@@ -303,14 +303,14 @@ export class ChannelActor {
       row.id,
     );
     const sent = await markSent(this.deps.sql, row.id, eventId);
-    this.announceMessage(sent);
+    await this.announceMessage(sent);
     return sent;
   }
 
-  private announceMessage(row: MessageRow) {
+  private async announceMessage(row: MessageRow) {
     const view = toMessageView(row);
     this.deps.broadcast(this.channelId, { type: "message.created", seq: view.seq, message: view });
-    this.deps.events.publish(Subjects.messageCreated, {
+    await this.deps.events.publish(Subjects.messageCreated, {
       event_id: `message.created:${row.id}`,
       channel_id: row.channel_id,
       message_id: row.id,
@@ -392,7 +392,7 @@ export class ChannelActor {
     });
     this.seq = seq;
     this.log.debug({ message_id: row.id, seq }, "indexed a message from matrix");
-    this.announceMessage(row);
+    await this.announceMessage(row);
   }
 
   /** Joins and leaves made in Matrix (by Element users, or kicks) update the member index. */
@@ -557,7 +557,7 @@ export class ChannelActor {
       return row;
     });
     this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
-    this.deps.events.publish(Subjects.memberInvited, {
+    await this.deps.events.publish(Subjects.memberInvited, {
       event_id: `member.invited:${member.id}:${member.joined_at.getTime()}`,
       channel_id: this.channelId,
       member_id: cmd.memberId,
@@ -583,7 +583,7 @@ export class ChannelActor {
       target_id: cmd.memberId,
       metadata: rights,
     });
-    this.deps.events.publish(Subjects.memberInvited, {
+    await this.deps.events.publish(Subjects.memberInvited, {
       event_id: `member.invited:${this.channelId}:${cmd.memberId}:${Date.now()}`,
       channel_id: this.channelId,
       member_id: cmd.memberId,

@@ -5,7 +5,7 @@ export class MemoryEventBus implements EventBus {
   readonly kind = "memory" as const;
   private readonly listeners = new Set<(event: PublishedEvent) => void>();
 
-  publish<S extends Subject>(subject: S, payload: EventPayloads[S]): void {
+  async publish<S extends Subject>(subject: S, payload: EventPayloads[S]): Promise<void> {
     for (const listener of this.listeners) {
       try {
         listener({ subject, payload } as PublishedEvent);

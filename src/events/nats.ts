@@ -1,55 +1,194 @@
-import { connect, type NatsConnection } from "nats";
+import { connect, nanos, RetentionPolicy, type JetStreamClient, type NatsConnection } from "nats";
 import type { Logger } from "../log.ts";
+import type { Sql } from "../store/db.ts";
 import type { EventBus, PublishedEvent } from "./bus.ts";
 import { MemoryEventBus } from "./memory.ts";
 import type { EventPayloads, Subject } from "./model.ts";
 
 const encoder = new TextEncoder();
+export const STREAM_NAME = "MESSAGING";
+const STREAM_SUBJECTS = ["messaging.>"];
+const FLUSH_BATCH = 200;
 
 /**
- * Publishes to NATS core subjects. The connection is made in the background and retried
- * until it succeeds or the bus closes, so start-up never waits for the broker; while it is unreachable, events are
- * dropped with a warning (a durable outbox is the reliability issue's job).
+ * Publishes to a JetStream stream (created if missing). Every event is first written to the
+ * event_outbox table, then a single flusher publishes it with Nats-Msg-Id = event_id and deletes
+ * it once JetStream acknowledged it. While NATS is unreachable events wait in the table and the
+ * service keeps working; the connection is retried in the background, and start-up never waits
+ * for the broker.
  */
 export class NatsEventBus implements EventBus {
   readonly kind = "nats" as const;
   private nc: NatsConnection | null = null;
+  private js: JetStreamClient | null = null;
   private readonly local = new MemoryEventBus();
   private closed = false;
   private readonly connecting: Promise<void>;
-  private warnedDown = false;
   private wakePause: (() => void) | null = null;
+  private writes: Promise<void> = Promise.resolve();
+  private flushing: Promise<void> | null = null;
+  private flushAgain = false;
+  private warnedDown = false;
 
   constructor(
     private readonly url: string,
+    private readonly sql: Sql,
     private readonly log: Logger,
   ) {
     this.connecting = this.connectLoop();
+  }
+
+  publish<S extends Subject>(subject: S, payload: EventPayloads[S]): Promise<void> {
+    void this.local.publish(subject, payload);
+    const eventId = (payload as { event_id: string }).event_id;
+    // Writes are chained so the outbox keeps the order events were published in.
+    this.writes = this.writes
+      .then(async () => {
+        await this.sql`
+          insert into event_outbox (event_id, subject, payload) values (${eventId}, ${subject}, ${this.sql.json(payload as never)})
+          on conflict (event_id) do nothing`;
+      })
+      .catch((err) => this.log.error({ subject, err: (err as Error).message }, "could not queue an event for NATS"));
+    const queued = this.writes;
+    void queued.then(() => this.flush());
+    return queued;
+  }
+
+  subscribe(listener: (event: PublishedEvent) => void): () => void {
+    return this.local.subscribe(listener);
+  }
+
+  /** Resolves once the first connection is up (or the bus is closed). */
+  ready(): Promise<void> {
+    return this.connecting;
+  }
+
+  /** Resolves when everything queued so far has been acknowledged by JetStream (or NATS is down). */
+  async flushed(): Promise<void> {
+    await this.writes;
+    await this.flush();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.wakePause?.();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.connecting;
+    await this.writes;
+    await this.flushing;
+    const nc = this.nc;
+    this.nc = null;
+    this.js = null;
+    if (nc) await nc.drain().catch(() => nc.close());
+    await this.local.close();
+  }
+
+  private flush(): Promise<void> {
+    if (this.flushing) {
+      this.flushAgain = true;
+      return this.flushing;
+    }
+    this.flushing = this.flushLoop()
+      .catch((err) => this.log.error({ err: (err as Error).message }, "event outbox flush failed"))
+      .finally(() => {
+        this.flushing = null;
+      });
+    return this.flushing;
+  }
+
+  private async flushLoop(): Promise<void> {
+    do {
+      this.flushAgain = false;
+      for (;;) {
+        const js = this.js;
+        if (!js || this.nc?.isClosed()) return;
+        const rows = await this.sql<{ position: string; event_id: string; subject: string; payload: unknown }[]>`
+          select position, event_id, subject, payload from event_outbox order by position limit ${FLUSH_BATCH}`;
+        if (rows.length === 0) break;
+        for (const row of rows) {
+          try {
+            await js.publish(row.subject, encoder.encode(JSON.stringify(row.payload)), { msgID: row.event_id, timeout: 5000 });
+          } catch (err) {
+            if (!this.warnedDown) {
+              this.log.warn({ err: (err as Error).message }, "nats unavailable; events wait in the outbox and the service keeps working");
+            }
+            this.warnedDown = true;
+            this.retryLater();
+            return;
+          }
+          await this.sql`delete from event_outbox where position = ${row.position}`;
+        }
+        if (this.warnedDown) this.log.info("nats is back; the event outbox is flushing");
+        this.warnedDown = false;
+      }
+    } while (this.flushAgain);
+  }
+
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+
+  /** A publish failed while connected (a JetStream timeout, say): try again in a while. */
+  private retryLater() {
+    if (this.closed || this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.flush();
+    }, 2000);
   }
 
   private async connectLoop() {
     let attempt = 0;
     while (!this.closed) {
       try {
-        const nc = await connect({
-          servers: this.url,
-          name: "daarion-messaging",
-          maxReconnectAttempts: -1,
-          reconnectTimeWait: 1000,
-        });
+        const nc = await connect({ servers: this.url, name: "daarion-messaging", maxReconnectAttempts: -1, reconnectTimeWait: 1000 });
         if (this.closed) {
           await nc.close();
           return;
         }
+        await this.ensureStream(nc);
         this.nc = nc;
-        this.log.info({ nats: this.url }, "nats connected");
+        this.js = nc.jetstream();
+        this.log.info({ nats: this.url, stream: STREAM_NAME }, "nats connected");
         void this.watchStatus(nc);
+        void this.flush();
         return;
       } catch (err) {
         if (attempt++ === 0) {
-          this.log.warn({ err: (err as Error).message }, "nats unreachable; the service keeps working and retries in the background");
+          this.log.warn({ err: (err as Error).message }, "nats unreachable; events wait in the outbox, retrying in the background");
         }
         await this.pause(Math.min(5000, 500 * attempt));
+      }
+    }
+  }
+
+  private async ensureStream(nc: NatsConnection) {
+    const jsm = await nc.jetstreamManager();
+    try {
+      await jsm.streams.info(STREAM_NAME);
+    } catch {
+      await jsm.streams
+        .add({
+          name: STREAM_NAME,
+          subjects: STREAM_SUBJECTS,
+          retention: RetentionPolicy.Limits,
+          max_age: nanos(7 * 24 * 3600 * 1000),
+          // A republish within this window (after a lost acknowledgement) is dropped.
+          duplicate_window: nanos(2 * 3600 * 1000),
+        })
+        .catch(async (err) => {
+          // Another instance created it first.
+          await jsm.streams.info(STREAM_NAME).catch(() => {
+            throw err;
+          });
+        });
+    }
+  }
+
+  private async watchStatus(nc: NatsConnection) {
+    for await (const status of nc.status()) {
+      if (status.type === "disconnect") this.log.warn("nats disconnected; events wait in the outbox");
+      if (status.type === "reconnect") {
+        this.log.info("nats reconnected");
+        void this.flush();
       }
     }
   }
@@ -65,49 +204,5 @@ export class NatsEventBus implements EventBus {
         resolve();
       };
     });
-  }
-
-  private async watchStatus(nc: NatsConnection) {
-    for await (const status of nc.status()) {
-      if (status.type === "disconnect") this.log.warn("nats disconnected; the service keeps working and events wait for reconnection");
-      if (status.type === "reconnect") this.log.info("nats reconnected");
-    }
-  }
-
-  /** Resolves once the first connection is up (or the bus is closed). */
-  ready(): Promise<void> {
-    return this.connecting;
-  }
-
-  publish<S extends Subject>(subject: S, payload: EventPayloads[S]): void {
-    this.local.publish(subject, payload);
-    const nc = this.nc;
-    if (!nc || nc.isClosed()) {
-      if (!this.warnedDown) this.log.warn({ subject }, "nats unavailable; event not published, the service keeps working");
-      this.warnedDown = true;
-      return;
-    }
-    this.warnedDown = false;
-    try {
-      nc.publish(subject, encoder.encode(JSON.stringify(payload)));
-    } catch (err) {
-      this.log.warn({ subject, err: (err as Error).message }, "nats publish failed; the service keeps working");
-    }
-  }
-
-  subscribe(listener: (event: PublishedEvent) => void): () => void {
-    return this.local.subscribe(listener);
-  }
-
-  async close(): Promise<void> {
-    this.closed = true;
-    this.wakePause?.();
-    await this.connecting;
-    const nc = this.nc;
-    this.nc = null;
-    if (nc) {
-      await nc.drain().catch(() => nc.close());
-    }
-    await this.local.close();
   }
 }

@@ -88,7 +88,7 @@ export class ChannelService {
       throw err;
     }
     log.info({ channel_id: channel.id, matrix_room_id: channel.matrix_room_id }, "channel created");
-    events.publish(Subjects.channelCreated, {
+    await events.publish(Subjects.channelCreated, {
       event_id: `channel.created:${channel.id}`,
       channel_id: channel.id,
       microdao_id: channel.microdao_id,
