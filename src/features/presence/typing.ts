@@ -52,19 +52,24 @@ export async function applyLocalTyping(ctx: ActorContext, memberId: string, typi
 }
 
 /**
- * m.typing carries everyone typing in the room: it replaces what we knew, and only a change is
- * announced, so the echo of our own typing is silent.
+ * m.typing carries everyone typing in the room. It replaces what we knew about Matrix users
+ * from outside; DAARION users and agents are virtual users only this service makes type, so
+ * their state stays as our own commands left it, and a late echo (typing: true arriving after
+ * the typing: false that followed it) cannot flicker their indicator. Only a change is announced.
  */
 export async function ingestTyping(ctx: ActorContext, event: EphemeralEvent): Promise<void> {
   const serverName = ctx.deps.matrix.serverName;
   const raw = Array.isArray(event.content.user_ids) ? event.content.user_ids : [];
   const now = new Set(
-    raw.filter((u): u is string => typeof u === "string" && !isServiceUser(u, serverName)).map((u) => fromMatrixUserId(u, serverName).id),
+    raw
+      .filter((u): u is string => typeof u === "string" && !isServiceUser(u, serverName))
+      .map((u) => fromMatrixUserId(u, serverName).id)
+      .filter(isForeign),
   );
   const typists = typistsOf(ctx);
   let changed = false;
   for (const [member, timer] of typists) {
-    if (now.has(member)) continue;
+    if (!isForeign(member) || now.has(member)) continue;
     clearTimeout(timer ?? undefined);
     typists.delete(member);
     changed = true;
@@ -76,3 +81,5 @@ export async function ingestTyping(ctx: ActorContext, event: EphemeralEvent): Pr
   }
   if (changed) announce(ctx, typists);
 }
+
+const isForeign = (memberId: string) => memberId.startsWith("matrix:");
