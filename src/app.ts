@@ -33,6 +33,7 @@ import { AgentService } from "./modules/agents/service.ts";
 import { wsController } from "./modules/ws/index.ts";
 import { channelTopic, type ServerFrame } from "./modules/ws/model.ts";
 import { healthController } from "./modules/health/index.ts";
+import { presenceController } from "./features/presence/index.ts";
 
 export interface RunningApp {
   url: string;
@@ -142,7 +143,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(messagesController(new MessageService(deps)))
       .use(membersController(new MemberService(deps)))
       .use(agentsController(new AgentService(deps)))
-      .use(wsController(db.sql))
+      .use(wsController(deps))
+      .use(presenceController(deps))
       .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
       .listen({ port: config.PORT, hostname: config.HOST });
     const listening = app.server!;

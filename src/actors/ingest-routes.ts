@@ -1,5 +1,7 @@
-import type { MatrixEvent } from "../matrix/port.ts";
+import type { EphemeralEvent, MatrixEvent } from "../matrix/port.ts";
 import type { ActorContext } from "./context.ts";
+import { ingestTyping } from "../features/presence/typing.ts";
+import { ingestReceipt } from "../features/presence/receipts.ts";
 
 /**
  * Feature modules index Matrix events here. The actor handles m.room.message, m.room.member,
@@ -13,3 +15,14 @@ export type Ingester = (ctx: ActorContext, event: MatrixEvent) => Promise<void>;
 export const eventIngesters: Record<string, Ingester> = {};
 
 export const relationIngesters: Record<string, Ingester> = {};
+
+/**
+ * Ephemeral events (no event id, not durable) by type. They run inside the channel's actor,
+ * after the timeline of the same sync batch is indexed.
+ */
+export type EphemeralIngester = (ctx: ActorContext, event: EphemeralEvent) => Promise<void>;
+
+export const ephemeralIngesters: Record<string, EphemeralIngester> = {
+  "m.typing": ingestTyping,
+  "m.receipt": ingestReceipt,
+};

@@ -1,11 +1,13 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
+import { MessageReadEvent } from "../features/presence/model.ts";
 
 /** NATS subjects and payloads. The seed's fields are kept; event_id makes every event unique. */
 export const Subjects = {
   messageCreated: "messaging.message.created",
   channelCreated: "messaging.channel.created",
   memberInvited: "messaging.member.invited",
+  messageRead: "messaging.message.read",
 } as const;
 
 export const MessageCreatedEvent = t.Object({
@@ -42,5 +44,6 @@ export type EventPayloads = {
   [Subjects.messageCreated]: Static<typeof MessageCreatedEvent>;
   [Subjects.channelCreated]: Static<typeof ChannelCreatedEvent>;
   [Subjects.memberInvited]: Static<typeof MemberInvitedEvent>;
+  [Subjects.messageRead]: Static<typeof MessageReadEvent>;
 };
 export type Subject = keyof EventPayloads;

@@ -3,6 +3,8 @@ import type { Sql } from "../store/db.ts";
 import type { ChannelRegistry } from "../actors/registry.ts";
 import { findChannelByRoom } from "../store/channels.ts";
 import { consumeInboxEvent, readInbox, type InboxRow } from "./inbox.ts";
+import type { EphemeralEvent } from "./port.ts";
+import { ephemeralIngesters } from "../actors/ingest-routes.ts";
 
 const PAGE = 500;
 
@@ -30,6 +32,28 @@ export class InboxDispatcher {
       this.running = null;
     });
     return this.running;
+  }
+
+  /**
+   * Typing and receipts skip the durable inbox (they have no event id, and a lost one is
+   * superseded by the next): each is queued on its channel's actor, in order, without waiting
+   * for it to run. A full mailbox drops it, with a log line.
+   */
+  async deliverEphemeral(events: EphemeralEvent[]): Promise<void> {
+    for (const event of events) {
+      const ingester = ephemeralIngesters[event.type];
+      if (!ingester || this.stopped) continue;
+      const channelId = await this.channelFor(event.room_id);
+      if (!channelId) continue;
+      try {
+        this.deps.registry
+          .get(channelId)
+          .exec((ctx) => ingester(ctx, event))
+          .catch((err) => this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped"));
+      } catch (err) {
+        this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped");
+      }
+    }
   }
 
   async stop(): Promise<void> {

@@ -8,4 +8,4 @@ export const TIMELINE_EVENT_TYPES: string[] = ["m.room.message", "m.room.member"
 export const STATE_EVENT_TYPES: string[] = ["m.room.member", "m.room.name", "m.room.topic"];
 
 /** Ephemeral (non-timeline) event types, such as typing and receipts. */
-export const EPHEMERAL_EVENT_TYPES: string[] = [];
+export const EPHEMERAL_EVENT_TYPES: string[] = ["m.typing", "m.receipt"];

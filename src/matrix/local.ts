@@ -3,6 +3,7 @@ import {
   MatrixError,
   joinRuleFor,
   type CreateRoomRequest,
+  type EphemeralEvent,
   type MatrixBackend,
   type MatrixEvent,
   type SyncBatch,
@@ -20,6 +21,9 @@ type Row = {
 };
 
 const SYNC_BATCH_LIMIT = 500;
+// Ephemeral events live only in memory, like a homeserver's typing stream; a sync this far
+// behind has missed some, as it would on Synapse after a restart.
+const EPHEMERAL_LOG_SIZE = 1000;
 // Writers take this lock first, so stream_ordering is allocated in commit order and a sync
 // reader can never see event n+1 before event n has committed.
 const STREAM_WRITE_LOCK = 7004_0002;
@@ -34,6 +38,12 @@ export class LocalMatrixBackend implements MatrixBackend {
   readonly kind = "local" as const;
   private readonly waiters = new Set<() => void>();
   private closed = false;
+  /** Sync tokens from another run of this process name another ephemeral stream: they restart at its head. */
+  private readonly epoch = randomToken(6).replace(/[^A-Za-z0-9]/g, "x");
+  private ephemeralLog: Array<{ pos: number; event: EphemeralEvent }> = [];
+  private ephemeralHead = 0;
+  /** room -> typing user -> the timer that ends it. */
+  private readonly typing = new Map<string, Map<string, ReturnType<typeof setTimeout>>>();
 
   constructor(
     private readonly sql: Sql,
@@ -135,6 +145,38 @@ export class LocalMatrixBackend implements MatrixBackend {
     return { eventId: redactionId };
   }
 
+  async setTyping(roomId: string, asUser: string, typing: boolean, timeoutMs: number): Promise<void> {
+    this.assertOpen();
+    await this.sql.begin((tx) => this.requireMembership(tx, roomId, asUser, ["join"]));
+    const room = this.typing.get(roomId) ?? new Map<string, ReturnType<typeof setTimeout>>();
+    this.typing.set(roomId, room);
+    const wasTyping = room.has(asUser);
+    clearTimeout(room.get(asUser));
+    if (typing) {
+      const timer = setTimeout(() => {
+        if (room.get(asUser) !== timer) return;
+        room.delete(asUser);
+        this.emitTyping(roomId, room);
+      }, timeoutMs);
+      (timer as { unref?: () => void }).unref?.();
+      room.set(asUser, timer);
+    } else {
+      room.delete(asUser);
+    }
+    // Like Synapse: a renewed timeout is not news, a change of who types is.
+    if (wasTyping !== typing) this.emitTyping(roomId, room);
+  }
+
+  async setReadMarker(roomId: string, asUser: string, eventId: string): Promise<void> {
+    this.assertOpen();
+    await this.sql.begin(async (tx) => {
+      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      const [target] = await tx`select 1 from local_matrix_events where room_id = ${roomId} and event_id = ${eventId}`;
+      if (!target) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
+    });
+    this.emitEphemeral({ room_id: roomId, type: "m.receipt", content: { [eventId]: { "m.read": { [asUser]: { ts: Date.now() } } } } });
+  }
+
   async getEvent(roomId: string, eventId: string): Promise<MatrixEvent> {
     this.assertOpen();
     const [row] = await this.sql<Row[]>`
@@ -146,9 +188,10 @@ export class LocalMatrixBackend implements MatrixBackend {
   async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {
     if (since === null) {
       const [row] = await this.sql`select coalesce(max(stream_ordering), 0)::bigint as pos from local_matrix_events`;
-      return { nextBatch: `s${row?.pos ?? 0}`, events: [] };
+      return { nextBatch: this.token(Number(row?.pos ?? 0), this.ephemeralHead), events: [] };
     }
-    const from = parseSince(since);
+    const { from, epoch, ephemeralFrom } = parseSince(since);
+    const ephemeralSince = epoch === this.epoch ? ephemeralFrom : this.ephemeralHead;
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       this.assertOpen();
@@ -157,11 +200,16 @@ export class LocalMatrixBackend implements MatrixBackend {
       const rows = await this.sql<Row[]>`
         select * from local_matrix_events where stream_ordering > ${from}
         order by stream_ordering limit ${SYNC_BATCH_LIMIT}`;
+      const ephemeral = this.ephemeralLog.filter((e) => e.pos > ephemeralSince);
       const remaining = deadline - Date.now();
-      if (rows.length > 0 || remaining <= 0 || signal.aborted) {
+      if (rows.length > 0 || ephemeral.length > 0 || remaining <= 0 || signal.aborted) {
         woken.cancel();
         const last = rows.at(-1);
-        return { nextBatch: `s${last ? last.stream_ordering : from}`, events: rows.map(toEvent) };
+        return {
+          nextBatch: this.token(last ? Number(last.stream_ordering) : from, ephemeral.at(-1)?.pos ?? ephemeralSince),
+          events: rows.map(toEvent),
+          ephemeral: ephemeral.map((e) => e.event),
+        };
       }
       await woken.wait(remaining, signal);
     }
@@ -169,6 +217,22 @@ export class LocalMatrixBackend implements MatrixBackend {
 
   async close(): Promise<void> {
     this.closed = true;
+    for (const room of this.typing.values()) for (const timer of room.values()) clearTimeout(timer);
+    this.typing.clear();
+    this.notify();
+  }
+
+  private token(pos: number, ephemeralPos: number): string {
+    return `s${pos}_${this.epoch}_${ephemeralPos}`;
+  }
+
+  private emitTyping(roomId: string, room: Map<string, unknown>) {
+    this.emitEphemeral({ room_id: roomId, type: "m.typing", content: { user_ids: [...room.keys()] } });
+  }
+
+  private emitEphemeral(event: EphemeralEvent) {
+    this.ephemeralLog.push({ pos: ++this.ephemeralHead, event });
+    if (this.ephemeralLog.length > EPHEMERAL_LOG_SIZE) this.ephemeralLog = this.ephemeralLog.slice(-EPHEMERAL_LOG_SIZE);
     this.notify();
   }
 
@@ -270,10 +334,11 @@ function toEvent(row: Row): MatrixEvent {
   return event;
 }
 
-function parseSince(since: string): number {
-  const m = /^s(\d+)$/.exec(since);
+/** `s{timeline}_{epoch}_{ephemeral}`; a bare `s{timeline}` (written before ephemeral events existed) is valid too. */
+function parseSince(since: string): { from: number; epoch: string | null; ephemeralFrom: number } {
+  const m = /^s(\d+)(?:_([A-Za-z0-9]+)_(\d+))?$/.exec(since);
   if (!m) throw new MatrixError("M_INVALID_PARAM", "Invalid since token", 400);
-  return Number(m[1]);
+  return { from: Number(m[1]), epoch: m[2] ?? null, ephemeralFrom: Number(m[3] ?? 0) };
 }
 
 function randomToken(bytes: number): string {

@@ -29,10 +29,19 @@ export interface CreateRoomRequest {
   isDirect: boolean;
 }
 
+/** A room's ephemeral event (m.typing, m.receipt): no event id, never stored in the inbox. */
+export interface EphemeralEvent {
+  room_id: string;
+  type: string;
+  content: Record<string, unknown>;
+}
+
 export interface SyncBatch {
   nextBatch: string;
   /** Timeline events of every room the service sees, oldest first. */
   events: MatrixEvent[];
+  /** Ephemeral events of the batch, handed to the actors after its timeline is indexed. */
+  ephemeral?: EphemeralEvent[];
 }
 
 export interface MatrixBackend {
@@ -49,6 +58,10 @@ export interface MatrixBackend {
   getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent>;
   /** Redacts an event; idempotent per txnId like sendEvent. */
   redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string): Promise<{ eventId: string }>;
+  /** PUT /rooms/{room}/typing/{user}: `asUser` starts (for timeoutMs) or stops typing. */
+  setTyping(roomId: string, asUser: string, typing: boolean, timeoutMs: number): Promise<void>;
+  /** POST /rooms/{room}/read_markers: moves both m.fully_read and the public m.read receipt to eventId. */
+  setReadMarker(roomId: string, asUser: string, eventId: string): Promise<void>;
   /** Long-polls for timeline events after `since`; null starts from now, with no events. */
   sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch>;
   close(): Promise<void>;

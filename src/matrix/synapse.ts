@@ -5,6 +5,7 @@ import {
   joinRuleFor,
   presetFor,
   type CreateRoomRequest,
+  type EphemeralEvent,
   type MatrixBackend,
   type MatrixEvent,
   type SyncBatch,
@@ -139,6 +140,20 @@ export class SynapseMatrixBackend implements MatrixBackend {
     return { eventId: res.event_id as string };
   }
 
+  async setTyping(roomId: string, asUser: string, typing: boolean, timeoutMs: number): Promise<void> {
+    await this.call("PUT", `${CS}/rooms/${enc(roomId)}/typing/${enc(asUser)}`, {
+      asUser,
+      body: typing ? { typing: true, timeout: timeoutMs } : { typing: false },
+    });
+  }
+
+  async setReadMarker(roomId: string, asUser: string, eventId: string): Promise<void> {
+    await this.call("POST", `${CS}/rooms/${enc(roomId)}/read_markers`, {
+      asUser,
+      body: { "m.fully_read": eventId, "m.read": eventId },
+    });
+  }
+
   async getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent> {
     const res = await this.call("GET", `${CS}/rooms/${enc(roomId)}/event/${enc(eventId)}`, { asUser: asUser ?? this.opts.syncUserId });
     return toEvent(res, roomId);
@@ -154,6 +169,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
     if (!since) return { nextBatch, events: [] };
 
     const events: MatrixEvent[] = [];
+    const ephemeral: EphemeralEvent[] = [];
     for (const [roomId, invite] of Object.entries((res.rooms?.invite ?? {}) as Json)) {
       void invite;
       // Invited to a room (by an Element user, say): accept, so its events flow here too.
@@ -174,11 +190,14 @@ export class SynapseMatrixBackend implements MatrixBackend {
         event.sender_display_name = await this.displayName(roomId, event.sender);
         events.push(event);
       }
+      for (const e of (room.ephemeral?.events ?? []) as Json[]) {
+        if (typeof e.type === "string") ephemeral.push({ room_id: roomId, type: e.type, content: (e.content ?? {}) as Record<string, unknown> });
+      }
     }
     for (const [roomId, room] of Object.entries((res.rooms?.leave ?? {}) as Json)) {
       for (const e of (room.timeline?.events ?? []) as Json[]) events.push(toEvent(e, roomId));
     }
-    return { nextBatch, events };
+    return { nextBatch, events, ephemeral };
   }
 
   async close(): Promise<void> {

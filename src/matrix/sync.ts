@@ -51,6 +51,8 @@ export class SyncPoller {
           since = batch.nextBatch;
         }
         await this.deps.dispatcher.drain();
+        // After the timeline is indexed, so a receipt finds the message it names.
+        if (batch.ephemeral?.length) await this.deps.dispatcher.deliverEphemeral(batch.ephemeral);
         if (failures > 0) log.info({ component: "sync" }, "sync recovered");
         failures = 0;
       } catch (err) {

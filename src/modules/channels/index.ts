@@ -16,8 +16,10 @@ export const channelsController = (channels: ChannelService) =>
     .get(
       "/",
       async ({ headers, query }) => {
-        const rows = await channels.list(callerFrom(headers["x-user-id"]), query.microdao_id ?? null);
-        return rows.map(toChannelView);
+        const caller = callerFrom(headers["x-user-id"]);
+        const rows = await channels.list(caller, query.microdao_id ?? null);
+        const unread = await channels.unreadCounts(caller, rows.map((r) => r.id));
+        return rows.map((r) => ({ ...toChannelView(r), unread_count: unread.get(r.id) ?? 0 }));
       },
       {
         headers: IdentityHeaders,

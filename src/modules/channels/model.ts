@@ -23,6 +23,9 @@ export const ChannelView = t.Object({
   created_by: t.String(),
   created_at: t.String({ format: "date-time" }),
   updated_at: t.String({ format: "date-time" }),
+  unread_count: t.Optional(
+    t.Integer({ description: "In the listing: others' messages after the caller's read position (0 if not a member)" }),
+  ),
 });
 export type ChannelView = Static<typeof ChannelView>;
 

@@ -8,12 +8,18 @@ import { Subjects } from "../../events/model.ts";
 import { AppError, conflict } from "../../errors.ts";
 import { readableChannel, requireAdmin } from "../access.ts";
 import type { CreateChannelBody } from "./model.ts";
+import { unreadCounts } from "../../features/presence/store.ts";
 
 export class ChannelService {
   constructor(private readonly deps: ServiceDeps) {}
 
   list(callerId: string, microdaoId: string | null): Promise<ChannelRow[]> {
     return listVisibleChannels(this.deps.sql, callerId, microdaoId);
+  }
+
+  /** The caller's unread messages per channel (see features/presence). */
+  unreadCounts(callerId: string, channelIds: string[]): Promise<Map<string, number>> {
+    return unreadCounts(this.deps.sql, callerId, channelIds);
   }
 
   async get(callerId: string, channelId: string): Promise<ChannelRow> {
