@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import pino from "pino";
 import { openDatabase, type Database } from "../../src/store/db.ts";
 import { migrate } from "../../src/store/migrate.ts";
@@ -18,6 +18,7 @@ interface Adapter {
 }
 
 const log = pino({ level: "silent" });
+setDefaultTimeout(30_000);
 const adapters: Adapter[] = [
   {
     name: "local",
@@ -146,15 +147,32 @@ for (const adapter of adapters) {
       const { roomId } = await newRoom();
       const start = await m.sync(null, 0, new AbortController().signal);
       expect(start.events).toEqual([]);
-      const waiting = m.sync(start.nextBatch, 5000, new AbortController().signal);
+      // Other rooms on a shared homeserver wake the long-poll too: keep syncing, collecting
+      // this room's events, until the ones sent show up (bounded).
+      async function collectUntil(since: string, want: string[]): Promise<{ ids: string[]; nextBatch: string }> {
+        const ids: string[] = [];
+        const deadline = Date.now() + 15000;
+        let token = since;
+        while (!want.every((w) => ids.includes(w))) {
+          if (Date.now() > deadline) throw new Error(`sync never returned ${want.join(", ")}; got ${ids.join(", ")}`);
+          const batch = await m.sync(token, 5000, new AbortController().signal);
+          ids.push(...batch.events.filter((e) => e.room_id === roomId && e.type === "m.room.message").map((e) => e.event_id));
+          token = batch.nextBatch;
+        }
+        return { ids, nextBatch: token };
+      }
+      // A long-poll is waiting when the event is sent; it (or a later one) must return it.
+      const polling = m.sync(start.nextBatch, 5000, new AbortController().signal);
       const e1 = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "1" }, crypto.randomUUID());
-      const batch = await waiting;
-      expect(batch.events.map((e) => e.event_id)).toContain(e1.eventId);
+      const woke = await polling;
+      const first = woke.events.some((e) => e.event_id === e1.eventId)
+        ? { ids: [e1.eventId], nextBatch: woke.nextBatch }
+        : await collectUntil(start.nextBatch, [e1.eventId]);
+      expect(first.ids).toEqual([e1.eventId]);
       const e2 = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "2" }, crypto.randomUUID());
       const e3 = await m.sendEvent(roomId, alice, "m.room.message", { msgtype: "m.text", body: "3" }, crypto.randomUUID());
-      const next = await m.sync(batch.nextBatch, 5000, new AbortController().signal);
-      const ids = next.events.filter((e) => e.room_id === roomId).map((e) => e.event_id);
-      expect(ids).toEqual([e2.eventId, e3.eventId]);
+      const next = await collectUntil(first.nextBatch, [e2.eventId, e3.eventId]);
+      expect(next.ids).toEqual([e2.eventId, e3.eventId]);
       // An aborted long-poll settles at once (with no events, or with an abort error).
       const ctl = new AbortController();
       const started = Date.now();
