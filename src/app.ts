@@ -32,6 +32,10 @@ import { AgentService } from "./modules/agents/service.ts";
 import { wsController } from "./modules/ws/index.ts";
 import { channelTopic, type ServerFrame } from "./modules/ws/model.ts";
 import { healthController } from "./modules/health/index.ts";
+import { searchController } from "./features/search/index.ts";
+import { SearchService } from "./features/search/service.ts";
+import { filesController } from "./features/files/index.ts";
+import { FileService } from "./features/files/service.ts";
 
 export interface RunningApp {
   url: string;
@@ -140,6 +144,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(messagesController(new MessageService(deps)))
       .use(membersController(new MemberService(deps)))
       .use(agentsController(new AgentService(deps)))
+      .use(searchController(new SearchService(deps)))
+      .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
       .use(wsController(db.sql))
       .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
       .listen({ port: config.PORT, hostname: config.HOST });
