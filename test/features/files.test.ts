@@ -29,6 +29,8 @@ describe("files (local backend)", () => {
   test("an image upload becomes an m.image with an mxc url, on the socket and in the listing, and downloads byte for byte", async () => {
     const channel = await createChannel(server, "user:admin");
     const ws = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}`, { "x-user-id": "user:admin" });
+    const published: Array<{ subject: string; payload: any }> = [];
+    const unsubscribe = server.app.deps.events.subscribe((e) => published.push(e));
     const bytes = png();
     const res = await upload(channel.id, "user:admin", { file: new Blob([bytes], { type: "image/png" }), filename: "pixel.png", text: "look at this" });
     expect(res.status).toBe(201);
@@ -42,6 +44,10 @@ describe("files (local backend)", () => {
       media: { mimetype: "image/png", size: 64, filename: "pixel.png", download_path: `/api/messaging/channels/${channel.id}/messages/${msg.id}/file` },
     });
     expect(msg.media.url).toMatch(/^mxc:\/\/daarion\.city\/[A-Za-z0-9_-]+$/);
+    unsubscribe();
+    expect(published).toEqual([
+      { subject: "messaging.message.created", payload: expect.objectContaining({ message_id: msg.id, seq: 1, preview: "look at this" }) },
+    ]);
 
     const frame = await ws.nextJson();
     expect(frame).toMatchObject({ type: "message.created", seq: 1, message: { id: msg.id, media: { url: msg.media.url } } });
