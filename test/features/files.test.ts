@@ -119,6 +119,10 @@ describe("files (local backend)", () => {
     expect(html.status).toBe(415);
     expect(await html.json()).toMatchObject({ error: "UNSUPPORTED_MEDIA_TYPE" });
 
+    const anonymous = await server.api(`/api/messaging/channels/${channel.id}/files`, { method: "POST", body: new FormData() });
+    expect(anonymous.status).toBe(401);
+    expect(await anonymous.json()).toMatchObject({ error: "UNAUTHENTICATED" });
+
     const none = await upload(channel.id, "user:admin", { text: "no file" });
     expect(none.status).toBe(400);
     expect(await none.json()).toMatchObject({ error: "FILE_REQUIRED" });

@@ -41,7 +41,11 @@ export const filesController = (files: FileService) =>
       {
         // Reads the body itself so an oversized upload is refused once the limit is crossed,
         // not after the whole body has been buffered.
-        parse: async ({ request }) => parseBoundedForm(request, files.maxUploadBytes),
+        parse: async ({ request }) => {
+          // No identity, no reading of the body.
+          callerFrom(request.headers.get("x-user-id"));
+          return parseBoundedForm(request, files.maxUploadBytes);
+        },
         headers: IdentityHeaders,
         params: ChannelIdParams,
         body: UploadBody,
