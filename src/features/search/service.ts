@@ -19,7 +19,14 @@ export class SearchService {
   ): Promise<SearchPage> {
     // A channel the caller may not read is a 404, as everywhere else, not an empty result.
     if (opts.channelId) await readableChannel(this.deps.sql, callerId, opts.channelId);
-    const hits = await searchMessages(this.deps.sql, { callerId, query: opts.q, ...opts, limit: opts.limit });
+    const hits = await searchMessages(this.deps.sql, {
+      callerId,
+      query: opts.q,
+      channelId: opts.channelId,
+      senderId: opts.senderId,
+      limit: opts.limit,
+      offset: opts.offset,
+    });
     const threads = await threadStats(this.deps.sql, hits.map((h) => h.id));
     return { hits, threads, nextOffset: hits.length === opts.limit ? opts.offset + opts.limit : null };
   }
