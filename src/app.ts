@@ -34,6 +34,10 @@ import { wsController } from "./modules/ws/index.ts";
 import { channelTopic, type ServerFrame } from "./modules/ws/model.ts";
 import { healthController } from "./modules/health/index.ts";
 import { presenceController } from "./features/presence/index.ts";
+import { searchController } from "./features/search/index.ts";
+import { SearchService } from "./features/search/service.ts";
+import { filesController } from "./features/files/index.ts";
+import { FileService } from "./features/files/service.ts";
 
 export interface RunningApp {
   url: string;
@@ -145,6 +149,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(agentsController(new AgentService(deps)))
       .use(wsController(deps))
       .use(presenceController(deps))
+      .use(searchController(new SearchService(deps)))
+      .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
       .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
       .listen({ port: config.PORT, hostname: config.HOST });
     const listening = app.server!;

@@ -25,6 +25,7 @@ import { eventIngesters, relationIngesters } from "./ingest-routes.ts";
 import { toMessageView } from "../modules/messages/view.ts";
 import { toMemberView } from "../modules/members/model.ts";
 import { toChannelView } from "../modules/channels/model.ts";
+import { mediaFromContent } from "../features/files/media.ts";
 import type { ServerFrame } from "../modules/ws/model.ts";
 
 export interface ActorDeps {
@@ -280,6 +281,7 @@ export class ChannelActor {
       delivery_state: "pending",
       outbox_content: content,
       created_at: null,
+      media: mediaFromContent(content),
     });
     this.seq = seq;
     try {
@@ -386,6 +388,7 @@ export class ChannelActor {
         delivery_state: "sent",
         outbox_content: null,
         created_at: new Date(event.origin_server_ts),
+        media: mediaFromContent(event.content),
       });
       await consumeInboxEvent(tx, event.event_id);
       return inserted;

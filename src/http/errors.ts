@@ -22,7 +22,9 @@ export const errorHandler = (log: Logger) =>
       Object.assign(set.headers, headers);
       return { error: errorCode, message };
     };
-    if (error instanceof AppError) return json(error.status, error.code, error.message, error.headers);
+    // A route's own body parser may refuse with an AppError (a too-large upload); Elysia wraps it.
+    const refusal = error instanceof AppError ? error : code === "PARSE" && (error as Error).cause instanceof AppError ? ((error as Error).cause as AppError) : null;
+    if (refusal) return json(refusal.status, refusal.code, refusal.message, refusal.headers);
     if (error instanceof MatrixApiError) {
       set.status = error.status;
       return { errcode: error.errcode, error: error.message };

@@ -2,11 +2,14 @@ import type { Sql, Tx } from "../store/db.ts";
 import {
   MatrixError,
   joinRuleFor,
+  parseMxcUri,
   type CreateRoomRequest,
   type EphemeralEvent,
+  type DownloadedMedia,
   type MatrixBackend,
   type MatrixEvent,
   type SyncBatch,
+  type UploadedMedia,
 } from "./port.ts";
 
 type Row = {
@@ -183,6 +186,26 @@ export class LocalMatrixBackend implements MatrixBackend {
       select * from local_matrix_events where room_id = ${roomId} and event_id = ${eventId}`;
     if (!row) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
     return toEvent(row);
+  }
+
+  async uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia> {
+    this.assertOpen();
+    const mediaId = randomToken(18);
+    await this.sql`
+      insert into local_matrix_media (media_id, uploader, content_type, filename, size, data)
+      values (${mediaId}, ${asUser}, ${contentType}, ${filename}, ${data.byteLength}, ${Buffer.from(data.buffer, data.byteOffset, data.byteLength)})`;
+    return { contentUri: `mxc://${this.serverName}/${mediaId}` };
+  }
+
+  async downloadMedia(mxcUri: string): Promise<DownloadedMedia> {
+    this.assertOpen();
+    const parsed = parseMxcUri(mxcUri);
+    // Like a homeserver that does not federate: media of other servers is simply not there.
+    if (!parsed || parsed.serverName !== this.serverName) throw new MatrixError("M_NOT_FOUND", "Not found", 404);
+    const [row] = await this.sql<{ content_type: string; size: string; data: Buffer }[]>`
+      select content_type, size, data from local_matrix_media where media_id = ${parsed.mediaId}`;
+    if (!row) throw new MatrixError("M_NOT_FOUND", "Not found", 404);
+    return { body: new Blob([new Uint8Array(row.data)]).stream(), contentType: row.content_type, size: Number(row.size) };
   }
 
   async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {

@@ -44,6 +44,18 @@ export interface SyncBatch {
   ephemeral?: EphemeralEvent[];
 }
 
+export interface UploadedMedia {
+  /** `mxc://server/mediaId` */
+  contentUri: string;
+}
+
+export interface DownloadedMedia {
+  body: ReadableStream<Uint8Array>;
+  contentType: string;
+  /** Bytes, when the homeserver says. */
+  size: number | null;
+}
+
 export interface MatrixBackend {
   readonly kind: "local" | "synapse";
   readonly serverName: string;
@@ -62,6 +74,10 @@ export interface MatrixBackend {
   setTyping(roomId: string, asUser: string, typing: boolean, timeoutMs: number): Promise<void>;
   /** POST /rooms/{room}/read_markers: moves both m.fully_read and the public m.read receipt to eventId. */
   setReadMarker(roomId: string, asUser: string, eventId: string): Promise<void>;
+  /** Stores a file in the media repository as `asUser`; the answer is its mxc URI. */
+  uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia>;
+  /** Fetches a file by its mxc URI (authenticated media); unknown media is M_NOT_FOUND. */
+  downloadMedia(mxcUri: string): Promise<DownloadedMedia>;
   /** Long-polls for timeline events after `since`; null starts from now, with no events. */
   sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch>;
   close(): Promise<void>;
@@ -77,6 +93,12 @@ export class MatrixError extends Error {
     super(message);
     this.name = "MatrixError";
   }
+}
+
+/** `mxc://server/mediaId` -> its parts; null for anything else. */
+export function parseMxcUri(uri: string): { serverName: string; mediaId: string } | null {
+  const m = /^mxc:\/\/([A-Za-z0-9.:-]+)\/([A-Za-z0-9_-]+)$/.exec(uri);
+  return m ? { serverName: m[1]!, mediaId: m[2]! } : null;
 }
 
 export const joinRuleFor = (v: Visibility) => (v === "public" ? "public" : "invite");

@@ -3,12 +3,15 @@ import { EPHEMERAL_EVENT_TYPES, STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "
 import {
   MatrixError,
   joinRuleFor,
+  parseMxcUri,
   presetFor,
   type CreateRoomRequest,
   type EphemeralEvent,
+  type DownloadedMedia,
   type MatrixBackend,
   type MatrixEvent,
   type SyncBatch,
+  type UploadedMedia,
 } from "./port.ts";
 
 export interface SynapseOptions {
@@ -26,6 +29,17 @@ export interface SynapseOptions {
 
 
 const CS = "/_matrix/client/v3";
+
+interface CallOptions {
+  asUser?: string;
+  body?: unknown;
+  /** A raw body (a media upload) instead of JSON. */
+  bytes?: { data: Uint8Array; contentType: string };
+  query?: Record<string, string>;
+  signal?: AbortSignal;
+  retry?: boolean;
+  timeoutMs?: number;
+}
 const BACKFILL_PAGE = 100;
 const BACKFILL_MAX_PAGES = 50;
 
@@ -159,6 +173,32 @@ export class SynapseMatrixBackend implements MatrixBackend {
     return toEvent(res, roomId);
   }
 
+  async uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia> {
+    await this.ensureUser(asUser);
+    const res = await this.call("POST", "/_matrix/media/v3/upload", {
+      asUser,
+      bytes: { data, contentType },
+      query: filename ? { filename } : {},
+      timeoutMs: 120_000,
+    });
+    return { contentUri: res.content_uri as string };
+  }
+
+  async downloadMedia(mxcUri: string): Promise<DownloadedMedia> {
+    const parsed = parseMxcUri(mxcUri);
+    if (!parsed) throw new MatrixError("M_NOT_FOUND", "Not a media URI", 404);
+    // Authenticated media (spec v1.11): the as_token is the access token; no masquerading needed.
+    const res = await this.request("GET", `/_matrix/client/v1/media/download/${enc(parsed.serverName)}/${enc(parsed.mediaId)}`, {
+      timeoutMs: 120_000,
+    });
+    const length = res.headers.get("content-length");
+    return {
+      body: res.body ?? new Blob([]).stream(),
+      contentType: res.headers.get("content-type") ?? "application/octet-stream",
+      size: length === null ? null : Number(length),
+    };
+  }
+
   async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {
     await this.ensureUser(this.opts.syncUserId);
     const query: Record<string, string> = { filter: this.syncFilter, timeout: String(since ? timeoutMs : 0) };
@@ -270,11 +310,13 @@ export class SynapseMatrixBackend implements MatrixBackend {
     }
   }
 
-  private async call(
-    method: string,
-    path: string,
-    opts: { asUser?: string; body?: unknown; query?: Record<string, string>; signal?: AbortSignal; retry?: boolean; timeoutMs?: number } = {},
-  ): Promise<Json> {
+  private async call(method: string, path: string, opts: CallOptions = {}): Promise<Json> {
+    const res = await this.request(method, path, opts);
+    return parseJson(await res.text());
+  }
+
+  /** The retrying exchange; answers the successful response with its body unread. */
+  private async request(method: string, path: string, opts: CallOptions = {}): Promise<Response> {
     const url = new URL(this.opts.baseUrl.replace(/\/$/, "") + path);
     for (const [k, v] of Object.entries(opts.query ?? {})) url.searchParams.set(k, v);
     if (opts.asUser) url.searchParams.set("user_id", opts.asUser);
@@ -286,8 +328,8 @@ export class SynapseMatrixBackend implements MatrixBackend {
       try {
         res = await fetch(url, {
           method,
-          headers: { authorization: `Bearer ${this.opts.asToken}`, "content-type": "application/json" },
-          body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+          headers: { authorization: `Bearer ${this.opts.asToken}`, "content-type": opts.bytes?.contentType ?? "application/json" },
+          body: opts.bytes ? opts.bytes.data : opts.body === undefined ? undefined : JSON.stringify(opts.body),
           signal: AbortSignal.any(signals),
         });
       } catch (err) {
@@ -299,9 +341,8 @@ export class SynapseMatrixBackend implements MatrixBackend {
         await abortableSleep(wait, opts.signal);
         continue;
       }
-      const text = await res.text();
-      const body = parseJson(text);
-      if (res.ok) return body;
+      if (res.ok) return res;
+      const body = parseJson(await res.text());
       const errcode = typeof body.errcode === "string" ? body.errcode : `HTTP_${res.status}`;
       const message = typeof body.error === "string" ? body.error : `homeserver answered ${res.status}`;
       const retryable = res.status === 429 || res.status >= 500;

@@ -1,6 +1,7 @@
 import type { Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
 import type { SenderType } from "../matrix/mapping.ts";
+import type { MediaColumns } from "../features/files/media.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
   const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;
@@ -101,17 +102,21 @@ export interface NewMessage {
   delivery_state: "pending" | "sent";
   outbox_content: Record<string, unknown> | null;
   created_at: Date | null;
+  /** A file message's mxc URL and details. */
+  media?: MediaColumns | null;
 }
 
 export async function insertMessage(sql: Sql | Tx, m: NewMessage): Promise<MessageRow> {
   const [row] = await sql<MessageRow[]>`
     insert into messages (id, channel_id, seq, matrix_event_id, matrix_type, sender_id, sender_type, sender_matrix_id,
                           sender_display_name, content_preview, content_type, msgtype, thread_id, reply_to,
-                          delivery_state, outbox_content, created_at)
+                          delivery_state, outbox_content, created_at, media_url, media_mimetype, media_size, media_filename)
     values (${m.id}, ${m.channel_id}, ${m.seq}, ${m.matrix_event_id}, ${m.matrix_type}, ${m.sender_id}, ${m.sender_type},
             ${m.sender_matrix_id}, ${m.sender_display_name}, ${m.content_preview}, ${m.content_type}, ${m.msgtype},
             ${m.thread_id}, ${m.reply_to}, ${m.delivery_state},
-            ${m.outbox_content ? sql.json(m.outbox_content as never) : null}, coalesce(${m.created_at}::timestamptz, now()))
+            ${m.outbox_content ? sql.json(m.outbox_content as never) : null}, coalesce(${m.created_at}::timestamptz, now()),
+            ${m.media?.media_url ?? null}, ${m.media?.media_mimetype ?? null}, ${m.media?.media_size ?? null},
+            ${m.media?.media_filename ?? null})
     returning *`;
   return row!;
 }

@@ -45,6 +45,10 @@ export interface MessageRow {
   edited_at: Date | null;
   deleted_at: Date | null;
   created_at: Date;
+  media_url: string | null;
+  media_mimetype: string | null;
+  media_size: string | null; // bigint
+  media_filename: string | null;
 }
 
 export interface MemberRow {

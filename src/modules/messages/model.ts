@@ -26,6 +26,18 @@ export const MessageView = t.Object({
   edited_at: t.Nullable(t.String({ format: "date-time" })),
   deleted_at: t.Nullable(t.String({ format: "date-time" })),
   created_at: t.String({ format: "date-time" }),
+  media: t.Nullable(
+    t.Object(
+      {
+        url: t.String({ description: "The mxc:// URI in Matrix" }),
+        mimetype: t.Nullable(t.String()),
+        size: t.Nullable(t.Integer()),
+        filename: t.Nullable(t.String()),
+        download_path: t.String({ description: "Where the service streams the file (read right on the channel needed)" }),
+      },
+      { description: "For file, image, audio and video messages" },
+    ),
+  ),
 });
 export type MessageView = Static<typeof MessageView>;
 

@@ -24,5 +24,14 @@ export function toMessageView(row: MessageRow, thread?: ThreadStats): MessageVie
     edited_at: row.edited_at?.toISOString() ?? null,
     deleted_at: row.deleted_at?.toISOString() ?? null,
     created_at: row.created_at.toISOString(),
+    media: row.media_url
+      ? {
+          url: row.media_url,
+          mimetype: row.media_mimetype,
+          size: row.media_size === null ? null : Number(row.media_size),
+          filename: row.media_filename,
+          download_path: `/api/messaging/channels/${row.channel_id}/messages/${row.id}/file`,
+        }
+      : null,
   };
 }

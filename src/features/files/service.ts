@@ -1,0 +1,90 @@
+import type { ServiceDeps } from "../../modules/deps.ts";
+import type { MessageRow } from "../../store/rows.ts";
+import { findMessage } from "../../store/messages.ts";
+import { readableChannel, writeRight } from "../../modules/access.ts";
+import { toMatrixUserId } from "../../matrix/mapping.ts";
+import { MatrixError } from "../../matrix/port.ts";
+import { AppError, notFound } from "../../errors.ts";
+import { ALLOWED_MIME_TYPES, downloadHeaders, imageSize, msgtypeFor, normaliseMime } from "./policy.ts";
+
+export interface Upload {
+  file: File;
+  caption: string | null;
+  threadId: string | null;
+  replyTo: string | null;
+}
+
+export const tooLarge = (max: number) =>
+  new AppError(413, "FILE_TOO_LARGE", `the file is larger than the ${max} bytes allowed (MAX_UPLOAD_BYTES)`);
+
+export class FileService {
+  constructor(
+    private readonly deps: ServiceDeps,
+    readonly maxUploadBytes: number,
+  ) {}
+
+  /**
+   * Stores the file in the Matrix media repository as the sender, then sends the media
+   * message through the channel actor like any other message (seq, WebSocket, NATS).
+   * Rights are checked before anything is uploaded.
+   */
+  async upload(callerId: string, channelId: string, upload: Upload): Promise<MessageRow> {
+    const access = await readableChannel(this.deps.sql, callerId, channelId);
+    const { joinFirst } = writeRight(access, callerId);
+    const { file } = upload;
+    if (file.size > this.maxUploadBytes) throw tooLarge(this.maxUploadBytes);
+    if (file.size === 0) throw new AppError(400, "FILE_REQUIRED", "the file is empty");
+    const mimetype = normaliseMime(file.type);
+    if (!ALLOWED_MIME_TYPES.has(mimetype)) {
+      throw new AppError(415, "UNSUPPORTED_MEDIA_TYPE", `files of type '${mimetype || "unknown"}' are not accepted`);
+    }
+    const filename = cleanFilename(file.name);
+    const bytes = new Uint8Array(await file.arrayBuffer());
+    const sender = toMatrixUserId(callerId, this.deps.matrix.serverName);
+    let contentUri: string;
+    try {
+      ({ contentUri } = await this.deps.matrix.uploadMedia(sender, bytes, mimetype, filename));
+    } catch (err) {
+      if (err instanceof MatrixError && err.errcode === "M_TOO_LARGE") throw tooLarge(this.maxUploadBytes);
+      const errcode = err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
+      throw new AppError(502, "MATRIX_UNAVAILABLE", `the Matrix media repository refused the file (${errcode})`);
+    }
+    const msgtype = msgtypeFor(mimetype);
+    const info: Record<string, unknown> = { mimetype, size: bytes.byteLength };
+    const dimensions = msgtype === "m.image" ? imageSize(bytes) : null;
+    if (dimensions) Object.assign(info, dimensions);
+    return this.deps.registry.get(channelId).send({
+      senderId: callerId,
+      // Matrix v1.10 media captions: `body` is the caption when `filename` differs from it.
+      text: upload.caption ?? filename,
+      msgtype,
+      formattedBody: null,
+      replyTo: upload.replyTo,
+      threadId: upload.threadId,
+      extraContent: { url: contentUri, info, filename },
+      joinFirst,
+    });
+  }
+
+  /** The file of a media message, streamed from the media repository; the read right is the channel's. */
+  async download(callerId: string, channelId: string, messageId: string): Promise<Response> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    const row = await findMessage(this.deps.sql, channelId, messageId);
+    if (!row || row.deleted_at || !row.media_url) throw notFound("file");
+    let media;
+    try {
+      media = await this.deps.matrix.downloadMedia(row.media_url);
+    } catch (err) {
+      if (err instanceof MatrixError && err.errcode === "M_NOT_FOUND") throw notFound("file");
+      throw new AppError(502, "MATRIX_UNAVAILABLE", "the Matrix media repository did not return the file");
+    }
+    const mime = row.media_mimetype ?? media.contentType;
+    return new Response(media.body, { headers: downloadHeaders(mime, row.media_filename, media.size) });
+  }
+}
+
+/** A name for Content-Disposition and Matrix: no path, no control characters. */
+function cleanFilename(name: string | undefined): string {
+  const base = (name ?? "").split(/[\\/]/).pop()!.replace(/[\x00-\x1f\x7f]/g, "").trim();
+  return (base || "file").slice(0, 255);
+}

@@ -1,0 +1,33 @@
+import type { ServiceDeps } from "../../modules/deps.ts";
+import { readableChannel } from "../../modules/access.ts";
+import { threadStats, type ThreadStats } from "../../store/messages.ts";
+import { searchMessages, type RankedRow } from "./store.ts";
+
+export interface SearchPage {
+  hits: RankedRow[];
+  threads: Map<string, ThreadStats>;
+  /** Pass back as ?offset= for the next page; null on the last page. */
+  nextOffset: number | null;
+}
+
+export class SearchService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  async search(
+    callerId: string,
+    opts: { q: string; channelId: string | null; senderId: string | null; limit: number; offset: number },
+  ): Promise<SearchPage> {
+    // A channel the caller may not read is a 404, as everywhere else, not an empty result.
+    if (opts.channelId) await readableChannel(this.deps.sql, callerId, opts.channelId);
+    const hits = await searchMessages(this.deps.sql, {
+      callerId,
+      query: opts.q,
+      channelId: opts.channelId,
+      senderId: opts.senderId,
+      limit: opts.limit,
+      offset: opts.offset,
+    });
+    const threads = await threadStats(this.deps.sql, hits.map((h) => h.id));
+    return { hits, threads, nextOffset: hits.length === opts.limit ? opts.offset + opts.limit : null };
+  }
+}

@@ -1,0 +1,40 @@
+import type { Sql } from "../../store/db.ts";
+import type { MessageRow } from "../../store/rows.ts";
+
+export interface SearchFilter {
+  callerId: string;
+  query: string;
+  channelId: string | null;
+  senderId: string | null;
+  limit: number;
+  offset: number;
+}
+
+export type RankedRow = MessageRow & { rank: number };
+
+/**
+ * Messages matching `query` in every channel the caller may read: public channels, and those
+ * where the caller is a current member with can_read (the rule of readableChannel). Thread
+ * replies count; deleted messages and failed sends do not. Best match first; ties newest first,
+ * then by id, so offset pages are stable while nothing new arrives.
+ */
+export async function searchMessages(sql: Sql, f: SearchFilter): Promise<RankedRow[]> {
+  return sql<RankedRow[]>`
+    select m.*, ts_rank(m.search_vector, q.query)::float8 as rank
+    from websearch_to_tsquery('simple', ${f.query}) as q(query)
+    join messages m on m.search_vector @@ q.query
+    join channels c on c.id = m.channel_id
+    where m.deleted_at is null
+      and m.delivery_state <> 'failed'
+      and (${f.channelId}::uuid is null or m.channel_id = ${f.channelId}::uuid)
+      and (${f.senderId}::text is null or m.sender_id = ${f.senderId}::text)
+      and (
+        c.visibility = 'public'
+        or exists (
+          select 1 from channel_members cm
+          where cm.channel_id = c.id and cm.member_id = ${f.callerId} and cm.left_at is null and cm.can_read
+        )
+      )
+    order by rank desc, m.created_at desc, m.id desc
+    limit ${f.limit} offset ${f.offset}`;
+}
