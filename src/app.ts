@@ -32,6 +32,8 @@ import { AgentService } from "./modules/agents/service.ts";
 import { wsController } from "./modules/ws/index.ts";
 import { channelTopic, type ServerFrame } from "./modules/ws/model.ts";
 import { healthController } from "./modules/health/index.ts";
+import { relationsController } from "./features/relations/index.ts";
+import { RelationsService } from "./features/relations/service.ts";
 
 export interface RunningApp {
   url: string;
@@ -138,6 +140,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(healthController({ database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }))
       .use(channelsController(new ChannelService(deps)))
       .use(messagesController(new MessageService(deps)))
+      .use(relationsController(new RelationsService(deps)))
       .use(membersController(new MemberService(deps)))
       .use(agentsController(new AgentService(deps)))
       .use(wsController(db.sql))

@@ -1,5 +1,6 @@
 import type { MatrixEvent } from "../matrix/port.ts";
 import type { ActorContext } from "./context.ts";
+import { ingestEdit, ingestReaction, ingestRedaction } from "../features/relations/ingest.ts";
 
 /**
  * Feature modules index Matrix events here. The actor handles m.room.message, m.room.member,
@@ -10,6 +11,11 @@ import type { ActorContext } from "./context.ts";
  */
 export type Ingester = (ctx: ActorContext, event: MatrixEvent) => Promise<void>;
 
-export const eventIngesters: Record<string, Ingester> = {};
+export const eventIngesters: Record<string, Ingester> = {
+  "m.reaction": ingestReaction,
+  "m.room.redaction": ingestRedaction,
+};
 
-export const relationIngesters: Record<string, Ingester> = {};
+export const relationIngesters: Record<string, Ingester> = {
+  "m.replace": ingestEdit,
+};
