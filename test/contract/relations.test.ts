@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import pino from "pino";
 import { openDatabase, type Database } from "../../src/store/db.ts";
 import { migrate } from "../../src/store/migrate.ts";
@@ -17,6 +17,9 @@ interface Adapter {
   serverName: string;
   open(): Promise<{ backend: MatrixBackend; close(): Promise<void> }>;
 }
+
+// Synapse round trips, on a machine other suites share.
+setDefaultTimeout(30_000);
 
 const log = pino({ level: "silent" });
 const adapters: Adapter[] = [

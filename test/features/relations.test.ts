@@ -160,7 +160,7 @@ describe("reactions", () => {
     expect(readded).toHaveLength(2);
     expect(await inbox.nextJson()).toMatchObject({ type: "reaction.added", count: 1 });
     const rows = await server.app.deps.sql`select matrix_event_id, removed_at from message_reactions where message_id = ${msg.id}`;
-    expect(rows).toEqual([{ matrix_event_id: readded[1]!.event_id, removed_at: null }]);
+    expect([...rows]).toEqual([{ matrix_event_id: readded[1]!.event_id, removed_at: null }]);
     // No stray frames from the echoes of our own events: the next frame is a new message's.
     await post(channel.id, "user:alice", { text: "after" });
     expect(await inbox.nextJson()).toMatchObject({ type: "message.created", message: { content_preview: "after" } });
@@ -356,7 +356,7 @@ describe("from a Matrix client", () => {
     const again = await bob.send("m.reaction", { "m.relates_to": { rel_type: "m.annotation", event_id: msg.matrix_event_id, key: "🚀" } });
     expect(await inbox.nextJson()).toMatchObject({ type: "reaction.added", reactor_id: `matrix:${bob.id}`, count: 2 });
     const rows = await server.app.deps.sql`select matrix_event_id from message_reactions where reactor_id = ${`matrix:${bob.id}`}`;
-    expect(rows).toEqual([{ matrix_event_id: again }]);
+    expect([...rows]).toEqual([{ matrix_event_id: again }]);
     inbox.close();
   });
 
