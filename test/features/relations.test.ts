@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import type { PublishedEvent } from "../../src/events/bus.ts";
+import { connect } from "nats";
+import { natsUrl, serviceMissing } from "../helpers/services.ts";
 
 /**
  * Reactions, edits and deletion against the local Matrix backend: REST in, Matrix events out,
@@ -416,5 +418,38 @@ describe("from a Matrix client", () => {
     expect(await inbox.nextJson()).toMatchObject({ type: "message.deleted", message_id: msg.id, deleted_by: "user:admin" });
     expect(await listing(channel.id, "user:alice")).toEqual([]);
     inbox.close();
+  });
+});
+
+describe.skipIf(serviceMissing("NATS_URL"))("on the NATS broker", () => {
+  test("reaction, edit and deletion events arrive on their subjects", async () => {
+    const nc = await connect({ servers: natsUrl! });
+    try {
+      const sub = nc.subscribe("messaging.>");
+      const seen: Array<{ subject: string; data: any }> = [];
+      const wanted = ["messaging.reaction.added", "messaging.reaction.removed", "messaging.message.updated", "messaging.message.deleted"];
+      // Other suites may publish on the same broker: only this message's events count.
+      let messageId = "";
+      const done = (async () => {
+        for await (const m of sub) {
+          seen.push({ subject: m.subject, data: m.json() });
+          if (wanted.every((w) => seen.some((e) => e.subject === w && e.data.message_id === messageId))) return;
+        }
+      })();
+      await nc.flush();
+      await (server.app.deps.events as unknown as { ready?(): Promise<void> }).ready?.();
+      const channel = await createChannel(server, "user:admin");
+      const msg = await post(channel.id, "user:alice", { text: "over the wire" });
+      messageId = msg.id;
+      expect((await react(channel.id, msg.id, "user:alice", "✅")).status).toBe(200);
+      expect((await unreact(channel.id, msg.id, "user:alice", "✅")).status).toBe(200);
+      expect((await api(`/${channel.id}/messages/${msg.id}`, { method: "PATCH", as: "user:alice", json: { text: "edited" } })).status).toBe(200);
+      expect((await api(`/${channel.id}/messages/${msg.id}`, { method: "DELETE", as: "user:alice" })).status).toBe(200);
+      await Promise.race([done, new Promise((_, reject) => setTimeout(() => reject(new Error(`got ${seen.map((e) => e.subject)}`)), 10000))]);
+      const mine = seen.filter((e) => e.data.message_id === msg.id).map((e) => e.subject);
+      expect(mine).toEqual(["messaging.message.created", ...wanted]);
+    } finally {
+      await nc.drain();
+    }
   });
 });
