@@ -38,6 +38,8 @@ import { searchController } from "./features/search/index.ts";
 import { SearchService } from "./features/search/service.ts";
 import { filesController } from "./features/files/index.ts";
 import { FileService } from "./features/files/service.ts";
+import { relationsController } from "./features/relations/index.ts";
+import { RelationsService } from "./features/relations/service.ts";
 
 export interface RunningApp {
   url: string;
@@ -145,6 +147,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(healthController({ database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }))
       .use(channelsController(new ChannelService(deps)))
       .use(messagesController(new MessageService(deps)))
+      .use(relationsController(new RelationsService(deps)))
       .use(membersController(new MemberService(deps)))
       .use(agentsController(new AgentService(deps)))
       .use(wsController(deps))

@@ -215,6 +215,7 @@ export class ChannelActor {
         actor.channel = row;
       },
       matrixCall: <T>(fn: () => Promise<T>) => actor.matrixCall(fn),
+      joinPublic: (memberId: string) => actor.joinPublic(memberId),
     };
   })();
 

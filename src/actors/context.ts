@@ -18,6 +18,8 @@ export interface ActorContext {
   matrixId(daarionId: string): string;
   /** Replaces the actor's copy of the channel row after a feature changed it. */
   setChannel(row: ChannelRow): void;
+  /** A public channel's first write (a reaction, say) joins the user, in Matrix and the index. */
+  joinPublic(memberId: string): Promise<void>;
   /** Runs homeserver calls; a failure becomes a clear 502 for the caller. */
   matrixCall<T>(fn: () => Promise<T>): Promise<T>;
 }

@@ -2,6 +2,7 @@ import type { EphemeralEvent, MatrixEvent } from "../matrix/port.ts";
 import type { ActorContext } from "./context.ts";
 import { ingestTyping } from "../features/presence/typing.ts";
 import { ingestReceipt } from "../features/presence/receipts.ts";
+import { ingestEdit, ingestReaction, ingestRedaction } from "../features/relations/ingest.ts";
 
 /**
  * Feature modules index Matrix events here. The actor handles m.room.message, m.room.member,
@@ -12,9 +13,14 @@ import { ingestReceipt } from "../features/presence/receipts.ts";
  */
 export type Ingester = (ctx: ActorContext, event: MatrixEvent) => Promise<void>;
 
-export const eventIngesters: Record<string, Ingester> = {};
+export const eventIngesters: Record<string, Ingester> = {
+  "m.reaction": ingestReaction,
+  "m.room.redaction": ingestRedaction,
+};
 
-export const relationIngesters: Record<string, Ingester> = {};
+export const relationIngesters: Record<string, Ingester> = {
+  "m.replace": ingestEdit,
+};
 
 /**
  * Ephemeral events (no event id, not durable) by type. They run inside the channel's actor,

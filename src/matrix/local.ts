@@ -128,6 +128,7 @@ export class LocalMatrixBackend implements MatrixBackend {
       const [seen] = await tx`select event_id from local_matrix_events where txn_id = ${txnId}`;
       if (seen) return seen.event_id as string;
       await this.requireMembership(tx, roomId, asUser, ["join"]);
+      if (type === "m.reaction") await this.refuseDuplicateAnnotation(tx, roomId, asUser, content);
       return this.insertEvent(tx, roomId, asUser, type, content, { txnId });
     });
     return { eventId };
@@ -317,6 +318,19 @@ export class LocalMatrixBackend implements MatrixBackend {
     if (!membership || !allowed.includes(membership)) {
       throw new MatrixError("M_FORBIDDEN", `User ${userId} not in room ${roomId}`, 403);
     }
+  }
+
+  /** As Synapse does: one annotation per sender, target and key; a redacted one no longer counts. */
+  private async refuseDuplicateAnnotation(tx: Tx, roomId: string, sender: string, content: Record<string, unknown>) {
+    const rel = content["m.relates_to"] as { rel_type?: unknown; event_id?: unknown; key?: unknown } | undefined;
+    if (rel?.rel_type !== "m.annotation" || typeof rel.event_id !== "string" || typeof rel.key !== "string") return;
+    const [dup] = await tx`
+      select 1 from local_matrix_events
+      where room_id = ${roomId} and sender = ${sender} and type = 'm.reaction'
+        and content->'m.relates_to'->>'rel_type' = 'm.annotation'
+        and content->'m.relates_to'->>'event_id' = ${rel.event_id}
+        and content->'m.relates_to'->>'key' = ${rel.key}`;
+    if (dup) throw new MatrixError("M_DUPLICATE_ANNOTATION", "Can't send same reaction twice", 400);
   }
 
   private async insertEvent(

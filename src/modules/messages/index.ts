@@ -16,7 +16,7 @@ export const messagesController = (messages: MessageService) =>
           before: query.before ? new Date(query.before) : null,
         });
         if (page.nextCursor) set.headers["x-next-cursor"] = page.nextCursor;
-        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id)));
+        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id), page.reactions.get(m.id)));
       },
       {
         headers: IdentityHeaders,
@@ -40,7 +40,7 @@ export const messagesController = (messages: MessageService) =>
           before: query.before ? new Date(query.before) : null,
         });
         if (page.nextCursor) set.headers["x-next-cursor"] = page.nextCursor;
-        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id)));
+        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id), page.reactions.get(m.id)));
       },
       {
         headers: IdentityHeaders,
@@ -71,8 +71,8 @@ export const messagesController = (messages: MessageService) =>
     .get(
       "/:id/messages/:message_id",
       async ({ headers, params }) => {
-        const { row, content } = await messages.get(callerFrom(headers["x-user-id"]), params.id, params.message_id);
-        return { ...toMessageView(row), content };
+        const { row, content, thread, reactions } = await messages.get(callerFrom(headers["x-user-id"]), params.id, params.message_id);
+        return { ...toMessageView(row, thread, reactions), content };
       },
       {
         headers: IdentityHeaders,

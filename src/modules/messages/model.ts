@@ -1,6 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { ChannelIdParams } from "../channels/model.ts";
+import { ReactionSummary } from "../../features/relations/summary.ts";
 
 export const MSGTYPES = ["m.text", "m.notice", "m.image", "m.file", "m.audio", "m.video"] as const;
 export const Msgtype = t.Union(MSGTYPES.map((m) => t.Literal(m)), { default: "m.text" });
@@ -24,6 +25,7 @@ export const MessageView = t.Object({
   last_reply_at: t.Nullable(t.String({ format: "date-time" })),
   status: t.Union([t.Literal("pending"), t.Literal("sent"), t.Literal("failed")]),
   edited_at: t.Nullable(t.String({ format: "date-time" })),
+  reactions: t.Array(ReactionSummary, { description: "Reactions by emoji, in the order they were first used" }),
   deleted_at: t.Nullable(t.String({ format: "date-time" })),
   created_at: t.String({ format: "date-time" }),
   media: t.Nullable(

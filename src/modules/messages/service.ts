@@ -4,10 +4,14 @@ import { findMessage, listMessages, listThread, threadStats, type ThreadStats } 
 import { AppError, notFound } from "../../errors.ts";
 import { readableChannel, writeRight } from "../access.ts";
 import type { SendMessageBody } from "./model.ts";
+import { reactionSummaries } from "../../features/relations/store.ts";
+import type { ReactionSummary } from "../../features/relations/summary.ts";
 
 export interface MessagePageResult {
   messages: MessageRow[];
   threads: Map<string, ThreadStats>;
+  /** Reaction summaries per message, `me` for the caller. */
+  reactions: Map<string, ReactionSummary[]>;
   /** Pass back as ?cursor= for the next (older) page; null on the last page. */
   nextCursor: string | null;
 }
@@ -26,7 +30,7 @@ export class MessageService {
       before: opts.before,
       limit: opts.limit,
     });
-    return this.page(messages, opts.limit);
+    return this.page(messages, opts.limit, callerId);
   }
 
   /** A thread's replies, newest first, paged like the channel listing. */
@@ -44,13 +48,14 @@ export class MessageService {
       before: opts.before,
       limit: opts.limit,
     });
-    return this.page(messages, opts.limit);
+    return this.page(messages, opts.limit, callerId);
   }
 
-  private async page(messages: MessageRow[], limit: number): Promise<MessagePageResult> {
+  private async page(messages: MessageRow[], limit: number, callerId: string): Promise<MessagePageResult> {
     const last = messages.at(-1);
-    const threads = await threadStats(this.deps.sql, messages.map((m) => m.id));
-    return { messages, threads, nextCursor: messages.length === limit && last ? String(last.seq) : null };
+    const ids = messages.map((m) => m.id);
+    const [threads, reactions] = await Promise.all([threadStats(this.deps.sql, ids), reactionSummaries(this.deps.sql, ids, callerId)]);
+    return { messages, threads, reactions, nextCursor: messages.length === limit && last ? String(last.seq) : null };
   }
 
   async send(callerId: string, channelId: string, body: SendMessageBody): Promise<MessageRow> {
@@ -68,14 +73,20 @@ export class MessageService {
   }
 
   /** The index row, with the full content from Matrix (or from the outbox while pending). */
-  async get(callerId: string, channelId: string, messageId: string): Promise<{ row: MessageRow; content: Record<string, unknown> }> {
+  async get(
+    callerId: string,
+    channelId: string,
+    messageId: string,
+  ): Promise<{ row: MessageRow; content: Record<string, unknown>; thread?: ThreadStats; reactions: ReactionSummary[] }> {
     const { channel } = await readableChannel(this.deps.sql, callerId, channelId);
     const row = await findMessage(this.deps.sql, channelId, messageId);
     if (!row || row.deleted_at) throw notFound("message");
-    if (!row.matrix_event_id) return { row, content: row.outbox_content ?? {} };
+    const [threads, reactions] = await Promise.all([threadStats(this.deps.sql, [row.id]), reactionSummaries(this.deps.sql, [row.id], callerId)]);
+    const extras = { thread: threads.get(row.id), reactions: reactions.get(row.id) ?? [] };
+    if (!row.matrix_event_id) return { row, content: row.outbox_content ?? {}, ...extras };
     try {
       const event = await this.deps.matrix.getEvent(channel.matrix_room_id, row.matrix_event_id, row.sender_matrix_id);
-      return { row, content: event.content };
+      return { row, content: event.content, ...extras };
     } catch {
       throw new AppError(502, "MATRIX_UNAVAILABLE", "the Matrix homeserver did not return the message content");
     }

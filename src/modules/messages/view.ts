@@ -1,8 +1,9 @@
 import type { MessageRow } from "../../store/rows.ts";
 import type { ThreadStats } from "../../store/messages.ts";
 import type { MessageView } from "./model.ts";
+import type { ReactionSummary } from "../../features/relations/summary.ts";
 
-export function toMessageView(row: MessageRow, thread?: ThreadStats): MessageView {
+export function toMessageView(row: MessageRow, thread?: ThreadStats, reactions: ReactionSummary[] = []): MessageView {
   return {
     id: row.id,
     channel_id: row.channel_id,
@@ -22,6 +23,7 @@ export function toMessageView(row: MessageRow, thread?: ThreadStats): MessageVie
     last_reply_at: thread?.last_reply_at?.toISOString() ?? null,
     status: row.delivery_state,
     edited_at: row.edited_at?.toISOString() ?? null,
+    reactions,
     deleted_at: row.deleted_at?.toISOString() ?? null,
     created_at: row.created_at.toISOString(),
     media: row.media_url

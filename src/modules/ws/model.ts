@@ -4,13 +4,25 @@ import { MessageView } from "../messages/model.ts";
 import { MemberView } from "../members/model.ts";
 import { ChannelView } from "../channels/model.ts";
 import { ReadFrame, TypingClientFrame, TypingFrame } from "../../features/presence/model.ts";
+import { MessageDeletedFrame, MessageUpdatedFrame, ReactionAddedFrame, ReactionRemovedFrame } from "../../features/relations/model.ts";
 
 /** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
 export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
 export const MemberJoinedFrame = t.Object({ type: t.Literal("member.joined"), member: MemberView });
 export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView });
 export const ChannelUpdatedFrame = t.Object({ type: t.Literal("channel.updated"), channel: ChannelView });
-export const ServerFrame = t.Union([MessageCreatedFrame, MemberJoinedFrame, MemberLeftFrame, ChannelUpdatedFrame, TypingFrame, ReadFrame]);
+export const ServerFrame = t.Union([
+  MessageCreatedFrame,
+  MemberJoinedFrame,
+  MemberLeftFrame,
+  ChannelUpdatedFrame,
+  ReactionAddedFrame,
+  ReactionRemovedFrame,
+  MessageUpdatedFrame,
+  MessageDeletedFrame,
+  TypingFrame,
+  ReadFrame,
+]);
 export type ServerFrame = Static<typeof ServerFrame>;
 
 /** JSON frames a client may send (besides the plain-text "ping"). */

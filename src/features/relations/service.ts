@@ -1,0 +1,68 @@
+import type { ServiceDeps } from "../../modules/deps.ts";
+import { readableChannel, writeRight } from "../../modules/access.ts";
+import { findMessage } from "../../store/messages.ts";
+import { notFound } from "../../errors.ts";
+import { addReaction, deleteMessage, editMessage, removeReaction } from "./commands.ts";
+import { listEdits } from "./store.ts";
+import type { EditBody, EditVersion, ReactionResult } from "./model.ts";
+import type { MessageView } from "../../modules/messages/model.ts";
+
+/** Reactions, edits and deletion: access is checked here, the change runs in the channel's actor. */
+export class RelationsService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  async react(callerId: string, channelId: string, messageId: string, emoji: string): Promise<ReactionResult> {
+    const access = await readableChannel(this.deps.sql, callerId, channelId);
+    const { joinFirst } = writeRight(access, callerId);
+    return addReaction(this.deps.registry, channelId, { messageId, reactorId: callerId, emoji, joinFirst });
+  }
+
+  async unreact(callerId: string, channelId: string, messageId: string, emoji: string): Promise<ReactionResult> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    return removeReaction(this.deps.registry, channelId, { messageId, reactorId: callerId, emoji });
+  }
+
+  async edit(callerId: string, channelId: string, messageId: string, body: EditBody): Promise<MessageView> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    return editMessage(this.deps.registry, channelId, {
+      messageId,
+      editorId: callerId,
+      text: body.text,
+      formattedBody: body.formatted_body ?? null,
+    });
+  }
+
+  async remove(callerId: string, channelId: string, messageId: string): Promise<{ message_id: string; deleted_at: string }> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    const row = await deleteMessage(this.deps.registry, channelId, { messageId, callerId });
+    return { message_id: row.id, deleted_at: row.deleted_at!.toISOString() };
+  }
+
+  /** Oldest first; a message never edited has one version, the original. */
+  async edits(callerId: string, channelId: string, messageId: string): Promise<EditVersion[]> {
+    await readableChannel(this.deps.sql, callerId, channelId);
+    const message = await findMessage(this.deps.sql, channelId, messageId);
+    if (!message || message.deleted_at || message.delivery_state === "failed") throw notFound("message");
+    const rows = await listEdits(this.deps.sql, message.id);
+    if (rows.length === 0) {
+      return [
+        {
+          version: 1,
+          editor_id: message.sender_id,
+          content_preview: message.content_preview,
+          formatted_body: null,
+          matrix_event_id: message.matrix_event_id,
+          created_at: message.created_at.toISOString(),
+        },
+      ];
+    }
+    return rows.map((r) => ({
+      version: r.version,
+      editor_id: r.editor_id,
+      content_preview: r.content_preview,
+      formatted_body: r.formatted_body,
+      matrix_event_id: r.matrix_event_id,
+      created_at: r.created_at.toISOString(),
+    }));
+  }
+}

@@ -1,0 +1,126 @@
+import type { Sql, Tx } from "../../store/db.ts";
+import type { MessageRow } from "../../store/rows.ts";
+import type { SenderType } from "../../matrix/mapping.ts";
+import type { ReactionSummary } from "./summary.ts";
+
+export interface ReactionRow {
+  id: string;
+  message_id: string;
+  reactor_id: string;
+  reactor_type: SenderType;
+  emoji: string;
+  matrix_event_id: string;
+  created_at: Date;
+  removed_at: Date | null;
+}
+
+export interface EditRow {
+  id: string;
+  message_id: string;
+  version: number;
+  matrix_event_id: string | null;
+  editor_id: string;
+  content_preview: string;
+  formatted_body: string | null;
+  created_at: Date;
+}
+
+/** Reactions per message, each emoji once, in the order it was first used. */
+export async function reactionSummaries(sql: Sql | Tx, messageIds: string[], callerId: string | null): Promise<Map<string, ReactionSummary[]>> {
+  const byMessage = new Map<string, ReactionSummary[]>();
+  if (messageIds.length === 0) return byMessage;
+  const rows = await sql<{ message_id: string; emoji: string; count: number; me: boolean }[]>`
+    select message_id, emoji, count(*)::int as count, coalesce(bool_or(reactor_id = ${callerId}), false) as me
+    from message_reactions
+    where message_id = any(${messageIds}::uuid[]) and removed_at is null
+    group by message_id, emoji
+    order by message_id, min(created_at), emoji`;
+  for (const r of rows) {
+    const list = byMessage.get(r.message_id) ?? [];
+    list.push({ emoji: r.emoji, count: r.count, me: r.me });
+    byMessage.set(r.message_id, list);
+  }
+  return byMessage;
+}
+
+export async function reactionCount(sql: Sql | Tx, messageId: string, emoji: string): Promise<number> {
+  const [row] = await sql`
+    select count(*)::int as n from message_reactions where message_id = ${messageId} and emoji = ${emoji} and removed_at is null`;
+  return Number(row?.n ?? 0);
+}
+
+export async function findReaction(sql: Sql | Tx, messageId: string, reactorId: string, emoji: string): Promise<ReactionRow | null> {
+  const [row] = await sql<ReactionRow[]>`
+    select * from message_reactions where message_id = ${messageId} and reactor_id = ${reactorId} and emoji = ${emoji}`;
+  return row ?? null;
+}
+
+export async function findReactionByEvent(sql: Sql | Tx, eventId: string): Promise<ReactionRow | null> {
+  const [row] = await sql<ReactionRow[]>`select * from message_reactions where matrix_event_id = ${eventId}`;
+  return row ?? null;
+}
+
+/**
+ * Adds the reaction, or brings a removed one back with its new event. Returns null when the
+ * member already has that reaction (one per member per emoji).
+ */
+export async function upsertReaction(
+  sql: Sql | Tx,
+  r: { message_id: string; reactor_id: string; reactor_type: SenderType; emoji: string; matrix_event_id: string; created_at: Date },
+): Promise<ReactionRow | null> {
+  const [row] = await sql<ReactionRow[]>`
+    insert into message_reactions (message_id, reactor_id, reactor_type, emoji, matrix_event_id, created_at)
+    values (${r.message_id}, ${r.reactor_id}, ${r.reactor_type}, ${r.emoji}, ${r.matrix_event_id}, ${r.created_at})
+    on conflict (message_id, reactor_id, emoji) do update
+      set matrix_event_id = excluded.matrix_event_id, created_at = excluded.created_at, removed_at = null
+      where message_reactions.removed_at is not null
+    returning *`;
+  return row ?? null;
+}
+
+export async function markReactionRemoved(sql: Sql | Tx, id: string): Promise<ReactionRow | null> {
+  const [row] = await sql<ReactionRow[]>`
+    update message_reactions set removed_at = now() where id = ${id} and removed_at is null returning *`;
+  return row ?? null;
+}
+
+export async function findEditByEvent(sql: Sql | Tx, eventId: string): Promise<EditRow | null> {
+  const [row] = await sql<EditRow[]>`select * from message_edits where matrix_event_id = ${eventId}`;
+  return row ?? null;
+}
+
+export async function listEdits(sql: Sql | Tx, messageId: string): Promise<EditRow[]> {
+  return sql<EditRow[]>`select * from message_edits where message_id = ${messageId} order by version`;
+}
+
+/**
+ * Records a new version and makes it the message's preview. The original becomes version 1 on
+ * the first edit, so a message never edited has no history rows.
+ */
+export async function recordEdit(
+  tx: Tx,
+  message: MessageRow,
+  edit: { matrix_event_id: string; editor_id: string; content_preview: string; formatted_body: string | null; created_at: Date },
+): Promise<{ message: MessageRow; version: number }> {
+  await tx`
+    insert into message_edits (message_id, version, matrix_event_id, editor_id, content_preview, created_at)
+    values (${message.id}, 1, ${message.matrix_event_id}, ${message.sender_id}, ${message.content_preview}, ${message.created_at})
+    on conflict (message_id, version) do nothing`;
+  const [last] = await tx`select max(version)::int as v from message_edits where message_id = ${message.id}`;
+  const version = Number(last!.v) + 1;
+  await tx`
+    insert into message_edits (message_id, version, matrix_event_id, editor_id, content_preview, formatted_body, created_at)
+    values (${message.id}, ${version}, ${edit.matrix_event_id}, ${edit.editor_id}, ${edit.content_preview}, ${edit.formatted_body}, ${edit.created_at})`;
+  const [row] = await tx<MessageRow[]>`
+    update messages set content_preview = ${edit.content_preview}, edited_at = ${edit.created_at}
+    where id = ${message.id} returning *`;
+  return { message: row!, version };
+}
+
+/** A redacted message keeps its place (seq) but no content: preview and edit history go. */
+export async function markMessageDeleted(tx: Tx, messageId: string, at: Date): Promise<MessageRow | null> {
+  await tx`delete from message_edits where message_id = ${messageId}`;
+  const [row] = await tx<MessageRow[]>`
+    update messages set deleted_at = ${at}, content_preview = '' where id = ${messageId} and deleted_at is null returning *`;
+  return row ?? null;
+}
