@@ -119,9 +119,9 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log };
     const app = new Elysia({ normalize: false })
+      .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
-      .use(idempotency(db.sql))
       .use(
         swagger({
           path: "/docs",

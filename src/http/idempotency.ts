@@ -22,8 +22,8 @@ function hashRequest(body: unknown): string {
  * a retry while the first is still running is 409. Keys are scoped by caller and path. A
  * request that fails is forgotten, so its retry runs again.
  */
-export const idempotency = (sql: Sql) =>
-  new Elysia({ name: "idempotency" })
+export const idempotency = (sql: Sql) => {
+  return new Elysia({ name: "idempotency" })
     .onBeforeHandle({ as: "global" }, async ({ request, headers, body, set }) => {
       if (request.method !== "POST") return;
       const key = headers["idempotency-key"];
@@ -62,10 +62,19 @@ export const idempotency = (sql: Sql) =>
         update idempotency_keys set state = 'done', status = ${status}, response = ${sql.json((responseValue ?? null) as never)}
         where scope = ${claim.scope}`;
     })
+    // A failed request is forgotten before its error is answered, so a retry runs again.
+    // (Registered before the error formatter, which answers and ends the error chain.)
+    .onError({ as: "global" }, async ({ request }) => {
+      await forget(request);
+    })
     .onAfterResponse({ as: "global" }, async ({ request }) => {
-      // Still claimed here means the handler failed: forget the key so a retry runs again.
-      const claim = claims.get(request);
-      if (!claim) return;
-      claims.delete(request);
-      await sql`delete from idempotency_keys where scope = ${claim.scope} and state = 'running'`;
+      await forget(request);
     });
+
+  async function forget(request: Request) {
+    const claim = claims.get(request);
+    if (!claim) return;
+    claims.delete(request);
+    await sql`delete from idempotency_keys where scope = ${claim.scope} and state = 'running'`;
+  }
+};
