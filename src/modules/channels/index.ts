@@ -16,7 +16,7 @@ export const channelsController = (channels: ChannelService) =>
     .get(
       "/",
       async ({ headers, query }) => {
-        const rows = await channels.list(callerFrom(headers["x-user-id"]), query.microdao_id ?? null);
+        const rows = await channels.list(callerFrom(headers["x-user-id"]), query.microdao_id ?? null, query.include_archived ?? false);
         return rows.map(toChannelView);
       },
       {

@@ -12,8 +12,8 @@ import type { CreateChannelBody } from "./model.ts";
 export class ChannelService {
   constructor(private readonly deps: ServiceDeps) {}
 
-  list(callerId: string, microdaoId: string | null): Promise<ChannelRow[]> {
-    return listVisibleChannels(this.deps.sql, callerId, microdaoId);
+  list(callerId: string, microdaoId: string | null, includeArchived = false): Promise<ChannelRow[]> {
+    return listVisibleChannels(this.deps.sql, callerId, microdaoId, includeArchived);
   }
 
   async get(callerId: string, channelId: string): Promise<ChannelRow> {
