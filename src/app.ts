@@ -32,6 +32,11 @@ import { AgentService } from "./modules/agents/service.ts";
 import { wsController } from "./modules/ws/index.ts";
 import { channelTopic, type ServerFrame } from "./modules/ws/model.ts";
 import { healthController } from "./modules/health/index.ts";
+import { membershipController } from "./features/membership/index.ts";
+import { MembershipService } from "./features/membership/service.ts";
+import { pinsController } from "./features/pins/index.ts";
+import { PinService } from "./features/pins/service.ts";
+import { archiveController } from "./features/archive/index.ts";
 
 export interface RunningApp {
   url: string;
@@ -139,6 +144,9 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(channelsController(new ChannelService(deps)))
       .use(messagesController(new MessageService(deps)))
       .use(membersController(new MemberService(deps)))
+      .use(membershipController(new MembershipService(deps)))
+      .use(pinsController(new PinService(deps)))
+      .use(archiveController(deps))
       .use(agentsController(new AgentService(deps)))
       .use(wsController(db.sql))
       .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))

@@ -26,6 +26,8 @@ import { toMessageView } from "../modules/messages/view.ts";
 import { toMemberView } from "../modules/members/model.ts";
 import { toChannelView } from "../modules/channels/model.ts";
 import type { ServerFrame } from "../modules/ws/model.ts";
+import { announceRemoval } from "../features/membership/commands.ts";
+import { setUserPower } from "../features/membership/power.ts";
 
 export interface ActorDeps {
   sql: Sql;
@@ -434,7 +436,7 @@ export class ChannelActor {
         await consumeInboxEvent(tx, event.event_id);
         return row;
       });
-      this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
+      this.announceJoin(member, "matrix");
       return;
     }
     if (!current) {
@@ -454,7 +456,7 @@ export class ChannelActor {
       await consumeInboxEvent(tx, event.event_id);
       return row;
     });
-    if (left) this.deps.broadcast(this.channelId, { type: "member.left", member: toMemberView(left) });
+    if (left) announceRemoval(this.context, left, kicked ? actor.id : null, "matrix");
   }
 
   /** Name and topic changes made in Matrix update the channel; our own changes echo as no-ops. */
@@ -487,6 +489,18 @@ export class ChannelActor {
     });
     this.channel = updated;
     this.deps.broadcast(this.channelId, { type: "channel.updated", channel: toChannelView(updated) });
+    this.publishChannelUpdated(actor.id, Object.keys(patch), "matrix");
+  }
+
+  private publishChannelUpdated(actorId: string, fields: string[], via: "api" | "matrix") {
+    this.deps.events.publish(Subjects.channelUpdated, {
+      event_id: `channel.updated:${this.channelId}:${Bun.randomUUIDv7()}`,
+      channel_id: this.channelId,
+      microdao_id: this.channel!.microdao_id,
+      updated_by: actorId,
+      fields,
+      via,
+    });
   }
 
   private async joinPublic(memberId: string) {
@@ -515,7 +529,18 @@ export class ChannelActor {
       await recordChannelEvent(tx, { channel_id: this.channelId, event_type: "member.joined", actor_id: memberId, target_id: memberId });
       return row;
     });
+    this.announceJoin(member, "api");
+  }
+
+  private announceJoin(member: MemberRow, via: "api" | "matrix") {
     this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
+    this.deps.events.publish(Subjects.memberJoined, {
+      event_id: `member.joined:${member.id}:${member.joined_at.getTime()}`,
+      channel_id: this.channelId,
+      member_id: member.member_id,
+      role: member.role,
+      via,
+    });
   }
 
   private async doInvite(cmd: InviteCommand): Promise<MemberRow> {
@@ -532,6 +557,8 @@ export class ChannelActor {
       await matrix.join(this.room, invitee);
     });
     const powerLevel = cmd.role === "owner" ? 100 : cmd.role === "admin" ? 50 : 0;
+    // The role's power goes into the room too, so Matrix and the index agree on who may do what.
+    if (powerLevel > 0) await setUserPower(this.context, invitee, powerLevel);
     const member = await sql.begin(async (tx) => {
       const row = await upsertMember(tx, {
         channel_id: this.channelId,
@@ -618,6 +645,7 @@ export class ChannelActor {
     });
     this.channel = updated;
     this.deps.broadcast(this.channelId, { type: "channel.updated", channel: toChannelView(updated) });
+    this.publishChannelUpdated(actorId, Object.keys(patch), "api");
     return updated;
   }
 

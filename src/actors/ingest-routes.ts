@@ -1,5 +1,7 @@
 import type { MatrixEvent } from "../matrix/port.ts";
 import type { ActorContext } from "./context.ts";
+import { ingestPowerLevels } from "../features/membership/ingest.ts";
+import { ingestPinnedEvents } from "../features/pins/ingest.ts";
 
 /**
  * Feature modules index Matrix events here. The actor handles m.room.message, m.room.member,
@@ -10,6 +12,9 @@ import type { ActorContext } from "./context.ts";
  */
 export type Ingester = (ctx: ActorContext, event: MatrixEvent) => Promise<void>;
 
-export const eventIngesters: Record<string, Ingester> = {};
+export const eventIngesters: Record<string, Ingester> = {
+  "m.room.power_levels": ingestPowerLevels,
+  "m.room.pinned_events": ingestPinnedEvents,
+};
 
 export const relationIngesters: Record<string, Ingester> = {};

@@ -3,13 +3,33 @@ import type { Static } from "@sinclair/typebox";
 import { MessageView } from "../messages/model.ts";
 import { MemberView } from "../members/model.ts";
 import { ChannelView } from "../channels/model.ts";
+import { PinView } from "../../features/pins/model.ts";
 
 /** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
 export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
 export const MemberJoinedFrame = t.Object({ type: t.Literal("member.joined"), member: MemberView });
-export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView });
+/** kicked_by is set when someone else removed the member. */
+export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView, kicked_by: t.Optional(t.String()) });
+export const MemberUpdatedFrame = t.Object({ type: t.Literal("member.updated"), member: MemberView, updated_by: t.String() });
 export const ChannelUpdatedFrame = t.Object({ type: t.Literal("channel.updated"), channel: ChannelView });
-export const ServerFrame = t.Union([MessageCreatedFrame, MemberJoinedFrame, MemberLeftFrame, ChannelUpdatedFrame]);
+export const ChannelArchivedFrame = t.Object({ type: t.Literal("channel.archived"), channel: ChannelView });
+export const MessagePinnedFrame = t.Object({ type: t.Literal("message.pinned"), pin: PinView });
+export const MessageUnpinnedFrame = t.Object({
+  type: t.Literal("message.unpinned"),
+  message_id: t.String({ format: "uuid" }),
+  matrix_event_id: t.String(),
+  unpinned_by: t.String(),
+});
+export const ServerFrame = t.Union([
+  MessageCreatedFrame,
+  MemberJoinedFrame,
+  MemberLeftFrame,
+  MemberUpdatedFrame,
+  ChannelUpdatedFrame,
+  ChannelArchivedFrame,
+  MessagePinnedFrame,
+  MessageUnpinnedFrame,
+]);
 export type ServerFrame = Static<typeof ServerFrame>;
 
 export const WsParams = t.Object({ channel_id: t.String({ format: "uuid" }) });
