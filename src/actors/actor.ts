@@ -406,6 +406,14 @@ export class ChannelActor {
       await consumeInboxEvent(sql, event.event_id);
       return;
     }
+    // A membership the room has moved past since (the echo of an invite's join that arrives
+    // after a kick, say) must not undo the newer change: compare with the current state.
+    const now = await matrix.getState(this.room, "m.room.member", target).catch(() => undefined);
+    const inRoom = (m: unknown) => m === "join";
+    if (now !== undefined && inRoom(now?.membership) !== inRoom(membership)) {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
     const who = fromMatrixUserId(target, matrix.serverName);
     const actor = fromMatrixUserId(event.sender, matrix.serverName);
     const displayName = typeof event.content.displayname === "string" ? event.content.displayname : null;

@@ -15,17 +15,20 @@ function roleFor(level: number, member: MemberRow): Role {
 }
 
 /**
- * Power levels changed in a Matrix client: members whose power differs from the index get the
- * matching role. Our own changes come back equal to the index and are just consumed.
+ * Power levels changed: the index is reconciled with the room's *current* power levels, not the
+ * event's content, so an older event (the echo of our own change, overtaken by the next one)
+ * never undoes a newer change. Members whose power differs get the matching role; our own
+ * changes find the index already equal and are just consumed.
  */
 export const ingestPowerLevels: Ingester = async (ctx, event) => {
   const { sql, matrix } = ctx.deps;
   const creator = creatorOf(ctx);
+  const current = (await matrix.getState(ctx.room, "m.room.power_levels", "")) ?? event.content;
   const changes: Array<{ member: MemberRow; level: number }> = [];
   for (const member of await listCurrentMembers(sql, ctx.channelId)) {
     // The creator's power is the room's highest whether listed (v10) or implied (v12).
     if (member.matrix_user_id === creator || isServiceUser(member.matrix_user_id, matrix.serverName)) continue;
-    const level = powerOf(event.content, member.matrix_user_id);
+    const level = powerOf(current, member.matrix_user_id);
     if (level !== member.matrix_power_level) changes.push({ member, level });
   }
   if (changes.length === 0) {

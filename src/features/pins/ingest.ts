@@ -3,17 +3,18 @@ import { consumeInboxEvent } from "../../matrix/inbox.ts";
 import { fromMatrixUserId } from "../../matrix/mapping.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
-import { announcePin, announceUnpin, pinnedIn, recordPin, recordUnpin } from "./commands.ts";
+import { PINNED_EVENTS, announcePin, announceUnpin, pinnedIn, recordPin, recordUnpin } from "./commands.ts";
 import { listPinRows, type PinRow } from "./store.ts";
 
 /**
- * m.room.pinned_events changed in a Matrix client: the new list is diffed against the index.
- * Our own changes come back equal to the index and are just consumed. Events that are not
+ * m.room.pinned_events changed: the room's *current* list (not the event's, which an echo of
+ * our own older change would make stale) is diffed against the index. Our own changes find
+ * the index already equal and are just consumed. Events that are not
  * messages of this channel (a pinned membership event, say) are not indexed as pins.
  */
 export const ingestPinnedEvents: Ingester = async (ctx, event) => {
   const { sql, matrix } = ctx.deps;
-  const wanted = new Set(pinnedIn(event.content));
+  const wanted = new Set(pinnedIn(await matrix.getState(ctx.room, PINNED_EVENTS, "")));
   const indexed = await listPinRows(sql, ctx.channelId);
   const indexedIds = new Set(indexed.map((p) => p.matrix_event_id));
   const removed = indexed.filter((p) => !wanted.has(p.matrix_event_id));
