@@ -5,7 +5,7 @@ import { Subjects } from "../events/model.ts";
 import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent } from "../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
 import { consumeInboxEvent } from "../matrix/inbox.ts";
-import { AppError, conflict, notFound } from "../errors.ts";
+import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
 import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
 import { findMember, markLeft, upsertMember } from "../store/members.ts";
@@ -143,8 +143,11 @@ export class ChannelActor {
   }
 
   private ask<T>(run: () => Promise<T>): Promise<T> {
+    // Commands are changes: one that passed its access check just before the channel was
+    // archived is refused here, in channel order, like the ones after it.
+    const guarded = () => (this.channel?.archived_at ? Promise.reject(channelArchived()) : run());
     return new Promise<T>((resolve, reject) => {
-      this.mailbox.offer({ run, resolve: resolve as (v: unknown) => void, reject });
+      this.mailbox.offer({ run: guarded, resolve: resolve as (v: unknown) => void, reject });
     });
   }
 

@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import type { PublishedEvent } from "../../src/events/bus.ts";
+import type { AppError } from "../../src/errors.ts";
+import { archiveChannel } from "../../src/features/archive/commands.ts";
+import { MatrixGate } from "../helpers/gated-matrix.ts";
 
 let server: TestServer;
 const published: PublishedEvent[] = [];
@@ -90,5 +93,31 @@ describe("archive", () => {
     expect((await api(`/${channel.id}`, { method: "DELETE", as: "user:stranger" })).status).toBe(404);
     expect((await api(`/${crypto.randomUUID()}`, { method: "DELETE", as: "user:owner" })).status).toBe(404);
     expect((await api(`/${channel.id}`, { method: "DELETE", as: "user:adm" })).status).toBe(200);
+  });
+});
+
+describe("archive racing queued writes", () => {
+  test("a send queued behind the archive (its access checked before) is refused with 410", async () => {
+    const gate = new MatrixGate();
+    const gated = await startTestServer({}, { wrapMatrix: gate.wrap });
+    try {
+      const channel = await createChannel(gated, "user:owner", { visibility: "public" });
+      gate.hold();
+      const first = gated.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:owner", json: { text: "first" } });
+      await gate.arrived(1);
+      // Enqueued in this order while the actor is busy with the held send.
+      const actor = gated.app.deps.registry.get(channel.id);
+      const archived = archiveChannel(gated.app.deps, { channelId: channel.id, callerId: "user:owner" });
+      const late = actor.send({ senderId: "user:owner", text: "late", msgtype: "m.text", formattedBody: null, replyTo: null, joinFirst: false });
+      const lateError = late.then(() => null, (err: AppError) => [err.status, err.code]);
+      gate.release();
+      expect((await first).status).toBe(201);
+      expect((await archived).archived_at).toBeInstanceOf(Date);
+      expect(await lateError).toEqual([410, "CHANNEL_ARCHIVED"]);
+      const [count] = await gated.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channel.id}`;
+      expect(count!.n).toBe(1);
+    } finally {
+      await gated.stop();
+    }
   });
 });
