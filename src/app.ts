@@ -40,6 +40,11 @@ import { filesController } from "./features/files/index.ts";
 import { FileService } from "./features/files/service.ts";
 import { relationsController } from "./features/relations/index.ts";
 import { RelationsService } from "./features/relations/service.ts";
+import { membershipController } from "./features/membership/index.ts";
+import { MembershipService } from "./features/membership/service.ts";
+import { pinsController } from "./features/pins/index.ts";
+import { PinService } from "./features/pins/service.ts";
+import { archiveController } from "./features/archive/index.ts";
 
 export interface RunningApp {
   url: string;
@@ -149,6 +154,9 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(messagesController(new MessageService(deps)))
       .use(relationsController(new RelationsService(deps)))
       .use(membersController(new MemberService(deps)))
+      .use(membershipController(new MembershipService(deps)))
+      .use(pinsController(new PinService(deps)))
+      .use(archiveController(deps))
       .use(agentsController(new AgentService(deps)))
       .use(wsController(deps))
       .use(presenceController(deps))

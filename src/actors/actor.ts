@@ -5,7 +5,7 @@ import { Subjects } from "../events/model.ts";
 import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent } from "../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
 import { consumeInboxEvent } from "../matrix/inbox.ts";
-import { AppError, conflict, notFound } from "../errors.ts";
+import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
 import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
 import { findMember, markLeft, upsertMember } from "../store/members.ts";
@@ -27,6 +27,8 @@ import { toMemberView } from "../modules/members/model.ts";
 import { toChannelView } from "../modules/channels/model.ts";
 import { mediaFromContent } from "../features/files/media.ts";
 import type { ServerFrame } from "../modules/ws/model.ts";
+import { announceRemoval } from "../features/membership/commands.ts";
+import { setUserPower } from "../features/membership/power.ts";
 
 export interface ActorDeps {
   sql: Sql;
@@ -142,8 +144,11 @@ export class ChannelActor {
   }
 
   private ask<T>(run: () => Promise<T>): Promise<T> {
+    // Commands are changes: one that passed its access check just before the channel was
+    // archived is refused here, in channel order, like the ones after it.
+    const guarded = () => (this.channel?.archived_at ? Promise.reject(channelArchived()) : run());
     return new Promise<T>((resolve, reject) => {
-      this.mailbox.offer({ run, resolve: resolve as (v: unknown) => void, reject });
+      this.mailbox.offer({ run: guarded, resolve: resolve as (v: unknown) => void, reject });
     });
   }
 
@@ -408,6 +413,14 @@ export class ChannelActor {
       await consumeInboxEvent(sql, event.event_id);
       return;
     }
+    // A membership the room has moved past since (the echo of an invite's join that arrives
+    // after a kick, say) must not undo the newer change: compare with the current state.
+    const now = await matrix.getState(this.room, "m.room.member", target).catch(() => undefined);
+    const inRoom = (m: unknown) => m === "join";
+    if (now !== undefined && inRoom(now?.membership) !== inRoom(membership)) {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
     const who = fromMatrixUserId(target, matrix.serverName);
     const actor = fromMatrixUserId(event.sender, matrix.serverName);
     const displayName = typeof event.content.displayname === "string" ? event.content.displayname : null;
@@ -438,7 +451,7 @@ export class ChannelActor {
         await consumeInboxEvent(tx, event.event_id);
         return row;
       });
-      this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
+      this.announceJoin(member, "matrix");
       return;
     }
     if (!current) {
@@ -458,7 +471,7 @@ export class ChannelActor {
       await consumeInboxEvent(tx, event.event_id);
       return row;
     });
-    if (left) this.deps.broadcast(this.channelId, { type: "member.left", member: toMemberView(left) });
+    if (left) announceRemoval(this.context, left, kicked ? actor.id : null, "matrix");
   }
 
   /** Name and topic changes made in Matrix update the channel; our own changes echo as no-ops. */
@@ -491,6 +504,18 @@ export class ChannelActor {
     });
     this.channel = updated;
     this.deps.broadcast(this.channelId, { type: "channel.updated", channel: toChannelView(updated) });
+    this.publishChannelUpdated(actor.id, Object.keys(patch), "matrix");
+  }
+
+  private publishChannelUpdated(actorId: string, fields: string[], via: "api" | "matrix") {
+    this.deps.events.publish(Subjects.channelUpdated, {
+      event_id: `channel.updated:${this.channelId}:${Bun.randomUUIDv7()}`,
+      channel_id: this.channelId,
+      microdao_id: this.channel!.microdao_id,
+      updated_by: actorId,
+      fields,
+      via,
+    });
   }
 
   private async joinPublic(memberId: string) {
@@ -519,7 +544,18 @@ export class ChannelActor {
       await recordChannelEvent(tx, { channel_id: this.channelId, event_type: "member.joined", actor_id: memberId, target_id: memberId });
       return row;
     });
+    this.announceJoin(member, "api");
+  }
+
+  private announceJoin(member: MemberRow, via: "api" | "matrix") {
     this.deps.broadcast(this.channelId, { type: "member.joined", member: toMemberView(member) });
+    this.deps.events.publish(Subjects.memberJoined, {
+      event_id: `member.joined:${member.id}:${member.joined_at.getTime()}`,
+      channel_id: this.channelId,
+      member_id: member.member_id,
+      role: member.role,
+      via,
+    });
   }
 
   private async doInvite(cmd: InviteCommand): Promise<MemberRow> {
@@ -536,6 +572,8 @@ export class ChannelActor {
       await matrix.join(this.room, invitee);
     });
     const powerLevel = cmd.role === "owner" ? 100 : cmd.role === "admin" ? 50 : 0;
+    // The role's power goes into the room too, so Matrix and the index agree on who may do what.
+    if (powerLevel > 0) await setUserPower(this.context, invitee, powerLevel);
     const member = await sql.begin(async (tx) => {
       const row = await upsertMember(tx, {
         channel_id: this.channelId,
@@ -622,6 +660,7 @@ export class ChannelActor {
     });
     this.channel = updated;
     this.deps.broadcast(this.channelId, { type: "channel.updated", channel: toChannelView(updated) });
+    this.publishChannelUpdated(actorId, Object.keys(patch), "api");
     return updated;
   }
 

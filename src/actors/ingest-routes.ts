@@ -3,6 +3,8 @@ import type { ActorContext } from "./context.ts";
 import { ingestTyping } from "../features/presence/typing.ts";
 import { ingestReceipt } from "../features/presence/receipts.ts";
 import { ingestEdit, ingestReaction, ingestRedaction } from "../features/relations/ingest.ts";
+import { ingestPowerLevels } from "../features/membership/ingest.ts";
+import { ingestPinnedEvents } from "../features/pins/ingest.ts";
 
 /**
  * Feature modules index Matrix events here. The actor handles m.room.message, m.room.member,
@@ -16,6 +18,8 @@ export type Ingester = (ctx: ActorContext, event: MatrixEvent) => Promise<void>;
 export const eventIngesters: Record<string, Ingester> = {
   "m.reaction": ingestReaction,
   "m.room.redaction": ingestRedaction,
+  "m.room.power_levels": ingestPowerLevels,
+  "m.room.pinned_events": ingestPinnedEvents,
 };
 
 export const relationIngesters: Record<string, Ingester> = {

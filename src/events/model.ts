@@ -12,7 +12,18 @@ export const Subjects = {
   reactionRemoved: "messaging.reaction.removed",
   messageUpdated: "messaging.message.updated",
   messageDeleted: "messaging.message.deleted",
+  memberJoined: "messaging.member.joined",
+  memberLeft: "messaging.member.left",
+  memberKicked: "messaging.member.kicked",
+  memberUpdated: "messaging.member.updated",
+  messagePinned: "messaging.message.pinned",
+  messageUnpinned: "messaging.message.unpinned",
+  channelUpdated: "messaging.channel.updated",
+  channelArchived: "messaging.channel.archived",
 } as const;
+
+/** Where a change came from: this service's API, or a Matrix client. */
+const Via = t.Union([t.Literal("api"), t.Literal("matrix")]);
 
 export const MessageCreatedEvent = t.Object({
   event_id: t.String(),
@@ -78,6 +89,80 @@ export const MessageDeletedEvent = t.Object({
   deleted_at: t.String({ format: "date-time" }),
 });
 
+export const MemberJoinedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  role: t.String(),
+  via: Via,
+});
+
+export const MemberLeftEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  via: Via,
+});
+
+export const MemberKickedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  kicked_by: t.String(),
+  via: Via,
+});
+
+export const MemberUpdatedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  updated_by: t.String(),
+  role: t.String(),
+  previous_role: t.String(),
+  can_read: t.Boolean(),
+  can_write: t.Boolean(),
+  can_invite: t.Boolean(),
+  can_kick: t.Boolean(),
+  can_create_tasks: t.Boolean(),
+  matrix_power_level: t.Integer(),
+  via: Via,
+});
+
+export const MessagePinnedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  message_id: t.String({ format: "uuid" }),
+  matrix_event_id: t.String(),
+  pinned_by: t.String(),
+  via: Via,
+});
+
+export const MessageUnpinnedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  message_id: t.String({ format: "uuid" }),
+  matrix_event_id: t.String(),
+  unpinned_by: t.String(),
+  via: Via,
+});
+
+export const ChannelUpdatedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  microdao_id: t.String(),
+  updated_by: t.String(),
+  fields: t.Array(t.String()),
+  via: Via,
+});
+
+export const ChannelArchivedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  microdao_id: t.String(),
+  archived_by: t.String(),
+  archived_at: t.String({ format: "date-time" }),
+});
+
 export type EventPayloads = {
   [Subjects.messageCreated]: Static<typeof MessageCreatedEvent>;
   [Subjects.channelCreated]: Static<typeof ChannelCreatedEvent>;
@@ -87,5 +172,13 @@ export type EventPayloads = {
   [Subjects.reactionRemoved]: Static<typeof ReactionRemovedEvent>;
   [Subjects.messageUpdated]: Static<typeof MessageUpdatedEvent>;
   [Subjects.messageDeleted]: Static<typeof MessageDeletedEvent>;
+  [Subjects.memberJoined]: Static<typeof MemberJoinedEvent>;
+  [Subjects.memberLeft]: Static<typeof MemberLeftEvent>;
+  [Subjects.memberKicked]: Static<typeof MemberKickedEvent>;
+  [Subjects.memberUpdated]: Static<typeof MemberUpdatedEvent>;
+  [Subjects.messagePinned]: Static<typeof MessagePinnedEvent>;
+  [Subjects.messageUnpinned]: Static<typeof MessageUnpinnedEvent>;
+  [Subjects.channelUpdated]: Static<typeof ChannelUpdatedEvent>;
+  [Subjects.channelArchived]: Static<typeof ChannelArchivedEvent>;
 };
 export type Subject = keyof EventPayloads;

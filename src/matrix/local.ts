@@ -122,6 +122,39 @@ export class LocalMatrixBackend implements MatrixBackend {
     });
   }
 
+  async kick(roomId: string, asUser: string, target: string, reason?: string): Promise<void> {
+    this.assertOpen();
+    await this.write(async (tx) => {
+      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      const current = await this.membershipOf(tx, roomId, target);
+      if (current !== "join" && current !== "invite") throw new MatrixError("M_FORBIDDEN", "The target user is not in the room", 403);
+      // As in Synapse's auth rules: the kick level, and strictly more power than the target.
+      const levels = await this.stateContent(tx, roomId, "m.room.power_levels", "");
+      const power = (user: string) => powerOf(levels, user);
+      const kickLevel = typeof levels?.kick === "number" ? levels.kick : 50;
+      if (power(asUser) < kickLevel || power(asUser) <= power(target)) {
+        throw new MatrixError("M_FORBIDDEN", "You don't have permission to kick this user", 403);
+      }
+      await this.insertEvent(tx, roomId, asUser, "m.room.member", reason ? { membership: "leave", reason } : { membership: "leave" }, { stateKey: target });
+    });
+  }
+
+  async leave(roomId: string, userId: string): Promise<void> {
+    this.assertOpen();
+    await this.write(async (tx) => {
+      await this.requireRoom(tx, roomId);
+      const current = await this.membershipOf(tx, roomId, userId);
+      if (current !== "join" && current !== "invite") return;
+      await this.insertEvent(tx, roomId, userId, "m.room.member", { membership: "leave" }, { stateKey: userId });
+    });
+  }
+
+  async getState(roomId: string, type: string, stateKey: string): Promise<Record<string, unknown> | null> {
+    this.assertOpen();
+    await this.requireRoom(this.sql, roomId);
+    return this.stateContent(this.sql, roomId, type, stateKey);
+  }
+
   async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {
     this.assertOpen();
     const eventId = await this.write(async (tx) => {
@@ -300,9 +333,15 @@ export class LocalMatrixBackend implements MatrixBackend {
     if (this.closed) throw new MatrixError("M_UNAVAILABLE", "local Matrix backend is closed", 503);
   }
 
-  private async requireRoom(tx: Tx, roomId: string) {
+  private async requireRoom(tx: Sql | Tx, roomId: string) {
     const [room] = await tx`select 1 from local_matrix_rooms where room_id = ${roomId}`;
     if (!room) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
+  }
+
+  private async stateContent(tx: Sql | Tx, roomId: string, type: string, stateKey: string): Promise<Record<string, unknown> | null> {
+    const [row] = await tx`
+      select content from local_matrix_state where room_id = ${roomId} and type = ${type} and state_key = ${stateKey}`;
+    return (row?.content as Record<string, unknown> | undefined) ?? null;
   }
 
   private async membershipOf(tx: Tx, roomId: string, userId: string): Promise<string | null> {
@@ -369,6 +408,13 @@ function toEvent(row: Row): MatrixEvent {
   if (row.state_key !== null) event.state_key = row.state_key;
   if (redacts) event.redacts = redacts;
   return event;
+}
+
+function powerOf(levels: Record<string, unknown> | null, user: string): number {
+  const users = (levels?.users ?? {}) as Record<string, unknown>;
+  const own = users[user];
+  if (typeof own === "number") return own;
+  return typeof levels?.users_default === "number" ? levels.users_default : 0;
 }
 
 /** `s{timeline}_{epoch}_{ephemeral}`; a bare `s{timeline}` (written before ephemeral events existed) is valid too. */

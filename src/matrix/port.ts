@@ -65,6 +65,12 @@ export interface MatrixBackend {
   sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>): Promise<{ eventId: string }>;
   invite(roomId: string, asUser: string, target: string): Promise<void>;
   join(roomId: string, userId: string): Promise<void>;
+  /** Removes `target` from the room as `asUser`; refused unless asUser's power allows it. */
+  kick(roomId: string, asUser: string, target: string, reason?: string): Promise<void>;
+  /** `userId` leaves the room (idempotent: leaving a room one is not in is done). */
+  leave(roomId: string, userId: string): Promise<void>;
+  /** The content of a current state event, or null when the room has none of that type and key. */
+  getState(roomId: string, type: string, stateKey: string, asUser?: string): Promise<Record<string, unknown> | null>;
   /** Idempotent per txnId: the same txnId always yields the same event. */
   sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string): Promise<{ eventId: string }>;
   getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent>;

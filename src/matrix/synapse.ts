@@ -141,6 +141,32 @@ export class SynapseMatrixBackend implements MatrixBackend {
     await this.call("POST", `${CS}/join/${enc(roomId)}`, { asUser: userId, body: {} });
   }
 
+  async kick(roomId: string, asUser: string, target: string, reason?: string): Promise<void> {
+    await this.call("POST", `${CS}/rooms/${enc(roomId)}/kick`, { asUser, body: reason ? { user_id: target, reason } : { user_id: target } });
+  }
+
+  async leave(roomId: string, userId: string): Promise<void> {
+    try {
+      await this.call("POST", `${CS}/rooms/${enc(roomId)}/leave`, { asUser: userId, body: {} });
+    } catch (err) {
+      // Leaving a room one is no longer in is done, as far as we are concerned.
+      if (err instanceof MatrixError && err.errcode === "M_FORBIDDEN") {
+        const membership = await this.membership(roomId, userId, this.opts.syncUserId);
+        if (membership !== "join" && membership !== "invite") return;
+      }
+      throw err;
+    }
+  }
+
+  async getState(roomId: string, type: string, stateKey: string, asUser?: string): Promise<Record<string, unknown> | null> {
+    try {
+      return await this.call("GET", `${CS}/rooms/${enc(roomId)}/state/${enc(type)}/${enc(stateKey)}`, { asUser: asUser ?? this.opts.syncUserId });
+    } catch (err) {
+      if (err instanceof MatrixError && err.errcode === "M_NOT_FOUND") return null;
+      throw err;
+    }
+  }
+
   async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {
     const res = await this.call("PUT", `${CS}/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, { asUser, body: content });
     return { eventId: res.event_id as string };

@@ -2,7 +2,7 @@ import type { Sql } from "../store/db.ts";
 import type { ChannelRow, MemberRow } from "../store/rows.ts";
 import { findChannel } from "../store/channels.ts";
 import { findMember } from "../store/members.ts";
-import { forbidden, notFound } from "../errors.ts";
+import { channelArchived, forbidden, notFound } from "../errors.ts";
 
 export interface ChannelAccess {
   channel: ChannelRow;
@@ -24,6 +24,7 @@ export async function readableChannel(sql: Sql, callerId: string, channelId: str
 
 /** Whether the caller may write; on a public channel a user's first write joins them. */
 export function writeRight({ channel, member }: ChannelAccess, callerId: string): { joinFirst: boolean } {
+  requireNotArchived(channel);
   if (member) {
     if (!member.can_write) throw forbidden("you may not write in this channel");
     return { joinFirst: false };
@@ -32,14 +33,21 @@ export function writeRight({ channel, member }: ChannelAccess, callerId: string)
   throw forbidden("only members may write in this channel");
 }
 
-export function requireInviteRight({ member }: ChannelAccess): void {
+export function requireInviteRight({ channel, member }: ChannelAccess): void {
+  requireNotArchived(channel);
   if (!member || !(member.can_invite || member.role === "owner" || member.role === "admin")) {
     throw forbidden("you may not invite members to this channel");
   }
 }
 
-export function requireAdmin({ member }: ChannelAccess): void {
+export function requireAdmin({ channel, member }: ChannelAccess): void {
+  requireNotArchived(channel);
   if (!member || !(member.role === "owner" || member.role === "admin")) {
     throw forbidden("only the channel's owners and admins may change it");
   }
+}
+
+/** An archived channel stays readable; every change to it is 410 CHANNEL_ARCHIVED. */
+export function requireNotArchived(channel: ChannelRow): void {
+  if (channel.archived_at) throw channelArchived();
 }

@@ -2,8 +2,9 @@ import type { Sql, Tx } from "./db.ts";
 import type { ChannelRow } from "./rows.ts";
 import type { Visibility } from "../matrix/port.ts";
 
+/** Archived channels too: they stay readable, and writes to them are refused (410) by access checks. */
 export async function findChannel(sql: Sql | Tx, id: string): Promise<ChannelRow | null> {
-  const [row] = await sql<ChannelRow[]>`select * from channels where id = ${id} and archived_at is null`;
+  const [row] = await sql<ChannelRow[]>`select * from channels where id = ${id}`;
   return row ?? null;
 }
 
@@ -18,10 +19,15 @@ export async function slugTaken(sql: Sql, slug: string, microdaoId: string): Pro
 }
 
 /** Channels the caller may see: public ones, and those they are a current member of. */
-export async function listVisibleChannels(sql: Sql, callerId: string, microdaoId: string | null): Promise<ChannelRow[]> {
+export async function listVisibleChannels(
+  sql: Sql,
+  callerId: string,
+  microdaoId: string | null,
+  includeArchived = false,
+): Promise<ChannelRow[]> {
   return sql<ChannelRow[]>`
     select c.* from channels c
-    where c.archived_at is null
+    where (${includeArchived} or c.archived_at is null)
       and (${microdaoId}::text is null or c.microdao_id = ${microdaoId})
       and (c.visibility = 'public' or exists (
         select 1 from channel_members m

@@ -2,7 +2,7 @@ import type { ServiceDeps } from "../deps.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { findChannel } from "../../store/channels.ts";
 import { findMember, listSilencedAgents, listWritingAgents } from "../../store/members.ts";
-import { forbidden, notFound } from "../../errors.ts";
+import { channelArchived, forbidden, notFound } from "../../errors.ts";
 
 export class AgentService {
   constructor(private readonly deps: ServiceDeps) {}
@@ -12,6 +12,7 @@ export class AgentService {
     if (callerId !== null && callerId !== agentId) throw forbidden(`${callerId} may not post as ${agentId}`);
     const channel = await findChannel(this.deps.sql, channelId);
     if (!channel) throw notFound("channel");
+    if (channel.archived_at) throw channelArchived();
     const member = await findMember(this.deps.sql, channelId, agentId);
     if (!member) throw forbidden(`${agentId} is not a member of this channel`);
     if (!member.can_write) throw forbidden(`${agentId} may not write in this channel`);

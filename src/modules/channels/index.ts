@@ -17,7 +17,7 @@ export const channelsController = (channels: ChannelService) =>
       "/",
       async ({ headers, query }) => {
         const caller = callerFrom(headers["x-user-id"]);
-        const rows = await channels.list(caller, query.microdao_id ?? null);
+        const rows = await channels.list(caller, query.microdao_id ?? null, query.include_archived ?? false);
         const unread = await channels.unreadCounts(caller, rows.map((r) => r.id));
         return rows.map((r) => ({ ...toChannelView(r), unread_count: unread.get(r.id) ?? 0 }));
       },

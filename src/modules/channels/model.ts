@@ -26,6 +26,7 @@ export const ChannelView = t.Object({
   unread_count: t.Optional(
     t.Integer({ description: "In the listing: others' messages after the caller's read position (0 if not a member)" }),
   ),
+  archived_at: t.Nullable(t.String({ format: "date-time" })),
 });
 export type ChannelView = Static<typeof ChannelView>;
 
@@ -56,6 +57,7 @@ export type UpdateChannelBody = Static<typeof UpdateChannelBody>;
 
 export const ListChannelsQuery = t.Object({
   microdao_id: t.Optional(t.String({ pattern: MICRODAO_ID_PATTERN })),
+  include_archived: t.Optional(t.Boolean({ default: false, description: "Archived channels are hidden unless this is true." })),
 });
 
 export function toChannelView(row: ChannelRow): ChannelView {
@@ -74,5 +76,6 @@ export function toChannelView(row: ChannelRow): ChannelView {
     created_by: row.created_by,
     created_at: row.created_at.toISOString(),
     updated_at: row.updated_at.toISOString(),
+    archived_at: row.archived_at?.toISOString() ?? null,
   };
 }

@@ -13,8 +13,8 @@ import { unreadCounts } from "../../features/presence/store.ts";
 export class ChannelService {
   constructor(private readonly deps: ServiceDeps) {}
 
-  list(callerId: string, microdaoId: string | null): Promise<ChannelRow[]> {
-    return listVisibleChannels(this.deps.sql, callerId, microdaoId);
+  list(callerId: string, microdaoId: string | null, includeArchived = false): Promise<ChannelRow[]> {
+    return listVisibleChannels(this.deps.sql, callerId, microdaoId, includeArchived);
   }
 
   /** The caller's unread messages per channel (see features/presence). */

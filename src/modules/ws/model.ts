@@ -5,16 +5,28 @@ import { MemberView } from "../members/model.ts";
 import { ChannelView } from "../channels/model.ts";
 import { ReadFrame, TypingClientFrame, TypingFrame } from "../../features/presence/model.ts";
 import { MessageDeletedFrame, MessageUpdatedFrame, ReactionAddedFrame, ReactionRemovedFrame } from "../../features/relations/model.ts";
+import { PinView } from "../../features/pins/model.ts";
 
 /** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
 export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
 export const MemberJoinedFrame = t.Object({ type: t.Literal("member.joined"), member: MemberView });
-export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView });
+/** kicked_by is set when someone else removed the member. */
+export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView, kicked_by: t.Optional(t.String()) });
+export const MemberUpdatedFrame = t.Object({ type: t.Literal("member.updated"), member: MemberView, updated_by: t.String() });
 export const ChannelUpdatedFrame = t.Object({ type: t.Literal("channel.updated"), channel: ChannelView });
+export const ChannelArchivedFrame = t.Object({ type: t.Literal("channel.archived"), channel: ChannelView });
+export const MessagePinnedFrame = t.Object({ type: t.Literal("message.pinned"), pin: PinView });
+export const MessageUnpinnedFrame = t.Object({
+  type: t.Literal("message.unpinned"),
+  message_id: t.String({ format: "uuid" }),
+  matrix_event_id: t.String(),
+  unpinned_by: t.String(),
+});
 export const ServerFrame = t.Union([
   MessageCreatedFrame,
   MemberJoinedFrame,
   MemberLeftFrame,
+  MemberUpdatedFrame,
   ChannelUpdatedFrame,
   ReactionAddedFrame,
   ReactionRemovedFrame,
@@ -22,6 +34,9 @@ export const ServerFrame = t.Union([
   MessageDeletedFrame,
   TypingFrame,
   ReadFrame,
+  ChannelArchivedFrame,
+  MessagePinnedFrame,
+  MessageUnpinnedFrame,
 ]);
 export type ServerFrame = Static<typeof ServerFrame>;
 

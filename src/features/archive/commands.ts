@@ -1,0 +1,40 @@
+import type { ServiceDeps } from "../../modules/deps.ts";
+import { Subjects } from "../../events/model.ts";
+import { recordChannelEvent } from "../../store/channels.ts";
+import type { ChannelRow } from "../../store/rows.ts";
+import { channelArchived } from "../../errors.ts";
+import { toChannelView } from "../../modules/channels/model.ts";
+import { creatorOf, readPowerLevels } from "../membership/power.ts";
+
+/**
+ * Archives a channel. The room is kept (its history stays readable in Matrix too) but made
+ * read-only there as well: nobody new may join (join rule invite), and only power 100 (the
+ * owners) may send events (events_default 100).
+ */
+export function archiveChannel(deps: ServiceDeps, cmd: { channelId: string; callerId: string }): Promise<ChannelRow> {
+  return deps.registry.get(cmd.channelId).exec(async (ctx) => {
+    if (ctx.channel.archived_at) throw channelArchived();
+    const { matrix, sql } = ctx.deps;
+    const sender = creatorOf(ctx);
+    await ctx.matrixCall(async () => {
+      await matrix.sendState(ctx.room, sender, "m.room.join_rules", "", { join_rule: "invite" });
+      const levels = (await readPowerLevels(ctx)) ?? {};
+      await matrix.sendState(ctx.room, sender, "m.room.power_levels", "", { ...levels, events_default: 100 });
+    });
+    const archived = await sql.begin(async (tx) => {
+      const [row] = await tx<ChannelRow[]>`update channels set archived_at = now() where id = ${ctx.channelId} returning *`;
+      await recordChannelEvent(tx, { channel_id: ctx.channelId, event_type: "channel.archived", actor_id: cmd.callerId, metadata: { via: "api" } });
+      return row!;
+    });
+    ctx.setChannel(archived);
+    ctx.deps.broadcast(ctx.channelId, { type: "channel.archived", channel: toChannelView(archived) });
+    ctx.deps.events.publish(Subjects.channelArchived, {
+      event_id: `channel.archived:${archived.id}`,
+      channel_id: archived.id,
+      microdao_id: archived.microdao_id,
+      archived_by: cmd.callerId,
+      archived_at: archived.archived_at!.toISOString(),
+    });
+    return archived;
+  });
+}

@@ -1,0 +1,27 @@
+import { Elysia } from "elysia";
+import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { ErrorBody } from "../../http/errors.ts";
+import { ChannelIdParams, ChannelView, toChannelView } from "../../modules/channels/model.ts";
+import type { ServiceDeps } from "../../modules/deps.ts";
+import { readableChannel, requireAdmin } from "../../modules/access.ts";
+import { archiveChannel } from "./commands.ts";
+
+export const archiveController = (deps: ServiceDeps) =>
+  new Elysia({ name: "archive.controller", prefix: "/api/messaging/channels" }).delete(
+    "/:id",
+    async ({ headers, params }) => {
+      const callerId = callerFrom(headers["x-user-id"]);
+      // requireAdmin also answers 410 for a channel archived already.
+      requireAdmin(await readableChannel(deps.sql, callerId, params.id));
+      return toChannelView(await archiveChannel(deps, { channelId: params.id, callerId }));
+    },
+    {
+      headers: IdentityHeaders,
+      params: ChannelIdParams,
+      response: { 200: ChannelView, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 410: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+      detail: {
+        summary: "Archive the channel (owners and admins): it stays readable, every change is 410 CHANNEL_ARCHIVED; the Matrix room becomes invite-only and read-only",
+        tags: ["channels"],
+      },
+    },
+  );

@@ -1,0 +1,29 @@
+import type { ServiceDeps } from "../../modules/deps.ts";
+import { forbidden } from "../../errors.ts";
+import { readableChannel, writeRight, type ChannelAccess } from "../../modules/access.ts";
+import { pinMessage, unpinMessage } from "./commands.ts";
+import { listPins } from "./store.ts";
+
+/** Current members with can_write may pin and unpin; whoever may read the channel sees the pins. */
+export class PinService {
+  constructor(private readonly deps: ServiceDeps) {}
+
+  list(callerId: string, channelId: string) {
+    return readableChannel(this.deps.sql, callerId, channelId).then(() => listPins(this.deps.sql, channelId));
+  }
+
+  async pin(callerId: string, channelId: string, messageId: string) {
+    requirePinRight(await readableChannel(this.deps.sql, callerId, channelId), callerId);
+    return pinMessage(this.deps, { channelId, callerId, messageId });
+  }
+
+  async unpin(callerId: string, channelId: string, messageId: string) {
+    requirePinRight(await readableChannel(this.deps.sql, callerId, channelId), callerId);
+    await unpinMessage(this.deps, { channelId, callerId, messageId });
+  }
+}
+
+function requirePinRight(access: ChannelAccess, callerId: string) {
+  // A public channel's first write joins the writer; pinning does not: it needs membership.
+  if (writeRight(access, callerId).joinFirst) throw forbidden("only members may pin messages");
+}
