@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { connect, type NatsConnection } from "nats";
-import { ClientEvent, RoomEvent, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
+import { RoomEvent, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { natsUrl, serviceMissing } from "../helpers/services.ts";
 import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
@@ -88,7 +88,7 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
 
   const api = (path: string, init: Parameters<TestServer["api"]>[1] = {}) => server.api(path, { as: "user:alice", ...init });
 
-  test("thread, react, un-react, edit, delete, type, read, search, upload", async () => {
+  test("thread, react, un-react, edit, delete, type, read, search, upload, pin, kick", async () => {
     const channel = await createChannel(server, "user:alice", { name: "Launch", visibility: "public" });
     const base = `/api/messaging/channels/${channel.id}`;
     const room = channel.matrix_room_id;
@@ -163,17 +163,16 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     await client.sendTyping(room, false, 0);
 
     // 8. REST: Alice reads up to Bob's reply: Bob's client sees her receipt; NATS and WS too.
+    const alice = `@user-alice:${synapse!.serverName}`;
     const receiptSeen = new Promise<void>((resolve) => {
-      const check = () => {
-        const r = client.getRoom(room)?.getReadReceiptForUserId(`@user-alice:${synapse!.serverName}`);
-        if (r?.eventId === bobReplyEvent || r?.eventId === root.matrix_event_id) {
-          client.off(ClientEvent.Sync, check);
-          client.off(RoomEvent.Receipt, check);
+      const onReceipt = (event: SdkEvent) => {
+        const content = event.getContent() as Record<string, Record<string, Record<string, unknown>>>;
+        if (content[root.matrix_event_id]?.["m.read"]?.[alice]) {
+          client.off(RoomEvent.Receipt, onReceipt);
           resolve();
         }
       };
-      client.on(RoomEvent.Receipt, check);
-      client.on(ClientEvent.Sync, check);
+      client.on(RoomEvent.Receipt, onReceipt);
     });
     expect((await api(`${base}/read`, { method: "POST", json: { message_id: root.id } })).status).toBe(200);
     await receiptSeen;
@@ -204,6 +203,24 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     const download = await api(`${base}/messages/${uploaded.id}/file`);
     expect(new Uint8Array(await download.arrayBuffer())).toEqual(png);
 
+    // 11. REST: Alice pins the root: the room's m.room.pinned_events in Bob's client lists it.
+    const pinSeen = matrixSees(room, (e) => e.getType() === "m.room.pinned_events" && (e.getContent().pinned ?? []).includes(root.matrix_event_id));
+    expect((await api(`${base}/pins`, { method: "POST", json: { message_id: root.id } })).status).toBe(201);
+    await pinSeen;
+    expect(await frame(ws, "message.pinned")).toMatchObject({ pin: { message_id: root.id, pinned_by: "user:alice" } });
+    await natsEvent("messaging.message.pinned", (d) => d.message_id === root.id);
+    expect((await (await api(`${base}/pins`)).json()).map((p: { message_id: string }) => p.message_id)).toEqual([root.id]);
+
+    // 12. REST: Alice (the owner) kicks Bob: his client sees the kick; he is no longer a member.
+    const kickSeen = matrixSees(room, (e) => e.getType() === "m.room.member" && e.getStateKey() === bob.userId && e.getContent().membership === "leave");
+    const kick = await api(`${base}/members/${encodeURIComponent(`matrix:${bob.userId}`)}`, { method: "DELETE" });
+    expect(kick.status).toBeLessThan(300);
+    const kickEvent = await kickSeen;
+    expect(kickEvent.getSender()).toBe(`@user-alice:${synapse!.serverName}`);
+    expect(await frame(ws, "member.left")).toMatchObject({ member: { member_id: `matrix:${bob.userId}` } });
+    await natsEvent("messaging.member.kicked", (d) => d.member_id === `matrix:${bob.userId}`);
+    const members = await (await api(`${base}/members`)).json();
+    expect(members.map((m: { member_id: string }) => m.member_id)).not.toContain(`matrix:${bob.userId}`);
     ws.close();
   });
 });
