@@ -1,6 +1,6 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageReadEvent } from "../features/presence/model.ts";
+import { MessageReadEvent, TypingChangedEvent } from "../features/presence/model.ts";
 
 /** NATS subjects and payloads. The seed's fields are kept; event_id makes every event unique. */
 export const Subjects = {
@@ -8,6 +8,7 @@ export const Subjects = {
   channelCreated: "messaging.channel.created",
   memberInvited: "messaging.member.invited",
   messageRead: "messaging.message.read",
+  typing: "messaging.typing",
   reactionAdded: "messaging.reaction.added",
   reactionRemoved: "messaging.reaction.removed",
   messageUpdated: "messaging.message.updated",
@@ -168,6 +169,7 @@ export type EventPayloads = {
   [Subjects.channelCreated]: Static<typeof ChannelCreatedEvent>;
   [Subjects.memberInvited]: Static<typeof MemberInvitedEvent>;
   [Subjects.messageRead]: Static<typeof MessageReadEvent>;
+  [Subjects.typing]: Static<typeof TypingChangedEvent>;
   [Subjects.reactionAdded]: Static<typeof ReactionAddedEvent>;
   [Subjects.reactionRemoved]: Static<typeof ReactionRemovedEvent>;
   [Subjects.messageUpdated]: Static<typeof MessageUpdatedEvent>;

@@ -160,6 +160,7 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     // 7. Matrix: Bob types; the WebSocket shows it.
     await client.sendTyping(room, true, 10000);
     expect(await frame(ws, "typing", (f) => f.user_ids.includes(`matrix:${bob.userId}`))).toBeTruthy();
+    await natsEvent("messaging.typing", (d) => d.channel_id === channel.id && d.user_ids.includes(`matrix:${bob.userId}`));
     await client.sendTyping(room, false, 0);
 
     // 8. REST: Alice reads up to Bob's reply: Bob's client sees her receipt; NATS and WS too.

@@ -56,6 +56,14 @@ export const ReadFrame = t.Object({
 });
 export type ReadFrame = Static<typeof ReadFrame>;
 
+/** Who types in a channel now, whenever that changes (typing is short-lived: not for replay). */
+export const TypingChangedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  user_ids: t.Array(t.String()),
+  at: t.String({ format: "date-time" }),
+});
+
 export const MessageReadEvent = t.Object({
   event_id: t.String(),
   channel_id: t.String({ format: "uuid" }),

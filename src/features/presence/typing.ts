@@ -2,6 +2,7 @@ import type { ActorContext } from "../../actors/context.ts";
 import type { ActorDeps } from "../../actors/actor.ts";
 import type { EphemeralEvent } from "../../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser } from "../../matrix/mapping.ts";
+import { Subjects } from "../../events/model.ts";
 
 type Timer = ReturnType<typeof setTimeout>;
 /** channel -> who types there -> the timer that ends an indicator set through this service (null: Matrix's own). */
@@ -23,7 +24,14 @@ export function typingUserIds(ctx: ActorContext): string[] {
 }
 
 function announce(ctx: Pick<ActorContext, "deps" | "channelId">, typists: Map<string, unknown>) {
-  ctx.deps.broadcast(ctx.channelId, { type: "typing", user_ids: [...typists.keys()].sort() });
+  const userIds = [...typists.keys()].sort();
+  ctx.deps.broadcast(ctx.channelId, { type: "typing", user_ids: userIds });
+  void ctx.deps.events.publish(Subjects.typing, {
+    event_id: `typing:${ctx.channelId}:${Bun.randomUUIDv7()}`,
+    channel_id: ctx.channelId,
+    user_ids: userIds,
+    at: new Date().toISOString(),
+  });
 }
 
 /**
