@@ -122,7 +122,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log });
     stack.push("inbox", () => dispatcher.stop());
 
-    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log };
+    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS };
     const app = new Elysia({ normalize: false })
       .use(idempotency(db.sql))
       .use(errorHandler(log))

@@ -10,11 +10,11 @@ import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
 import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
 import { findMember, markLeft, upsertMember } from "../store/members.ts";
 import {
-  deleteMessage,
   findMessage,
   findMessageByEvent,
   insertMessage,
   lastSeq,
+  markFailed,
   markSent,
   latestInThread,
   pendingMessages,
@@ -46,6 +46,8 @@ export interface SendCommand {
   msgtype: string;
   formattedBody: string | null;
   replyTo: string | null;
+  /** The message id (and Matrix transaction id); the caller may choose it to find the row later. */
+  id?: string;
   /** The root message of the thread this message is posted into. */
   threadId?: string | null;
   /** More Matrix content (a media message's url and info, say). */
@@ -74,6 +76,17 @@ export interface PendingInvite {
   role: Role;
 }
 
+type DeliveryWaiter = { resolve: (row: MessageRow) => void; reject: (err: unknown) => void; accepted?: (row: MessageRow) => void };
+
+const OUTBOX_MAX_BACKOFF_MS = 30_000;
+
+/** A refusal that retrying cannot change (any 4xx but 429); anything else is worth retrying. */
+function isPermanent(err: unknown): boolean {
+  if (err instanceof AppError) return err.status < 500;
+  if (!(err instanceof MatrixError)) return false;
+  return err.httpStatus >= 400 && err.httpStatus < 500 && err.httpStatus !== 429 && err.errcode !== "M_LIMIT_EXCEEDED";
+}
+
 type Job = { run: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
 
 const PREVIEW_LENGTH = 500;
@@ -94,6 +107,12 @@ export class ChannelActor {
   private readonly log: Logger;
   private channel: ChannelRow | null = null;
   private seq = 0;
+  /** Pending send ids, in seq order: the outbox this actor delivers to Matrix. */
+  private readonly outbox: string[] = [];
+  private readonly waiters = new Map<string, DeliveryWaiter>();
+  private readonly announcedPending = new Set<string>();
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private retryAttempt = 0;
   private readonly loop: Promise<void>;
 
   constructor(
@@ -106,8 +125,43 @@ export class ChannelActor {
     this.loop = this.run();
   }
 
+  /**
+   * Resolves with the sent row once Matrix confirmed the message, which may be after this
+   * command's job (the outbox keeps retrying while the homeserver is unreachable); rejects
+   * with 502 MATRIX_REFUSED if Matrix refuses it for good. The row is durable (pending) as
+   * soon as the job ran; callers that cannot wait look it up by the id they chose.
+   */
   send(cmd: SendCommand): Promise<MessageRow> {
-    return this.ask(() => this.doSend(cmd));
+    return this.submit(cmd).delivered;
+  }
+
+  /**
+   * `accepted` resolves once the pending row is written (durable, with its seq); `delivered`
+   * once Matrix confirmed it. Throws MailboxFullError at once when the channel is too busy.
+   */
+  submit(cmd: SendCommand): { accepted: Promise<MessageRow>; delivered: Promise<MessageRow> } {
+    let accept!: (row: MessageRow) => void;
+    let refuse!: (err: unknown) => void;
+    let deliver!: (row: MessageRow) => void;
+    let fail!: (err: unknown) => void;
+    const accepted = new Promise<MessageRow>((resolve, reject) => {
+      accept = resolve;
+      refuse = reject;
+    });
+    const delivered = new Promise<MessageRow>((resolve, reject) => {
+      deliver = resolve;
+      fail = reject;
+    });
+    const failBoth = (err: unknown) => {
+      refuse(err);
+      fail(err);
+    };
+    // Outside the promises: a full mailbox is thrown to the caller at once.
+    this.mailbox.offer({ run: () => this.doSend(cmd, { resolve: deliver, reject: failBoth, accepted: accept }), resolve: () => {}, reject: failBoth });
+    // Whoever stops waiting (a 202) must not turn a later refusal into an unhandled rejection.
+    accepted.catch(() => {});
+    delivered.catch(() => {});
+    return { accepted, delivered };
   }
 
   invite(cmd: InviteCommand): Promise<MemberRow | PendingInvite> {
@@ -137,10 +191,17 @@ export class ChannelActor {
     return this.mailbox.size;
   }
 
-  /** Stops taking work, finishes what is queued, then resolves. */
+  /** Stops taking work, finishes what is queued, then resolves. Pending sends stay durable for the next start. */
   async stop(): Promise<void> {
     this.mailbox.close();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
     await this.loop;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    for (const [id, waiter] of this.waiters) {
+      waiter.reject(new AppError(503, "SHUTTING_DOWN", "the service stopped before Matrix confirmed the message; it stays pending", { "Retry-After": "5" }));
+      this.waiters.delete(id);
+    }
   }
 
   private ask<T>(run: () => Promise<T>): Promise<T> {
@@ -165,6 +226,8 @@ export class ChannelActor {
     }
     for (;;) {
       const job = await this.mailbox.take(this.deps.idleMs);
+      // Pending sends keep the actor alive: its retry timer will bring the next job.
+      if (!job && this.outbox.length > 0 && !this.mailbox.isClosed) continue;
       if (!job) {
         // Idle with an empty mailbox (or closed and drained): leave the registry in this same
         // tick, so the next command spawns a fresh actor instead of landing here.
@@ -185,12 +248,9 @@ export class ChannelActor {
     if (!channel) throw notFound("channel");
     this.channel = channel;
     this.seq = await lastSeq(this.deps.sql, this.channelId);
-    // Sends accepted before a crash: deliver them with their original txnId.
-    for (const row of await pendingMessages(this.deps.sql, this.channelId)) {
-      await this.deliverPending(row).catch((err) =>
-        this.log.warn({ message_id: row.id, err: describe(err) }, "pending message not yet delivered"),
-      );
-    }
+    // Sends accepted before a crash (or while Matrix was down) go first, with their original txnId.
+    for (const row of await pendingMessages(this.deps.sql, this.channelId)) this.outbox.push(row.id);
+    if (this.outbox.length > 0) await this.pumpOutbox();
   }
 
   private get room(): string {
@@ -228,7 +288,7 @@ export class ChannelActor {
     return toMatrixUserId(daarionId, this.deps.matrix.serverName);
   }
 
-  private async doSend(cmd: SendCommand): Promise<MessageRow> {
+  private async doSend(cmd: SendCommand, waiter: DeliveryWaiter): Promise<void> {
     const { sql } = this.deps;
     if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
     let replyEventId: string | null = null;
@@ -266,7 +326,7 @@ export class ChannelActor {
     }
 
     const senderMatrixId = this.matrixId(cmd.senderId);
-    const id = Bun.randomUUIDv7();
+    const id = cmd.id ?? Bun.randomUUIDv7();
     const seq = this.seq + 1;
     // Durable first: the row exists (pending, with what to send) before Matrix is asked.
     const pending = await insertMessage(sql, {
@@ -290,34 +350,95 @@ export class ChannelActor {
       media: mediaFromContent(content),
     });
     this.seq = seq;
-    try {
-      return await this.deliverPending(pending);
-    } catch (err) {
-      // Refused or unreachable: nothing half-written stays behind. The txnId is the message id,
-      // so if Matrix did take the event after all, the sync poller indexes it exactly once.
-      await deleteMessage(sql, id);
-      this.seq = seq - 1;
-      throw toUpstreamError(err, "Matrix did not accept the message");
+    waiter.accepted?.(pending);
+    this.waiters.set(id, waiter);
+    this.outbox.push(id);
+    // Behind an earlier pending send, this one waits its turn (Matrix order follows seq order).
+    if (this.outbox.length === 1) await this.pumpOutbox();
+    else await this.announcePending(pending);
+  }
+
+  /**
+   * Delivers pending sends to Matrix in seq order, each with its message id as txnId, so a
+   * retry can never create a second event. A transient failure (unreachable, 5xx, 429 past the
+   * retry budget) keeps the row pending and retries later with capped backoff; a refusal marks
+   * it failed with its reason.
+   */
+  private async pumpOutbox(): Promise<void> {
+    if (this.retryTimer) {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+    }
+    while (this.outbox.length > 0) {
+      const id = this.outbox[0]!;
+      const row = await findMessage(this.deps.sql, this.channelId, id);
+      if (!row || row.delivery_state !== "pending") {
+        this.outbox.shift();
+        continue;
+      }
+      try {
+        await this.deps.matrix.ensureUser(row.sender_matrix_id);
+        const { eventId } = await this.deps.matrix.sendEvent(this.room, row.sender_matrix_id, "m.room.message", row.outbox_content ?? {}, row.id);
+        const sent = await markSent(this.deps.sql, row.id, eventId);
+        this.outbox.shift();
+        this.retryAttempt = 0;
+        await this.announceMessage(sent, this.announcedPending.delete(id));
+        this.settle(id, (w) => w.resolve(sent));
+      } catch (err) {
+        if (isPermanent(err)) {
+          const reason = err instanceof MatrixError ? `${err.errcode}: ${err.message}` : String(err);
+          const failed = await markFailed(this.deps.sql, row.id, reason.slice(0, 500));
+          this.outbox.shift();
+          this.announcedPending.delete(id);
+          this.log.warn({ message_id: id, errcode: (err as MatrixError).errcode }, "matrix refused a message; marked failed");
+          this.deps.broadcast(this.channelId, { type: "message.failed", seq: Number(failed.seq), message: toMessageView(failed) });
+          await this.deps.events.publish(Subjects.messageFailed, {
+            event_id: `message.failed:${id}`,
+            channel_id: this.channelId,
+            message_id: id,
+            seq: Number(failed.seq),
+            sender_id: failed.sender_id,
+            reason: failed.failure_reason ?? reason,
+            failed_at: new Date().toISOString(),
+          });
+          this.settle(id, (w) => w.reject(new AppError(502, "MATRIX_REFUSED", `Matrix refused the message (${(err as MatrixError).errcode ?? "M_UNKNOWN"})`)));
+          continue;
+        }
+        // Unreachable or overloaded: everything from here on stays pending, in order.
+        for (const pendingId of this.outbox) {
+          const pendingRow = pendingId === id ? row : await findMessage(this.deps.sql, this.channelId, pendingId);
+          if (pendingRow) await this.announcePending(pendingRow);
+        }
+        const delay = Math.min(OUTBOX_MAX_BACKOFF_MS, 500 * 2 ** this.retryAttempt++);
+        this.log.warn({ message_id: id, pending: this.outbox.length, retry_in_ms: delay, err: describe(err) }, "matrix unavailable; sends stay pending");
+        this.retryTimer = setTimeout(() => {
+          this.retryTimer = null;
+          if (!this.mailbox.isClosed) void this.mailbox.put({ run: () => this.pumpOutbox(), resolve: () => {}, reject: () => {} }).catch(() => {});
+        }, delay);
+        return;
+      }
     }
   }
 
-  private async deliverPending(row: MessageRow): Promise<MessageRow> {
-    await this.deps.matrix.ensureUser(row.sender_matrix_id);
-    const { eventId } = await this.deps.matrix.sendEvent(
-      this.room,
-      row.sender_matrix_id,
-      "m.room.message",
-      row.outbox_content ?? {},
-      row.id,
-    );
-    const sent = await markSent(this.deps.sql, row.id, eventId);
-    await this.announceMessage(sent);
-    return sent;
-  }
-
-  private async announceMessage(row: MessageRow) {
+  /** Tells subscribers, once, that a send is accepted but not yet in Matrix, in its seq place. */
+  private async announcePending(row: MessageRow) {
+    if (this.announcedPending.has(row.id)) return;
+    this.announcedPending.add(row.id);
     const view = toMessageView(row);
     this.deps.broadcast(this.channelId, { type: "message.created", seq: view.seq, message: view });
+  }
+
+  private settle(id: string, fn: (w: DeliveryWaiter) => void) {
+    const waiter = this.waiters.get(id);
+    if (!waiter) return;
+    this.waiters.delete(id);
+    fn(waiter);
+  }
+
+  private async announceMessage(row: MessageRow, wasAnnouncedPending = false) {
+    const view = toMessageView(row);
+    // Subscribers who saw it pending get the confirmation as an update.
+    this.deps.broadcast(this.channelId, { type: wasAnnouncedPending ? "message.updated" : "message.created", seq: view.seq, message: view });
     await this.deps.events.publish(Subjects.messageCreated, {
       event_id: `message.created:${row.id}`,
       channel_id: row.channel_id,

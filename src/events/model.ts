@@ -5,6 +5,7 @@ import { MessageReadEvent, TypingChangedEvent } from "../features/presence/model
 /** NATS subjects and payloads. The seed's fields are kept; event_id makes every event unique. */
 export const Subjects = {
   messageCreated: "messaging.message.created",
+  messageFailed: "messaging.message.failed",
   channelCreated: "messaging.channel.created",
   memberInvited: "messaging.member.invited",
   messageRead: "messaging.message.read",
@@ -38,6 +39,16 @@ export const MessageCreatedEvent = t.Object({
   preview: t.String(),
   thread_id: t.Nullable(t.String({ format: "uuid" })),
   created_at: t.String({ format: "date-time" }),
+});
+
+export const MessageFailedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  message_id: t.String({ format: "uuid" }),
+  seq: t.Integer(),
+  sender_id: t.String(),
+  reason: t.String(),
+  failed_at: t.String({ format: "date-time" }),
 });
 
 export const ChannelCreatedEvent = t.Object({
@@ -166,6 +177,7 @@ export const ChannelArchivedEvent = t.Object({
 
 export type EventPayloads = {
   [Subjects.messageCreated]: Static<typeof MessageCreatedEvent>;
+  [Subjects.messageFailed]: Static<typeof MessageFailedEvent>;
   [Subjects.channelCreated]: Static<typeof ChannelCreatedEvent>;
   [Subjects.memberInvited]: Static<typeof MemberInvitedEvent>;
   [Subjects.messageRead]: Static<typeof MessageReadEvent>;

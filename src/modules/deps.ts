@@ -11,4 +11,6 @@ export interface ServiceDeps {
   events: EventBus;
   registry: ChannelRegistry;
   log: Logger;
+  /** How long a send waits for Matrix's confirmation before it is answered as pending (202). */
+  sendConfirmMs: number;
 }

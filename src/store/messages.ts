@@ -129,6 +129,9 @@ export async function markSent(sql: Sql | Tx, id: string, eventId: string): Prom
   return row!;
 }
 
-export async function deleteMessage(sql: Sql | Tx, id: string): Promise<void> {
-  await sql`delete from messages where id = ${id}`;
+/** Matrix refused it for good: the row stays (its seq too), failed, with the reason. */
+export async function markFailed(sql: Sql | Tx, id: string, reason: string): Promise<MessageRow> {
+  const [row] = await sql<MessageRow[]>`
+    update messages set delivery_state = 'failed', failure_reason = ${reason} where id = ${id} returning *`;
+  return row!;
 }

@@ -1,12 +1,15 @@
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+
+setDefaultTimeout(30_000);
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { MatrixGate } from "../helpers/gated-matrix.ts";
 import { MatrixError } from "../../src/matrix/port.ts";
+import { WsInbox } from "../helpers/ws-inbox.ts";
 
 const gate = new MatrixGate();
 let server: TestServer;
 beforeAll(async () => {
-  server = await startTestServer({ ACTOR_MAILBOX_SIZE: "3", ACTOR_IDLE_MS: "300" }, { wrapMatrix: gate.wrap });
+  server = await startTestServer({ ACTOR_MAILBOX_SIZE: "3", ACTOR_IDLE_MS: "300", SEND_CONFIRM_TIMEOUT_MS: "3000" }, { wrapMatrix: gate.wrap });
 }, 60000);
 afterAll(async () => {
   gate.release();
@@ -49,13 +52,18 @@ describe("channel actor", () => {
     expect(await refused.json()).toMatchObject({ error: "CHANNEL_BUSY" });
     gate.release();
     const statuses = [(await inFlight).status, ...(await Promise.all(more)).map((r) => r.status)];
-    expect(statuses[0]).toBe(201);
+    // Accepted sends are 201, or 202 if the gate held them past the confirmation wait.
+    const accepted = statuses.filter((s) => s === 201 || s === 202).length;
+    expect([201, 202]).toContain(statuses[0]!);
     expect(statuses.filter((s) => s === 503).length).toBeGreaterThanOrEqual(3);
-    expect(statuses.every((s) => s === 201 || s === 503)).toBe(true);
-    // Whatever was accepted is indexed, gap-free.
+    expect(accepted + statuses.filter((s) => s === 503).length).toBe(statuses.length);
+    // Whatever was accepted is indexed, gap-free, and reaches Matrix.
+    const { sql, registry } = server.app.deps;
+    if (registry.has(channel.id)) await actorStopped(channel.id);
     const rows = await previews(channel.id);
-    expect(rows.map((r) => r[0])).toEqual(Array.from({ length: statuses.filter((s) => s === 201).length }, (_, i) => i + 1));
+    expect(rows.map((r) => r[0])).toEqual(Array.from({ length: accepted }, (_, i) => i + 1));
     expect(rows.every((r) => r[2] === "sent")).toBe(true);
+    void sql;
   });
 
   test("an idle actor passivates, and the next command spawns a fresh one that continues the seq", async () => {
@@ -70,21 +78,61 @@ describe("channel actor", () => {
     expect((await res.json()).seq).toBe(2);
   });
 
-  test("a Matrix failure is a 502 that leaves no message behind and no gap in seq", async () => {
+  test("while Matrix is unreachable a send is accepted as pending (202), and delivered in order when it returns", async () => {
     const channel = await createChannel(server, "user:admin");
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
     expect((await post(channel.id, "one")).status).toBe(201);
-    gate.failWith(new MatrixError("M_UNKNOWN", "homeserver exploded", 500));
-    const res = await post(channel.id, "lost?");
-    gate.failWith(null);
-    expect(res.status).toBe(502);
-    const body = await res.json();
-    expect(body.error).toBe("MATRIX_UNAVAILABLE");
+    expect((await inbox.nextJson()).message).toMatchObject({ content_preview: "one", status: "sent" });
+    gate.failWith(new MatrixError("M_UNREACHABLE", "homeserver exploded", 502));
+    const pending = await post(channel.id, "two");
+    expect(pending.status).toBe(202);
+    const body = await pending.json();
+    expect(body).toMatchObject({ seq: 2, status: "pending", matrix_event_id: null });
     expect(JSON.stringify(body)).not.toContain("exploded");
-    expect((await post(channel.id, "two")).status).toBe(201);
+    // Subscribers see it at once, in its seq place, as pending.
+    expect(await inbox.nextJson()).toMatchObject({ type: "message.created", seq: 2, message: { id: body.id, status: "pending" } });
+    const third = await post(channel.id, "three");
+    expect(third.status).toBe(202);
+    expect(await inbox.nextJson()).toMatchObject({ type: "message.created", seq: 3, message: { status: "pending" } });
+
+    gate.failWith(null);
+    const confirmed = await inbox.nextJson(15000);
+    expect(confirmed).toMatchObject({ type: "message.updated", seq: 2, message: { id: body.id, status: "sent" } });
+    expect(confirmed.message.matrix_event_id).toMatch(/^\$/);
+    expect(await inbox.nextJson(15000)).toMatchObject({ type: "message.updated", seq: 3, message: { status: "sent" } });
     expect(await previews(channel.id)).toEqual([
       [1, "one", "sent"],
       [2, "two", "sent"],
+      [3, "three", "sent"],
     ]);
+    // Matrix got them in seq order, each once (the txnId is the message id).
+    const timeline = await server.app.deps.sql`
+      select e.content->>'body' as body, e.txn_id from local_matrix_events e
+      where e.room_id = ${channel.matrix_room_id} and e.type = 'm.room.message' order by e.stream_ordering`;
+    expect(timeline.map((r) => r.body)).toEqual(["one", "two", "three"]);
+    inbox.close();
+  });
+
+  test("a send Matrix refuses for good becomes failed, with its reason: 502 MATRIX_REFUSED and a message.failed frame", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    gate.failWith(new MatrixError("M_FORBIDDEN", "You are not allowed to send here", 403));
+    const res = await post(channel.id, "refused");
+    gate.failWith(null);
+    expect(res.status).toBe(502);
+    expect((await res.json()).error).toBe("MATRIX_REFUSED");
+    const frame = await inbox.nextJson();
+    expect(frame).toMatchObject({ type: "message.failed", seq: 1, message: { status: "failed", content_preview: "refused" } });
+    const [row] = await server.app.deps.sql`select delivery_state, failure_reason from messages where id = ${frame.message.id}`;
+    expect(row!.delivery_state).toBe("failed");
+    expect(row!.failure_reason).toContain("M_FORBIDDEN");
+    const detail = await server.api(`/api/messaging/channels/${channel.id}/messages/${frame.message.id}`, { as: "user:admin" });
+    expect((await detail.json()).status).toBe("failed");
+    // The next send takes the next seq: seq stays gap-free, the failed message keeps its place.
+    const next = await post(channel.id, "accepted");
+    expect(next.status).toBe(201);
+    expect((await next.json()).seq).toBe(2);
+    inbox.close();
   });
 
   test("a pending send left by a crash is delivered with its original txnId when the actor starts", async () => {

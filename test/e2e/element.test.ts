@@ -261,23 +261,46 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
     server = await startTestServer(env);
   });
 
-  test("f) a send while Synapse is stopped gets a clear 502 and leaves no row", async () => {
+  test("f) a send while Synapse is stopped is accepted as pending (202), leaves no half-written row, and is delivered when Synapse returns", async () => {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });
-    const stop = Bun.spawnSync(["bun", "run", "synapse", "stop"], { cwd: join(import.meta.dir, "..", ".."), env: process.env });
+    await client.joinRoom(channel.matrix_alias);
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    const repo = join(import.meta.dir, "..", "..");
+    const stop = Bun.spawnSync(["bun", "run", "synapse", "stop"], { cwd: repo, env: process.env });
     expect(stop.exitCode).toBe(0);
+    let pending: { id: string; seq: number };
     try {
       const res = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: "into the void" } });
-      expect(res.status).toBe(502);
-      const body = await res.json();
-      expect(body.error).toBe("MATRIX_UNAVAILABLE");
-      const [count] = await server.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channel.id}`;
-      expect(count!.n).toBe(0);
+      expect(res.status).toBe(202);
+      pending = await res.json();
+      expect(pending).toMatchObject({ status: "pending", matrix_event_id: null, seq: 1 });
+      // Durable and whole: one row, pending, holding what it will send.
+      const rows = await server.app.deps.sql`select delivery_state, outbox_content from messages where channel_id = ${channel.id}`;
+      expect(rows).toEqual([{ delivery_state: "pending", outbox_content: { msgtype: "m.text", body: "into the void" } }]);
+      let frame = await inbox.nextJson(20000);
+      while (frame.type !== "message.created") frame = await inbox.nextJson(20000);
+      expect(frame.message).toMatchObject({ id: pending.id, status: "pending" });
     } finally {
-      const start = Bun.spawnSync(["bun", "run", "synapse", "start"], { cwd: join(import.meta.dir, "..", ".."), env: process.env });
+      const start = Bun.spawnSync(["bun", "run", "synapse", "start"], { cwd: repo, env: process.env });
       expect(start.exitCode).toBe(0);
     }
+    // Synapse is back: the outbox delivers it (once), the socket hears it, the Element user sees it.
+    const seen = new Promise<SdkEvent>((resolve) => {
+      const onEvent = (e: SdkEvent) => {
+        if (e.getRoomId() === channel.matrix_room_id && e.getContent().body === "into the void") {
+          client.off(RoomEvent.Timeline, onEvent);
+          resolve(e);
+        }
+      };
+      client.on(RoomEvent.Timeline, onEvent);
+    });
+    let update = await inbox.nextJson(60000);
+    while (update.type !== "message.updated") update = await inbox.nextJson(60000);
+    expect(update.message).toMatchObject({ id: pending!.id, status: "sent", seq: 1 });
+    expect((await seen).getId()).toBe(update.message.matrix_event_id);
+    inbox.close();
     const after = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: "back again" } });
     expect(after.status).toBe(201);
-    expect((await after.json()).seq).toBe(1);
-  }, 120000);
+    expect((await after.json()).seq).toBe(2);
+  }, 180000);
 });

@@ -29,13 +29,13 @@ export const filesController = (files: FileService) =>
         if (!(body.file instanceof Blob)) {
           throw new AppError(400, "FILE_REQUIRED", "send the file as multipart/form-data in the field 'file'");
         }
-        const row = await files.upload(caller, params.id, {
+        const { row, confirmed } = await files.upload(caller, params.id, {
           file: body.file as File,
           caption: body.text ?? null,
           threadId: body.thread_id ?? null,
           replyTo: body.reply_to ?? null,
         });
-        set.status = 201;
+        set.status = confirmed ? 201 : 202;
         return toMessageView(row);
       },
       {

@@ -1,3 +1,4 @@
+import { sendAndConfirm, type SendOutcome } from "../../modules/messages/deliver.ts";
 import type { ServiceDeps } from "../../modules/deps.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { findMessage } from "../../store/messages.ts";
@@ -28,7 +29,7 @@ export class FileService {
    * message through the channel actor like any other message (seq, WebSocket, NATS).
    * Rights are checked before anything is uploaded.
    */
-  async upload(callerId: string, channelId: string, upload: Upload): Promise<MessageRow> {
+  async upload(callerId: string, channelId: string, upload: Upload): Promise<SendOutcome> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     const { joinFirst } = writeRight(access, callerId);
     const { file } = upload;
@@ -53,7 +54,7 @@ export class FileService {
     const info: Record<string, unknown> = { mimetype, size: bytes.byteLength };
     const dimensions = msgtype === "m.image" ? imageSize(bytes) : null;
     if (dimensions) Object.assign(info, dimensions);
-    return this.deps.registry.get(channelId).send({
+    return sendAndConfirm(this.deps.registry, channelId, {
       senderId: callerId,
       // Matrix v1.10 media captions: `body` is the caption when `filename` differs from it.
       text: upload.caption ?? filename,
@@ -63,7 +64,7 @@ export class FileService {
       threadId: upload.threadId,
       extraContent: { url: contentUri, info, filename },
       joinFirst,
-    });
+    }, this.deps.sendConfirmMs);
   }
 
   /** The file of a media message, streamed from the media repository; the read right is the channel's. */

@@ -10,17 +10,18 @@ export const agentsController = (agents: AgentService) =>
   new Elysia({ name: "agents.controller", prefix: "/internal" })
     .post(
       "/agents/:agent_id/post-to-channel",
-      async ({ params, headers, body }) => {
+      async ({ params, headers, body, set }) => {
         const agentId = params.agent_id.startsWith("agent:") ? params.agent_id : `agent:${params.agent_id}`;
         const caller = headers["x-user-id"] ? callerFrom(headers["x-user-id"]) : null;
-        const row = await agents.post(agentId, caller, body.channel_id, body.text);
-        return { status: "posted" as const, message_id: row.id, message: toMessageView(row) };
+        const { row, confirmed } = await agents.post(agentId, caller, body.channel_id, body.text);
+        if (!confirmed) set.status = 202;
+        return { status: confirmed ? ("posted" as const) : ("pending" as const), message_id: row.id, message: toMessageView(row) };
       },
       {
         params: AgentParams,
         headers: IdentityHeaders,
         body: AgentPostBody,
-        response: { 200: AgentPostResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+        response: { 200: AgentPostResult, 202: AgentPostResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody, 503: ErrorBody },
         detail: {
           summary: "An agent posts into a channel it is a member of (sent as m.notice, indexed as sender_type agent)",
           tags: ["internal"],

@@ -18,7 +18,7 @@ export const AgentPostBody = t.Object(
 );
 
 export const AgentPostResult = t.Object({
-  status: t.Literal("posted"),
+  status: t.Union([t.Literal("posted"), t.Literal("pending")], { description: "pending (202): accepted, Matrix has not confirmed yet" }),
   message_id: t.String({ format: "uuid" }),
   message: MessageView,
 });

@@ -1,5 +1,5 @@
 import type { ServiceDeps } from "../deps.ts";
-import type { MessageRow } from "../../store/rows.ts";
+import { sendAndConfirm, type SendOutcome } from "../messages/deliver.ts";
 import { findChannel } from "../../store/channels.ts";
 import { findMember, listSilencedAgents, listWritingAgents } from "../../store/members.ts";
 import { channelArchived, forbidden, notFound } from "../../errors.ts";
@@ -8,7 +8,7 @@ export class AgentService {
   constructor(private readonly deps: ServiceDeps) {}
 
   /** Only a current member agent with the right to write may post; it goes out as m.notice. */
-  async post(agentId: string, callerId: string | null, channelId: string, text: string): Promise<MessageRow> {
+  async post(agentId: string, callerId: string | null, channelId: string, text: string): Promise<SendOutcome> {
     if (callerId !== null && callerId !== agentId) throw forbidden(`${callerId} may not post as ${agentId}`);
     const channel = await findChannel(this.deps.sql, channelId);
     if (!channel) throw notFound("channel");
@@ -16,14 +16,14 @@ export class AgentService {
     const member = await findMember(this.deps.sql, channelId, agentId);
     if (!member) throw forbidden(`${agentId} is not a member of this channel`);
     if (!member.can_write) throw forbidden(`${agentId} may not write in this channel`);
-    return this.deps.registry.get(channelId).send({
+    return sendAndConfirm(this.deps.registry, channelId, {
       senderId: agentId,
       text,
       msgtype: "m.notice",
       formattedBody: null,
       replyTo: null,
       joinFirst: false,
-    });
+    }, this.deps.sendConfirmMs);
   }
 
   /** The agent filter's view of a channel, with the allow-list taken from real membership. */

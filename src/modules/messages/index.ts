@@ -56,16 +56,21 @@ export const messagesController = (messages: MessageService) =>
     .post(
       "/:id/messages",
       async ({ headers, params, body, set }) => {
-        const row = await messages.send(callerFrom(headers["x-user-id"]), params.id, body);
-        set.status = 201;
+        const { row, confirmed } = await messages.send(callerFrom(headers["x-user-id"]), params.id, body);
+        set.status = confirmed ? 201 : 202;
         return toMessageView(row);
       },
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,
         body: SendMessageBody,
-        response: { 201: MessageView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody, 503: ErrorBody },
-        detail: { summary: "Send a message; it is in Matrix and indexed when this answers 201", tags: ["messages"] },
+        response: { 201: MessageView, 202: MessageView, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 410: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+        detail: {
+          summary: "Send a message",
+          description:
+            "201: Matrix confirmed it (matrix_event_id set). 202: accepted and durable, still pending (Matrix was slow or unreachable); a message.updated frame follows on confirmation, or message.failed if Matrix refuses it. 502 MATRIX_REFUSED: Matrix refused it for good; it stays as a failed message.",
+          tags: ["messages"],
+        },
       },
     )
     .get(

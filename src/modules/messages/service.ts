@@ -4,6 +4,7 @@ import { findMessage, listMessages, listThread, threadStats, type ThreadStats } 
 import { AppError, notFound } from "../../errors.ts";
 import { readableChannel, writeRight } from "../access.ts";
 import type { SendMessageBody } from "./model.ts";
+import { sendAndConfirm, type SendOutcome } from "./deliver.ts";
 import { reactionSummaries } from "../../features/relations/store.ts";
 import type { ReactionSummary } from "../../features/relations/summary.ts";
 
@@ -58,10 +59,10 @@ export class MessageService {
     return { messages, threads, reactions, nextCursor: messages.length === limit && last ? String(last.seq) : null };
   }
 
-  async send(callerId: string, channelId: string, body: SendMessageBody): Promise<MessageRow> {
+  async send(callerId: string, channelId: string, body: SendMessageBody): Promise<SendOutcome> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     const { joinFirst } = writeRight(access, callerId);
-    return this.deps.registry.get(channelId).send({
+    return sendAndConfirm(this.deps.registry, channelId, {
       senderId: callerId,
       text: body.text,
       msgtype: body.msgtype ?? "m.text",
@@ -69,7 +70,7 @@ export class MessageService {
       replyTo: body.reply_to ?? null,
       threadId: body.thread_id ?? null,
       joinFirst,
-    });
+    }, this.deps.sendConfirmMs);
   }
 
   /** The index row, with the full content from Matrix (or from the outbox while pending). */

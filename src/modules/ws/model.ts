@@ -9,6 +9,8 @@ import { PinView } from "../../features/pins/model.ts";
 
 /** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
 export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
+/** Matrix refused an accepted send for good: the message stays, with status failed and its reason. */
+export const MessageFailedFrame = t.Object({ type: t.Literal("message.failed"), seq: t.Integer(), message: MessageView });
 export const MemberJoinedFrame = t.Object({ type: t.Literal("member.joined"), member: MemberView });
 /** kicked_by is set when someone else removed the member. */
 export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView, kicked_by: t.Optional(t.String()) });
@@ -24,6 +26,7 @@ export const MessageUnpinnedFrame = t.Object({
 });
 export const ServerFrame = t.Union([
   MessageCreatedFrame,
+  MessageFailedFrame,
   MemberJoinedFrame,
   MemberLeftFrame,
   MemberUpdatedFrame,
