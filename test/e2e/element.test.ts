@@ -276,7 +276,7 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
       expect(pending).toMatchObject({ status: "pending", matrix_event_id: null, seq: 1 });
       // Durable and whole: one row, pending, holding what it will send.
       const rows = await server.app.deps.sql`select delivery_state, outbox_content from messages where channel_id = ${channel.id}`;
-      expect(rows).toEqual([{ delivery_state: "pending", outbox_content: { msgtype: "m.text", body: "into the void" } }]);
+      expect([...rows]).toEqual([{ delivery_state: "pending", outbox_content: { msgtype: "m.text", body: "into the void" } }]);
       let frame = await inbox.nextJson(20000);
       while (frame.type !== "message.created") frame = await inbox.nextJson(20000);
       expect(frame.message).toMatchObject({ id: pending.id, status: "pending" });
