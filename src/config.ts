@@ -24,6 +24,7 @@ export const ConfigSchema = t.Object({
   MATRIX_SYNC_TIMELINE_LIMIT: t.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   MATRIX_RETRY_MAX_MS: t.Integer({ minimum: 0, maximum: 600000, default: 8000 }),
   LOG_LEVEL: t.String({ default: "info" }),
+  SHUTDOWN_TIMEOUT_MS: t.Integer({ minimum: 1000, maximum: 300000, default: 20000 }),
   SEND_CONFIRM_TIMEOUT_MS: t.Integer({ minimum: 0, maximum: 120000, default: 5000 }),
   ACTOR_MAILBOX_SIZE: t.Integer({ minimum: 1, maximum: 100000, default: 256 }),
   ACTOR_IDLE_MS: t.Integer({ minimum: 100, default: 60000 }),
@@ -35,7 +36,7 @@ export type Config = Static<typeof ConfigSchema>;
 
 export class ConfigError extends Error {}
 
-const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "SEND_CONFIRM_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT", "MAX_UPLOAD_BYTES"]);
+const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "SEND_CONFIRM_TIMEOUT_MS", "SHUTDOWN_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT", "MAX_UPLOAD_BYTES"]);
 
 /**
  * Reads the configuration from an environment map. Empty strings count as unset, so

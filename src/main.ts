@@ -36,8 +36,15 @@ if (!hot.signalsInstalled) {
   hot.signalsInstalled = true;
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, async () => {
+      // Bounded: a stop that hangs (a homeserver that never answers, say) must not keep the
+      // process from exiting; pending sends are durable and resume on the next start.
+      const deadline = setTimeout(() => {
+        console.error(`daarion-messaging: shutdown took longer than ${config.SHUTDOWN_TIMEOUT_MS} ms; exiting`);
+        process.exit(1);
+      }, config.SHUTDOWN_TIMEOUT_MS);
       const running = await hot.current?.catch(() => null);
       await running?.stop();
+      clearTimeout(deadline);
       process.exit(0);
     });
   }
