@@ -290,6 +290,17 @@ export class ChannelActor {
 
   private async doSend(cmd: SendCommand, waiter: DeliveryWaiter): Promise<void> {
     const { sql } = this.deps;
+    // The same id again (a retry whose first attempt's answer was lost): that message, not a new one.
+    if (cmd.id) {
+      const existing = await findMessage(sql, this.channelId, cmd.id);
+      if (existing) {
+        waiter.accepted?.(existing);
+        if (existing.delivery_state === "sent") waiter.resolve(existing);
+        else if (existing.delivery_state === "failed") waiter.reject(new AppError(502, "MATRIX_REFUSED", "Matrix refused the message"));
+        else this.waiters.set(existing.id, waiter);
+        return;
+      }
+    }
     if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
     let replyEventId: string | null = null;
     if (cmd.replyTo) {

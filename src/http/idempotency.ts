@@ -8,6 +8,22 @@ const RETENTION = "24 hours";
 
 type Claim = { scope: string };
 const claims = new WeakMap<Request, Claim>();
+// A claim still 'running' after this long was left by a crash: a retry may take it over. That is
+// safe for sends, whose message id derives from the key (idempotentId), so a rerun finds the
+// message the first attempt made instead of making another.
+const ABANDONED_AFTER = "15 seconds";
+
+/**
+ * A stable uuid for what a request with this Idempotency-Key creates, so that even a rerun
+ * (after a crash lost the first answer) creates the same thing, once.
+ */
+export function idempotentId(callerId: string, path: string, key: string): string {
+  const h = createHash("sha256").update(`${callerId} ${path} ${key}`).digest();
+  h[6] = (h[6]! & 0x0f) | 0x50; // version 5-style
+  h[8] = (h[8]! & 0x3f) | 0x80;
+  const x = h.subarray(0, 16).toString("hex");
+  return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
+}
 
 function hashRequest(body: unknown): string {
   const h = createHash("sha256");
@@ -36,7 +52,10 @@ export const idempotency = (sql: Sql) => {
       if (Math.random() < 0.01) await sql`delete from idempotency_keys where created_at < now() - ${RETENTION}::interval`;
       const [claimed] = await sql`
         insert into idempotency_keys (scope, request_hash) values (${scope}, ${hash})
-        on conflict (scope) do nothing returning scope`;
+        on conflict (scope) do update set created_at = now()
+          where idempotency_keys.state = 'running' and idempotency_keys.request_hash = ${hash}
+            and idempotency_keys.created_at < now() - ${ABANDONED_AFTER}::interval
+        returning scope`;
       if (claimed) {
         claims.set(request, { scope });
         return;

@@ -45,6 +45,27 @@ describe("Idempotency-Key", () => {
     expect((await other.json()).id).not.toBe(original.id);
   });
 
+  test("a rerun after a crash lost the first answer finds the same message instead of making another", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const send = () =>
+      server.api(`/api/messaging/channels/${channel.id}/messages`, {
+        method: "POST",
+        as: "user:admin",
+        headers: { "idempotency-key": "crash-1" },
+        json: { text: "survives a crash" },
+      });
+    const first = await (await send()).json();
+    // What a crash leaves: the message is there, but the key's record is abandoned mid-run.
+    await server.app.deps.sql`
+      update idempotency_keys set state = 'running', status = null, response = null, created_at = now() - interval '1 minute'
+      where scope like ${"% crash-1"}`;
+    const rerun = await send();
+    expect(rerun.status).toBe(201);
+    expect((await rerun.json()).id).toBe(first.id);
+    const rows = await server.app.deps.sql`select id from messages where channel_id = ${channel.id}`;
+    expect(rows.map((r) => r.id)).toEqual([first.id]);
+  });
+
   test("channel creation is idempotent too", async () => {
     const body = { slug: `idem-${Date.now().toString(36)}`, name: "Idem", microdao_id: "microdao:daarion" };
     const create = () =>

@@ -1,5 +1,6 @@
 import { Elysia, t } from "elysia";
 import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { idempotentId } from "../../http/idempotency.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import type { MessageService } from "./service.ts";
 import { toMessageView } from "./view.ts";
@@ -56,7 +57,10 @@ export const messagesController = (messages: MessageService) =>
     .post(
       "/:id/messages",
       async ({ headers, params, body, set }) => {
-        const { row, confirmed } = await messages.send(callerFrom(headers["x-user-id"]), params.id, body);
+        const caller = callerFrom(headers["x-user-id"]);
+        const key = headers["idempotency-key"];
+        const id = key ? idempotentId(caller, `/api/messaging/channels/${params.id}/messages`, key) : undefined;
+        const { row, confirmed } = await messages.send(caller, params.id, body, id);
         set.status = confirmed ? 201 : 202;
         return toMessageView(row);
       },

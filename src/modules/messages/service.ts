@@ -59,10 +59,12 @@ export class MessageService {
     return { messages, threads, reactions, nextCursor: messages.length === limit && last ? String(last.seq) : null };
   }
 
-  async send(callerId: string, channelId: string, body: SendMessageBody): Promise<SendOutcome> {
+  /** `id`, when given (derived from an Idempotency-Key), makes a rerun find the same message. */
+  async send(callerId: string, channelId: string, body: SendMessageBody, id?: string): Promise<SendOutcome> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     const { joinFirst } = writeRight(access, callerId);
     return sendAndConfirm(this.deps.registry, channelId, {
+      id,
       senderId: callerId,
       text: body.text,
       msgtype: body.msgtype ?? "m.text",
