@@ -249,7 +249,11 @@ export class ChannelActor {
     this.channel = channel;
     this.seq = await lastSeq(this.deps.sql, this.channelId);
     // Sends accepted before a crash (or while Matrix was down) go first, with their original txnId.
-    for (const row of await pendingMessages(this.deps.sql, this.channelId)) this.outbox.push(row.id);
+    for (const row of await pendingMessages(this.deps.sql, this.channelId)) {
+      this.outbox.push(row.id);
+      // Subscribers (and resuming clients, from the index) know it as pending already.
+      this.announcedPending.add(row.id);
+    }
     if (this.outbox.length > 0) await this.pumpOutbox();
   }
 
@@ -489,6 +493,17 @@ export class ChannelActor {
     if (await findMessageByEvent(sql, event.event_id)) {
       await consumeInboxEvent(sql, event.event_id);
       return;
+    }
+    // Matrix may hold a send whose confirmation we lost (the database failed after the send):
+    // resending it with its txnId yields this very event id and marks the row sent, so the echo
+    // is recognised instead of becoming a second message.
+    if (this.outbox.length > 0 && fromMatrixUserId(event.sender, matrix.serverName).id.startsWith("matrix:") === false) {
+      await this.pumpOutbox();
+      if (await findMessageByEvent(sql, event.event_id)) {
+        await consumeInboxEvent(sql, event.event_id);
+        return;
+      }
+      if (this.outbox.length > 0) throw new Error("matrix is unavailable for pending sends; the echo waits in the inbox");
     }
     // An edit, say, is not a new message: its feature indexes it.
     const relationIngester = relation?.rel_type ? relationIngesters[relation.rel_type] : undefined;
