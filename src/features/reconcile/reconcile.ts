@@ -117,7 +117,10 @@ async function reconcileChannel(deps: ReconcileDeps, channel: ChannelRow, fix: b
     // A message still in the outbox may already be in Matrix; indexing that event now would
     // clash with its own row when the outbox marks it sent.
     const waiting = (await pendingMessages(deps.sql, channel.id)).length;
-    if (waiting > 0) report.note = `${waiting} message(s) wait for delivery; missing messages were left for a later run`;
+    if (waiting > 0) {
+      const skipped = `${waiting} message(s) wait for delivery; missing messages were left for a later run`;
+      report.note = report.note ? `${report.note}; ${skipped}` : skipped;
+    }
     else report.fixed += await indexMissing(deps, channel.id, scan.missing);
   }
   if (extra.length > 0) report.fixed += await markExtraDeleted(deps, channel.id, extra);
