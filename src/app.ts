@@ -203,7 +203,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
   }
 }
 
-function createMatrixBackend(config: Config, sql: Sql, log: Logger): MatrixBackend {
+export function createMatrixBackend(config: Config, sql: Sql, log: Logger): MatrixBackend {
   if (config.MATRIX_HOMESERVER_URL) {
     return new SynapseMatrixBackend({
       baseUrl: config.MATRIX_HOMESERVER_URL,

@@ -38,6 +38,12 @@ export async function storePushTransaction(sql: Sql, txnId: string, events: Matr
   });
 }
 
+/** Events found some other way (a reconciliation), made durable before they are handed to the actors. */
+export async function enqueueEvents(sql: Sql, events: MatrixEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await sql.begin((tx) => insertEvents(tx, events));
+}
+
 export async function loadSyncPosition(sql: Sql, stateKey: string): Promise<string | null> {
   const [row] = await sql`select next_batch from matrix_sync_state where homeserver = ${stateKey}`;
   return (row?.next_batch as string | undefined) ?? null;

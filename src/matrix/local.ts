@@ -8,6 +8,8 @@ import {
   type DownloadedMedia,
   type MatrixBackend,
   type MatrixEvent,
+  type RoomMessagesPage,
+  type RoomMessagesRequest,
   type SyncBatch,
   type UploadedMedia,
 } from "./port.ts";
@@ -222,6 +224,24 @@ export class LocalMatrixBackend implements MatrixBackend {
     return toEvent(row);
   }
 
+  async roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage> {
+    this.assertOpen();
+    await this.requireRoom(this.sql, roomId);
+    const limit = Math.max(1, Math.min(opts.limit, 1000));
+    const from = opts.from ? parseMessagesToken(opts.from) : null;
+    const rows =
+      opts.dir === "b"
+        ? await this.sql<Row[]>`
+            select * from local_matrix_events where room_id = ${roomId} and (${from}::bigint is null or stream_ordering < ${from})
+            order by stream_ordering desc limit ${limit}`
+        : await this.sql<Row[]>`
+            select * from local_matrix_events where room_id = ${roomId} and stream_ordering > ${from ?? 0}
+            order by stream_ordering limit ${limit}`;
+    // Like Synapse: a short page means the timeline ends there, so no `end` to follow.
+    const last = rows.at(-1);
+    return { events: rows.map(toEvent), end: last && rows.length === limit ? `t${last.stream_ordering}` : null };
+  }
+
   async uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia> {
     this.assertOpen();
     const mediaId = randomToken(18);
@@ -422,6 +442,13 @@ function parseSince(since: string): { from: number; epoch: string | null; epheme
   const m = /^s(\d+)(?:_([A-Za-z0-9]+)_(\d+))?$/.exec(since);
   if (!m) throw new MatrixError("M_INVALID_PARAM", "Invalid since token", 400);
   return { from: Number(m[1]), epoch: m[2] ?? null, ephemeralFrom: Number(m[3] ?? 0) };
+}
+
+/** `t{stream_ordering}`: the position a /messages page ended at. */
+function parseMessagesToken(token: string): number {
+  const m = /^t(\d+)$/.exec(token);
+  if (!m) throw new MatrixError("M_INVALID_PARAM", "Invalid from token", 400);
+  return Number(m[1]);
 }
 
 function randomToken(bytes: number): string {

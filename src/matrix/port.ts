@@ -56,6 +56,21 @@ export interface DownloadedMedia {
   size: number | null;
 }
 
+export interface RoomMessagesRequest {
+  /** A token from a previous page's `end`; null starts at the newest event (dir b) or the oldest (dir f). */
+  from?: string | null;
+  /** b: newest first, going back in time; f: oldest first. */
+  dir: "b" | "f";
+  limit: number;
+}
+
+export interface RoomMessagesPage {
+  /** Timeline events in `dir` order; redacted events keep their id and type with empty content. */
+  events: MatrixEvent[];
+  /** Where the next page starts; null once the timeline has no more events that way. */
+  end: string | null;
+}
+
 export interface MatrixBackend {
   readonly kind: "local" | "synapse";
   readonly serverName: string;
@@ -84,6 +99,8 @@ export interface MatrixBackend {
   uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia>;
   /** Fetches a file by its mxc URI (authenticated media); unknown media is M_NOT_FOUND. */
   downloadMedia(mxcUri: string): Promise<DownloadedMedia>;
+  /** GET /rooms/{room}/messages as the sync user: one page of a room's timeline. */
+  roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage>;
   /** Long-polls for timeline events after `since`; null starts from now, with no events. */
   sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch>;
   close(): Promise<void>;

@@ -10,6 +10,8 @@ import {
   type DownloadedMedia,
   type MatrixBackend,
   type MatrixEvent,
+  type RoomMessagesPage,
+  type RoomMessagesRequest,
   type SyncBatch,
   type UploadedMedia,
 } from "./port.ts";
@@ -223,6 +225,20 @@ export class SynapseMatrixBackend implements MatrixBackend {
       contentType: res.headers.get("content-type") ?? "application/octet-stream",
       size: length === null ? null : Number(length),
     };
+  }
+
+  async roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage> {
+    await this.ensureUser(this.opts.syncUserId);
+    const query: Record<string, string> = { dir: opts.dir, limit: String(Math.max(1, Math.min(opts.limit, 1000))) };
+    if (opts.from) query.from = opts.from;
+    const res = await this.call("GET", `${CS}/rooms/${enc(roomId)}/messages`, { asUser: this.opts.syncUserId, query });
+    const events = ((res.chunk ?? []) as Json[]).map((e) => toEvent(e, roomId));
+    for (const event of events) {
+      if (event.type === "m.room.message") event.sender_display_name = await this.displayName(roomId, event.sender);
+    }
+    // Synapse leaves `end` out at the edge of the timeline; an empty chunk means the same.
+    const end = typeof res.end === "string" && events.length > 0 && res.end !== opts.from ? res.end : null;
+    return { events, end };
   }
 
   async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {
