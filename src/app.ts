@@ -104,7 +104,10 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       matrix,
       events,
       log,
-      broadcast: (channelId: string, frame: ServerFrame) => publish(channelTopic(channelId), JSON.stringify(frame)),
+      // Every frame says which point of the channel it belongs to: a message frame its message's
+      // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
+      broadcast: (channelId: string, frame: ServerFrame) =>
+        publish(channelTopic(channelId), JSON.stringify("seq" in frame ? frame : { ...frame, seq: registry.seqOf(channelId) })),
       mailboxSize: config.ACTOR_MAILBOX_SIZE,
       idleMs: config.ACTOR_IDLE_MS,
     });
@@ -123,7 +126,11 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     stack.push("inbox", () => dispatcher.stop());
 
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log };
-    const app = new Elysia({ normalize: false })
+    const app = new Elysia({
+      normalize: false,
+      // A subscriber that does not read is cut off rather than buffered without bound; it resumes with since_seq.
+      websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES, closeOnBackpressureLimit: true },
+    })
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
@@ -158,7 +165,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(pinsController(new PinService(deps)))
       .use(archiveController(deps))
       .use(agentsController(new AgentService(deps)))
-      .use(wsController(deps))
+      .use(wsController(deps, config.WS_BACKPRESSURE_LIMIT_BYTES))
       .use(presenceController(deps))
       .use(searchController(new SearchService(deps)))
       .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))

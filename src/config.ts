@@ -28,13 +28,14 @@ export const ConfigSchema = t.Object({
   ACTOR_IDLE_MS: t.Integer({ minimum: 100, default: 60000 }),
   SYNC_TIMEOUT_MS: t.Integer({ minimum: 0, maximum: 120000, default: 30000 }),
   MAX_UPLOAD_BYTES: t.Integer({ minimum: 1, maximum: 1073741824, default: 10485760 }),
+  WS_BACKPRESSURE_LIMIT_BYTES: t.Integer({ minimum: 1024, maximum: 1073741824, default: 1048576 }),
 });
 
 export type Config = Static<typeof ConfigSchema>;
 
 export class ConfigError extends Error {}
 
-const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT", "MAX_UPLOAD_BYTES"]);
+const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT", "MAX_UPLOAD_BYTES", "WS_BACKPRESSURE_LIMIT_BYTES"]);
 
 /**
  * Reads the configuration from an environment map. Empty strings count as unset, so
