@@ -12,7 +12,13 @@ const PAGE = 200;
 const OPEN = 1;
 
 /** What a replay needs of a socket: Bun's ServerWebSocket (Elysia's copy of its type lacks getBufferedAmount). */
-export type ReplaySocket = Pick<ServerWebSocket<unknown>, "send" | "subscribe" | "unsubscribe" | "readyState" | "getBufferedAmount" | "close">;
+export type ReplaySocket = Pick<ServerWebSocket<unknown>, "send" | "readyState" | "getBufferedAmount" | "close">;
+
+/** Where the socket's live frames come from (the channel fan-out). */
+export interface LiveFeed {
+  subscribe(): void;
+  unsubscribe(): void;
+}
 export const replaySocket = (raw: unknown) => raw as ReplaySocket;
 
 const drainWaiters = new WeakMap<object, () => void>();
@@ -63,11 +69,11 @@ export async function replayThenSubscribe(
   deps: ServiceDeps,
   socket: ReplaySocket,
   channelId: string,
-  topic: string,
+  live: LiveFeed,
   sinceSeq: number,
   backpressureLimit: number,
 ): Promise<void> {
-  socket.unsubscribe(topic);
+  live.unsubscribe();
   const { sql } = deps;
   const pending = await countAfter(sql, channelId, sinceSeq);
   if (pending > REPLAY_MAX_MESSAGES) {
@@ -102,7 +108,7 @@ export async function replayThenSubscribe(
         if (rows.length < PAGE) break;
       }
       if (socket.readyState !== OPEN) return;
-      socket.subscribe(topic);
+      live.subscribe();
       socket.send(JSON.stringify({ type: "resumed", seq: ctx.seq, since_seq: sinceSeq, replayed }));
     });
   } catch (err) {

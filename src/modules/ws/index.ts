@@ -7,22 +7,27 @@ import { readableChannel } from "../access.ts";
 import { setTyping } from "../../features/presence/commands.ts";
 import { replayThenSubscribe, socketDrained, replaySocket, type ReplaySocket } from "../../features/resume/replay.ts";
 import { lastSeq } from "../../store/messages.ts";
-import { ClientFrame, WsParams, WsQuery, channelTopic } from "./model.ts";
+import { ClientFrame, WsParams, WsQuery } from "./model.ts";
+import type { ChannelFanout } from "./fanout.ts";
 
 /** One replay at a time per socket: a resume frame sent during a replay starts after it. */
 const replays = new WeakMap<object, Promise<void>>();
 
 /**
- * /ws/messaging/{channel_id}: one Bun pub/sub topic per channel; the channel actor publishes
- * every frame once, in seq order. The upgrade is refused with a JSON error (401, or 404 for
+ * /ws/messaging/{channel_id}: the channel actor publishes every frame once, in seq order, to
+ * the channel's subscribers (ChannelFanout). The upgrade is refused with a JSON error (401, or 404 for
  * an unknown channel or one the caller may not read, 400 for a bad since_seq) before any
  * socket exists.
  */
-export const wsController = (deps: ServiceDeps, backpressureLimit: number) => {
+export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpressureLimit: number) => {
+  const feed = (socket: ReplaySocket, channelId: string) => ({
+    subscribe: () => fanout.subscribe(channelId, socket),
+    unsubscribe: () => fanout.unsubscribe(channelId, socket),
+  });
   const resume = (socket: ReplaySocket, channelId: string, sinceSeq: number) => {
     const previous = replays.get(socket) ?? Promise.resolve();
     const next = previous.then(() =>
-      replayThenSubscribe(deps, socket, channelId, channelTopic(channelId), sinceSeq, backpressureLimit).catch((err) => {
+      replayThenSubscribe(deps, socket, channelId, feed(socket, channelId), sinceSeq, backpressureLimit).catch((err) => {
         deps.log.warn({ channel_id: channelId, err: String(err) }, "websocket replay failed");
         if (socket.readyState === 1) socket.close(1011, "replay failed");
       }),
@@ -41,7 +46,7 @@ export const wsController = (deps: ServiceDeps, backpressureLimit: number) => {
     async open(ws) {
       const channelId = ws.data.params.channel_id;
       const since = ws.data.query.since_seq;
-      if (since === undefined) ws.subscribe(channelTopic(channelId));
+      if (since === undefined) fanout.subscribe(channelId, replaySocket(ws.raw));
       else await resume(replaySocket(ws.raw), channelId, parseSinceSeq(since));
     },
     async message(ws, message) {
@@ -79,7 +84,7 @@ export const wsController = (deps: ServiceDeps, backpressureLimit: number) => {
     },
     close(ws) {
       socketDrained(ws.raw);
-      ws.unsubscribe(channelTopic(ws.data.params.channel_id));
+      fanout.unsubscribe(ws.data.params.channel_id, replaySocket(ws.raw));
     },
     detail: { summary: "Live channel events (message.created, member.joined, channel.updated, typing, read), with replay from since_seq", tags: ["realtime"] },
   });
