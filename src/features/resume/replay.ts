@@ -7,6 +7,7 @@ import { toMessageView } from "../../modules/messages/view.ts";
 import { reactionSummaries } from "../relations/store.ts";
 import { CLOSE_RESYNC_REQUIRED, CLOSE_TRY_AGAIN, REPLAY_MAX_MESSAGES } from "./model.ts";
 import { AppError } from "../../errors.ts";
+import { CLOSE_SLOW_CONSUMER } from "../../modules/ws/fanout.ts";
 
 const PAGE = 200;
 const OPEN = 1;
@@ -30,8 +31,20 @@ export function socketDrained(socket: object) {
   wake?.();
 }
 
-function drained(socket: ReplaySocket): Promise<void> {
-  return new Promise((resolve) => drainWaiters.set(socket, resolve));
+/** How long a replay waits for a socket to take more before treating it as a slow consumer. */
+const DRAIN_TIMEOUT_MS = 30_000;
+
+/** False when the socket did not drain in time (and is closed as a slow consumer). */
+async function drained(socket: ReplaySocket): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const ok = await Promise.race([
+    new Promise<boolean>((resolve) => drainWaiters.set(socket, () => resolve(true))),
+    new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), DRAIN_TIMEOUT_MS))),
+  ]);
+  clearTimeout(timer);
+  drainWaiters.delete(socket);
+  if (!ok && socket.readyState === OPEN) socket.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
+  return ok;
 }
 
 async function messagesAfter(sql: Sql, channelId: string, afterSeq: number, limit: number): Promise<MessageRow[]> {
@@ -90,7 +103,7 @@ export async function replayThenSubscribe(
       socket.send(frame.data);
       cursor = frame.seq;
       replayed++;
-      if (socket.getBufferedAmount() > backpressureLimit / 2) await drained(socket);
+      if (socket.getBufferedAmount() > backpressureLimit / 2 && !(await drained(socket))) return;
     }
     if (rows.length < PAGE) break;
   }
