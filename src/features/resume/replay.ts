@@ -88,8 +88,8 @@ export async function replayThenSubscribe(
 ): Promise<void> {
   live.unsubscribe();
   const { sql } = deps;
-  const pending = await countAfter(sql, channelId, sinceSeq);
-  if (pending > REPLAY_MAX_MESSAGES) {
+  const toReplay = await countAfter(sql, channelId, sinceSeq);
+  if (toReplay > REPLAY_MAX_MESSAGES) {
     socket.send(JSON.stringify({ type: "resync_required", seq: deps.registry.seqOf(channelId), since_seq: sinceSeq, max_replay: REPLAY_MAX_MESSAGES }));
     socket.close(CLOSE_RESYNC_REQUIRED, "resync required");
     return;
