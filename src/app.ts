@@ -31,7 +31,8 @@ import { MemberService } from "./modules/members/service.ts";
 import { agentsController } from "./modules/agents/index.ts";
 import { AgentService } from "./modules/agents/service.ts";
 import { wsController } from "./modules/ws/index.ts";
-import { channelTopic, type ServerFrame } from "./modules/ws/model.ts";
+import type { ServerFrame } from "./modules/ws/model.ts";
+import { ChannelFanout } from "./modules/ws/fanout.ts";
 import { healthController } from "./modules/health/index.ts";
 import { presenceController } from "./features/presence/index.ts";
 import { searchController } from "./features/search/index.ts";
@@ -98,13 +99,16 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseEvents();
     });
 
-    let publish: (topic: string, data: string) => void = () => {};
+    const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
     const registry = new ChannelRegistry({
       sql: db.sql,
       matrix,
       events,
       log,
-      broadcast: (channelId: string, frame: ServerFrame) => publish(channelTopic(channelId), JSON.stringify(frame)),
+      // Every frame says which point of the channel it belongs to: a message frame its message's
+      // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
+      broadcast: (channelId: string, frame: ServerFrame) =>
+        fanout.publish(channelId, JSON.stringify("seq" in frame ? frame : { ...frame, seq: registry.seqOf(channelId) })),
       mailboxSize: config.ACTOR_MAILBOX_SIZE,
       idleMs: config.ACTOR_IDLE_MS,
     });
@@ -123,7 +127,12 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     stack.push("inbox", () => dispatcher.stop());
 
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS };
-    const app = new Elysia({ normalize: false })
+    const app = new Elysia({
+      normalize: false,
+      // The fan-out cuts a slow subscriber off at WS_BACKPRESSURE_LIMIT_BYTES; Bun's own limit,
+      // which drops frames, must stay out of its way.
+      websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
+    })
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
@@ -158,7 +167,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(pinsController(new PinService(deps)))
       .use(archiveController(deps))
       .use(agentsController(new AgentService(deps)))
-      .use(wsController(deps))
+      .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES))
       .use(presenceController(deps))
       .use(searchController(new SearchService(deps)))
       .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
@@ -167,7 +176,6 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const listening = app.server!;
     server = listening;
     releaseServer = acquire("http_server");
-    publish = (topic, data) => void listening.publish(topic, data);
     stack.push("http-accept", () => {
       // Not awaited: it resolves only once every connection is gone, which the "http" step forces.
       void listening.stop(false);

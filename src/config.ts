@@ -30,13 +30,19 @@ export const ConfigSchema = t.Object({
   ACTOR_IDLE_MS: t.Integer({ minimum: 100, default: 60000 }),
   SYNC_TIMEOUT_MS: t.Integer({ minimum: 0, maximum: 120000, default: 30000 }),
   MAX_UPLOAD_BYTES: t.Integer({ minimum: 1, maximum: 1073741824, default: 10485760 }),
+  WS_BACKPRESSURE_LIMIT_BYTES: t.Integer({ minimum: 1024, maximum: 1073741824, default: 1048576 }),
 });
 
 export type Config = Static<typeof ConfigSchema>;
 
 export class ConfigError extends Error {}
 
-const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "SEND_CONFIRM_TIMEOUT_MS", "SHUTDOWN_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT", "MAX_UPLOAD_BYTES"]);
+// Environment values are strings; the schema's integer variables are converted before checking.
+const INTEGER_KEYS = new Set(
+  Object.entries(ConfigSchema.properties)
+    .filter(([, schema]) => (schema as { type?: string }).type === "integer")
+    .map(([key]) => key),
+);
 
 /**
  * Reads the configuration from an environment map. Empty strings count as unset, so

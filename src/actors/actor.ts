@@ -180,6 +180,21 @@ export class ChannelActor {
     return this.ask(() => fn(this.context));
   }
 
+  /**
+   * Like exec, for a job that only reads and sends to one socket (a WebSocket replay): it also
+   * runs in an archived channel, whose history stays readable.
+   */
+  observe<T>(fn: (ctx: ActorContext) => Promise<T>): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.mailbox.offer({ run: () => fn(this.context), resolve: resolve as (v: unknown) => void, reject });
+    });
+  }
+
+  /** The latest message seq this channel handed out; frames that are not messages carry it. */
+  get currentSeq(): number {
+    return this.seq;
+  }
+
   /** From the sync poller: waits for mailbox room rather than dropping a homeserver event. */
   async ingest(event: MatrixEvent): Promise<void> {
     await new Promise((resolve, reject) =>
@@ -278,6 +293,9 @@ export class ChannelActor {
       },
       get log() {
         return actor.log;
+      },
+      get seq() {
+        return actor.seq;
       },
       matrixId: (id: string) => actor.matrixId(id),
       setChannel: (row: ChannelRow) => {

@@ -14,6 +14,8 @@ export interface ActorContext {
   readonly room: string;
   readonly deps: ActorDeps;
   readonly log: Logger;
+  /** The latest message seq of the channel. */
+  readonly seq: number;
   /** `user:alice` -> `@user-alice:server`. */
   matrixId(daarionId: string): string;
   /** Replaces the actor's copy of the channel row after a feature changed it. */

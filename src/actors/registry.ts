@@ -16,6 +16,8 @@ export const singleInstance: Placement = { isLocal: () => true };
 export class ChannelRegistry {
   private readonly actors = new Map<string, ChannelActor>();
   private stopping = false;
+  /** Seq of channels whose actor passivated, for frames sent from outside a loop (typing timers). */
+  private readonly lastSeqs = new Map<string, number>();
   private readonly stoppedListeners = new Set<(channelId: string) => void>();
 
   constructor(
@@ -31,6 +33,7 @@ export class ChannelRegistry {
       const release = acquire("actors");
       actor = new ChannelActor(channelId, this.deps, (stopped) => {
         release();
+        this.lastSeqs.set(channelId, stopped.currentSeq);
         if (this.actors.get(channelId) === stopped) this.actors.delete(channelId);
         for (const listener of this.stoppedListeners) listener(channelId);
       });
@@ -43,6 +46,12 @@ export class ChannelRegistry {
   onActorStopped(listener: (channelId: string) => void): () => void {
     this.stoppedListeners.add(listener);
     return () => this.stoppedListeners.delete(listener);
+  }
+
+  /** The channel's latest message seq as its actor (running or last stopped) knows it; 0 if none ran. */
+  seqOf(channelId: string): number {
+    // A fresh actor reads its seq from the index while it starts; until then the last one's counts.
+    return Math.max(this.actors.get(channelId)?.currentSeq ?? 0, this.lastSeqs.get(channelId) ?? 0);
   }
 
   has(channelId: string): boolean {

@@ -83,20 +83,20 @@ describe.skipIf(synapseMissing())("Typing and read state (Synapse)", () => {
     const typing = memberTyping(channel.matrix_room_id, alice(), true);
     expect((await api(`/${channel.id}/typing`, "user:alice", { typing: true })).status).toBe(200);
     await typing;
-    expect(await nextOfType(watcher, "typing")).toEqual({ type: "typing", user_ids: ["user:alice"] });
+    expect(await nextOfType(watcher, "typing")).toEqual({ seq: 0, type: "typing", user_ids: ["user:alice"] });
     const stopped = memberTyping(channel.matrix_room_id, alice(), false);
     expect((await api(`/${channel.id}/typing`, "user:alice", { typing: false })).status).toBe(200);
     await stopped;
-    expect(await nextOfType(watcher, "typing")).toEqual({ type: "typing", user_ids: [] });
+    expect(await nextOfType(watcher, "typing")).toEqual({ seq: 0, type: "typing", user_ids: [] });
     watcher.close();
   });
 
   test("typing in the Matrix client reaches the WebSocket, and stops", async () => {
     const { channel, watcher } = await joinedChannel();
     await client.sendTyping(channel.matrix_room_id, true, 30000);
-    expect(await nextOfType(watcher, "typing")).toEqual({ type: "typing", user_ids: [`matrix:${bob.userId}`] });
+    expect(await nextOfType(watcher, "typing")).toEqual({ seq: 0, type: "typing", user_ids: [`matrix:${bob.userId}`] });
     await client.sendTyping(channel.matrix_room_id, false, 0);
-    expect(await nextOfType(watcher, "typing")).toEqual({ type: "typing", user_ids: [] });
+    expect(await nextOfType(watcher, "typing")).toEqual({ seq: 0, type: "typing", user_ids: [] });
     watcher.close();
   });
 

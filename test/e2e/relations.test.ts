@@ -85,7 +85,7 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
     const { event_id: bobsReaction } = await client.sendEvent(channel.matrix_room_id, "m.reaction" as never, {
       "m.relates_to": { rel_type: "m.annotation", event_id: msg.matrix_event_id, key: "🎉" },
     } as never);
-    expect(await nextFrame(inbox)).toEqual({ type: "reaction.added", message_id: msg.id, emoji: "🎉", reactor_id: `matrix:${bob.userId}`, count: 1 });
+    expect(await nextFrame(inbox)).toEqual({ seq: 1, type: "reaction.added", message_id: msg.id, emoji: "🎉", reactor_id: `matrix:${bob.userId}`, count: 1 });
     expect((await listing(channel.id, "user:alice"))[0].reactions).toEqual([
       { emoji: "👍", count: 1, me: true },
       { emoji: "🎉", count: 1, me: false },
@@ -98,7 +98,7 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
     expect(await nextFrame(inbox)).toMatchObject({ type: "reaction.removed", emoji: "👍", count: 0 });
 
     await client.redactEvent(channel.matrix_room_id, bobsReaction);
-    expect(await nextFrame(inbox)).toEqual({ type: "reaction.removed", message_id: msg.id, emoji: "🎉", reactor_id: `matrix:${bob.userId}`, count: 0 });
+    expect(await nextFrame(inbox)).toEqual({ seq: 1, type: "reaction.removed", message_id: msg.id, emoji: "🎉", reactor_id: `matrix:${bob.userId}`, count: 0 });
     expect((await listing(channel.id, "user:alice"))[0].reactions).toEqual([]);
 
     // Adding back after removal is a new annotation Synapse accepts.

@@ -54,7 +54,7 @@ describe("pins", () => {
     expect((await again.json()).error).toBe("ALREADY_PINNED");
 
     expect((await unpin(channel.id, "user:alice", first.id)).status).toBe(204);
-    expect(await inbox.nextJson()).toEqual({ type: "message.unpinned", message_id: first.id, matrix_event_id: first.matrix_event_id, unpinned_by: "user:alice" });
+    expect(await inbox.nextJson()).toEqual({ seq: 2, type: "message.unpinned", message_id: first.id, matrix_event_id: first.matrix_event_id, unpinned_by: "user:alice" });
     inbox.close();
     expect((await pinnedState(channel.matrix_room_id))!.content.pinned).toEqual([second.matrix_event_id]);
     expect((await pinsOf(channel.id)).map((p) => p.message_id)).toEqual([second.id]);

@@ -52,13 +52,13 @@ describe("typing", () => {
     const started = await api(`/${channel.id}/typing`, "user:alice", { typing: true });
     expect(started.status).toBe(200);
     expect(await started.json()).toEqual({ user_ids: ["user:alice"] });
-    expect(await watcher.nextJson()).toEqual({ type: "typing", user_ids: ["user:alice"] });
+    expect(await watcher.nextJson()).toEqual({ seq: 0, type: "typing", user_ids: ["user:alice"] });
 
     // Renewing is not news; Matrix's echo of our own typing is not news either.
     expect((await api(`/${channel.id}/typing`, "user:alice", { typing: true })).status).toBe(200);
     const stopped = await api(`/${channel.id}/typing`, "user:alice", { typing: false });
     expect(await stopped.json()).toEqual({ user_ids: [] });
-    expect(await watcher.nextJson()).toEqual({ type: "typing", user_ids: [] });
+    expect(await watcher.nextJson()).toEqual({ seq: 0, type: "typing", user_ids: [] });
     const msg = await send(channel.id, "user:alice", "done typing");
     // The very next frame is the message: no stray typing frame came in between.
     expect(await watcher.nextJson()).toMatchObject({ type: "message.created", message: { id: msg.id } });
@@ -70,9 +70,9 @@ describe("typing", () => {
     const typist = await ws(channel.id, "user:carol");
     const watcher = await ws(channel.id, "user:alice");
     typist.ws.send(JSON.stringify({ type: "typing", typing: true, timeout_ms: 1000 }));
-    expect(await watcher.nextJson()).toEqual({ type: "typing", user_ids: ["user:carol"] });
-    expect(await typist.nextJson()).toEqual({ type: "typing", user_ids: ["user:carol"] });
-    expect(await watcher.nextJson(5000)).toEqual({ type: "typing", user_ids: [] });
+    expect(await watcher.nextJson()).toEqual({ seq: 0, type: "typing", user_ids: ["user:carol"] });
+    expect(await typist.nextJson()).toEqual({ seq: 0, type: "typing", user_ids: ["user:carol"] });
+    expect(await watcher.nextJson(5000)).toEqual({ seq: 0, type: "typing", user_ids: [] });
     typist.close();
     watcher.close();
   });
@@ -118,10 +118,10 @@ describe("typing", () => {
     await matrix.join(channel.matrix_room_id, BOB);
     await matrix.setTyping(channel.matrix_room_id, BOB, true, 30000);
     const typing = await nextOfType(watcher, "typing");
-    expect(typing.frame).toEqual({ type: "typing", user_ids: [`matrix:${BOB}`] });
+    expect(typing.frame).toEqual({ seq: 0, type: "typing", user_ids: [`matrix:${BOB}`] });
     expect(typing.skipped.map((f) => f.type)).toEqual(["member.joined"]);
     await matrix.setTyping(channel.matrix_room_id, BOB, false, 0);
-    expect(await watcher.nextJson()).toEqual({ type: "typing", user_ids: [] });
+    expect(await watcher.nextJson()).toEqual({ seq: 0, type: "typing", user_ids: [] });
     watcher.close();
   });
 
@@ -168,6 +168,7 @@ describe("read state", () => {
       unread_count: 1,
     });
     expect(await watcher.nextJson()).toEqual({
+      seq: 4,
       type: "read",
       member_id: "user:alice",
       last_read_seq: m2.seq,

@@ -90,7 +90,7 @@ describe("reactions", () => {
       sender: "@user-alice:daarion.city",
       content: { "m.relates_to": { rel_type: "m.annotation", event_id: root.matrix_event_id, key: "👍" } },
     });
-    expect(await inbox.nextJson()).toEqual({ type: "reaction.added", message_id: root.id, emoji: "👍", reactor_id: "user:alice", count: 1 });
+    expect(await inbox.nextJson()).toEqual({ seq: 2, type: "reaction.added", message_id: root.id, emoji: "👍", reactor_id: "user:alice", count: 1 });
     expect(await nextPublished("messaging.reaction.added", (p) => p.message_id === root.id)).toMatchObject({
       channel_id: channel.id,
       matrix_event_id: event!.event_id,
@@ -147,7 +147,7 @@ describe("reactions", () => {
     const [redaction] = await server.app.deps.sql`
       select sender from local_matrix_events where type = 'm.room.redaction' and content->>'redacts' = ${sent[0]!.event_id}`;
     expect(redaction).toEqual({ sender: "@user-alice:daarion.city" });
-    expect(await inbox.nextJson()).toEqual({ type: "reaction.removed", message_id: msg.id, emoji: "❤️", reactor_id: "user:alice", count: 0 });
+    expect(await inbox.nextJson()).toEqual({ seq: 1, type: "reaction.removed", message_id: msg.id, emoji: "❤️", reactor_id: "user:alice", count: 0 });
     expect(await nextPublished("messaging.reaction.removed", (p) => p.matrix_event_id === sent[0]!.event_id)).toMatchObject({
       message_id: msg.id,
       reactor_id: "user:alice",
@@ -342,7 +342,7 @@ describe("from a Matrix client", () => {
     const bob = await matrixClientIn(channel.matrix_room_id);
     expect(await inbox.nextJson()).toMatchObject({ type: "member.joined", member: { member_id: `matrix:${bob.id}` } });
     const reactionId = await bob.send("m.reaction", { "m.relates_to": { rel_type: "m.annotation", event_id: msg.matrix_event_id, key: "🚀" } });
-    expect(await inbox.nextJson()).toEqual({ type: "reaction.added", message_id: msg.id, emoji: "🚀", reactor_id: `matrix:${bob.id}`, count: 1 });
+    expect(await inbox.nextJson()).toEqual({ seq: 1, type: "reaction.added", message_id: msg.id, emoji: "🚀", reactor_id: `matrix:${bob.id}`, count: 1 });
     expect(await nextPublished("messaging.reaction.added", (p) => p.matrix_event_id === reactionId)).toMatchObject({ reactor_id: `matrix:${bob.id}` });
     expect((await listing(channel.id, "user:alice"))[0].reactions).toEqual([{ emoji: "🚀", count: 1, me: false }]);
     // A DAARION user adds the same emoji: both count.
@@ -350,7 +350,7 @@ describe("from a Matrix client", () => {
     expect(await inbox.nextJson()).toMatchObject({ type: "reaction.added", reactor_id: "user:alice", count: 2 });
 
     await bob.redact(reactionId);
-    expect(await inbox.nextJson()).toEqual({ type: "reaction.removed", message_id: msg.id, emoji: "🚀", reactor_id: `matrix:${bob.id}`, count: 1 });
+    expect(await inbox.nextJson()).toEqual({ seq: 1, type: "reaction.removed", message_id: msg.id, emoji: "🚀", reactor_id: `matrix:${bob.id}`, count: 1 });
     expect(await nextPublished("messaging.reaction.removed", (p) => p.matrix_event_id === reactionId)).toMatchObject({ emoji: "🚀" });
     expect((await listing(channel.id, "user:alice"))[0].reactions).toEqual([{ emoji: "🚀", count: 1, me: true }]);
 

@@ -5,23 +5,49 @@ import { AppError } from "../../errors.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { readableChannel } from "../access.ts";
 import { setTyping } from "../../features/presence/commands.ts";
-import { ClientFrame, WsParams, WsQuery, channelTopic } from "./model.ts";
+import { replayThenSubscribe, socketDrained, replaySocket, type ReplaySocket } from "../../features/resume/replay.ts";
+import { lastSeq } from "../../store/messages.ts";
+import { ClientFrame, WsParams, WsQuery } from "./model.ts";
+import type { ChannelFanout } from "./fanout.ts";
+
+/** One replay at a time per socket: a resume frame sent during a replay starts after it. */
+const replays = new WeakMap<object, Promise<void>>();
 
 /**
- * /ws/messaging/{channel_id}: one Bun pub/sub topic per channel; the channel actor publishes
- * every frame once, in seq order. The upgrade is refused with a JSON error (401, or 404 for
- * an unknown channel or one the caller may not read) before any socket exists.
+ * /ws/messaging/{channel_id}: the channel actor publishes every frame once, in seq order, to
+ * the channel's subscribers (ChannelFanout). The upgrade is refused with a JSON error (401, or 404 for
+ * an unknown channel or one the caller may not read, 400 for a bad since_seq) before any
+ * socket exists.
  */
-export const wsController = (deps: ServiceDeps) =>
-  new Elysia({ name: "ws.controller" }).ws("/ws/messaging/:channel_id", {
+export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpressureLimit: number) => {
+  const feed = (socket: ReplaySocket, channelId: string) => ({
+    subscribe: () => fanout.subscribe(channelId, socket),
+    unsubscribe: () => fanout.unsubscribe(channelId, socket),
+  });
+  const resume = (socket: ReplaySocket, channelId: string, sinceSeq: number) => {
+    const previous = replays.get(socket) ?? Promise.resolve();
+    const next = previous.then(() =>
+      replayThenSubscribe(deps, socket, channelId, feed(socket, channelId), sinceSeq, backpressureLimit).catch((err) => {
+        deps.log.warn({ channel_id: channelId, err: String(err) }, "websocket replay failed");
+        if (socket.readyState === 1) socket.close(1011, "replay failed");
+      }),
+    );
+    replays.set(socket, next);
+    return next;
+  };
+  return new Elysia({ name: "ws.controller" }).ws("/ws/messaging/:channel_id", {
     params: WsParams,
     query: WsQuery,
     async beforeHandle({ params, query, headers }) {
       const caller = callerFrom(headers["x-user-id"] ?? query.user_id);
       await readableChannel(deps.sql, caller, params.channel_id);
+      if (query.since_seq !== undefined) await checkSinceSeq(deps, params.channel_id, parseSinceSeq(query.since_seq));
     },
-    open(ws) {
-      ws.subscribe(channelTopic(ws.data.params.channel_id));
+    async open(ws) {
+      const channelId = ws.data.params.channel_id;
+      const since = ws.data.query.since_seq;
+      if (since === undefined) fanout.subscribe(channelId, replaySocket(ws.raw));
+      else await resume(replaySocket(ws.raw), channelId, parseSinceSeq(since));
     },
     async message(ws, message) {
       if (message === "ping") {
@@ -30,22 +56,50 @@ export const wsController = (deps: ServiceDeps) =>
       }
       const frame = parseFrame(message);
       if (!frame) {
-        ws.send(JSON.stringify({ type: "error", error: "UNKNOWN_FRAME", message: 'the server understands "ping" and {"type":"typing","typing":true|false}' }));
+        ws.send(
+          JSON.stringify({
+            type: "error",
+            error: "UNKNOWN_FRAME",
+            message: 'the server understands "ping", {"type":"typing","typing":true|false} and {"type":"resume","since_seq":N}',
+          }),
+        );
         return;
       }
+      const channelId = ws.data.params.channel_id;
       try {
+        if (frame.type === "resume") {
+          await checkSinceSeq(deps, channelId, frame.since_seq);
+          await resume(replaySocket(ws.raw), channelId, frame.since_seq);
+          return;
+        }
         const caller = callerFrom(ws.data.headers["x-user-id"] ?? ws.data.query.user_id);
-        await setTyping(deps, caller, ws.data.params.channel_id, frame.typing, frame.timeout_ms);
+        await setTyping(deps, caller, channelId, frame.typing, frame.timeout_ms);
       } catch (err) {
         const known = err instanceof AppError;
         ws.send(JSON.stringify({ type: "error", error: known ? err.code : "INTERNAL", message: known ? err.message : "the frame could not be handled" }));
       }
     },
-    close(ws) {
-      ws.unsubscribe(channelTopic(ws.data.params.channel_id));
+    drain(ws) {
+      socketDrained(ws.raw);
     },
-    detail: { summary: "Live channel events (message.created, member.joined, channel.updated, typing, read)", tags: ["realtime"] },
+    close(ws) {
+      socketDrained(ws.raw);
+      fanout.unsubscribe(ws.data.params.channel_id, replaySocket(ws.raw));
+    },
+    detail: { summary: "Live channel events (message.created, member.joined, channel.updated, typing, read), with replay from since_seq", tags: ["realtime"] },
   });
+};
+
+function parseSinceSeq(raw: string): number {
+  if (!/^\d{1,15}$/.test(raw)) throw new AppError(400, "INVALID_SINCE_SEQ", "since_seq must be a non-negative integer");
+  return Number(raw);
+}
+
+/** A seq the channel has not reached yet cannot have been seen: the client's state is from elsewhere. */
+async function checkSinceSeq(deps: ServiceDeps, channelId: string, sinceSeq: number) {
+  const latest = Math.max(await lastSeq(deps.sql, channelId), deps.registry.seqOf(channelId));
+  if (sinceSeq > latest) throw new AppError(400, "INVALID_SINCE_SEQ", `since_seq is beyond the channel's latest seq (${latest})`);
+}
 
 /** Elysia hands over JSON text already parsed; anything that is not a valid client frame is null. */
 function parseFrame(message: unknown): ClientFrame | null {

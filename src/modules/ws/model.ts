@@ -6,6 +6,7 @@ import { ChannelView } from "../channels/model.ts";
 import { ReadFrame, TypingClientFrame, TypingFrame } from "../../features/presence/model.ts";
 import { MessageDeletedFrame, MessageUpdatedFrame, ReactionAddedFrame, ReactionRemovedFrame } from "../../features/relations/model.ts";
 import { PinView } from "../../features/pins/model.ts";
+import { ResumeClientFrame, ResumedFrame, ResyncRequiredFrame } from "../../features/resume/model.ts";
 
 /** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
 export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
@@ -41,15 +42,21 @@ export const ServerFrame = t.Union([
   MessagePinnedFrame,
   MessageUnpinnedFrame,
 ]);
+/** What broadcast takes: frames without a seq get the channel's latest seq when they are sent. */
 export type ServerFrame = Static<typeof ServerFrame>;
 
+/** What a client receives: every frame carries the channel seq it belongs to. */
+export const SentFrame = t.Intersect([t.Union([ServerFrame, ResumedFrame, ResyncRequiredFrame]), t.Object({ seq: t.Integer() })]);
+export type SentFrame = Static<typeof SentFrame>;
+
 /** JSON frames a client may send (besides the plain-text "ping"). */
-export const ClientFrame = t.Union([TypingClientFrame]);
+export const ClientFrame = t.Union([TypingClientFrame, ResumeClientFrame]);
 export type ClientFrame = Static<typeof ClientFrame>;
 
 export const WsParams = t.Object({ channel_id: t.String({ format: "uuid" }) });
 export const WsQuery = t.Object({
   user_id: t.Optional(t.String({ description: "Identity for browsers, which cannot set X-User-Id on a WebSocket." })),
+  since_seq: t.Optional(t.String({ description: "Replay every message after this seq, then go live (see WebSocket protocol)." })),
 });
 
 export const channelTopic = (channelId: string) => `channel:${channelId}`;

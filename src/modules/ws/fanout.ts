@@ -1,0 +1,47 @@
+/** What the fan-out needs of a socket: Bun's ServerWebSocket. */
+export interface LiveSocket {
+  send(data: string): number;
+  close(code?: number, reason?: string): void;
+  getBufferedAmount(): number;
+  readonly readyState: number;
+}
+
+/** Close code for a subscriber that let more than WS_BACKPRESSURE_LIMIT_BYTES pile up. */
+export const CLOSE_SLOW_CONSUMER = 4008;
+
+/**
+ * The channel subscriptions, sent to one socket at a time instead of Bun's publish: Bun (uWS)
+ * skips a frame for a subscriber over its backpressure limit and may go on sending later ones,
+ * which would leave a gap. Here a subscriber over the limit gets nothing more, only a close
+ * with CLOSE_SLOW_CONSUMER after what is already queued, and resumes from the last seq it got.
+ */
+export class ChannelFanout {
+  private readonly channels = new Map<string, Set<LiveSocket>>();
+
+  constructor(private readonly limitBytes: number) {}
+
+  subscribe(channelId: string, socket: LiveSocket) {
+    let sockets = this.channels.get(channelId);
+    if (!sockets) this.channels.set(channelId, (sockets = new Set()));
+    sockets.add(socket);
+  }
+
+  unsubscribe(channelId: string, socket: LiveSocket) {
+    const sockets = this.channels.get(channelId);
+    if (!sockets?.delete(socket)) return;
+    if (sockets.size === 0) this.channels.delete(channelId);
+  }
+
+  publish(channelId: string, data: string) {
+    for (const socket of this.channels.get(channelId) ?? []) {
+      if (socket.readyState !== 1) {
+        this.unsubscribe(channelId, socket);
+      } else if (socket.getBufferedAmount() > this.limitBytes) {
+        this.unsubscribe(channelId, socket);
+        socket.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
+      } else {
+        socket.send(data);
+      }
+    }
+  }
+}
