@@ -119,6 +119,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     stack.push("http", async () => {
       if (!server) return;
       await waitForIdleRequests(server, 5000);
+      fanout.closeAll(1001, "server shutting down: reconnect with since_seq");
       server.stop(true);
       releaseServer();
     });

@@ -32,6 +32,14 @@ export class ChannelFanout {
     if (sockets.size === 0) this.channels.delete(channelId);
   }
 
+  /** On shutdown: every subscriber is told the server is going away (1001) and may reconnect. */
+  closeAll(code: number, reason: string) {
+    for (const sockets of this.channels.values()) {
+      for (const socket of sockets) if (socket.readyState === 1) socket.close(code, reason);
+    }
+    this.channels.clear();
+  }
+
   publish(channelId: string, data: string) {
     for (const socket of this.channels.get(channelId) ?? []) {
       if (socket.readyState !== 1) {
