@@ -1,50 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import pino from "pino";
-import { openDatabase } from "../../src/store/db.ts";
-import { migrate } from "../../src/store/migrate.ts";
-import { LocalMatrixBackend } from "../../src/matrix/local.ts";
+import { matrixAdapters } from "../helpers/adapters.ts";
 import { MatrixError, parseMxcUri, type MatrixBackend } from "../../src/matrix/port.ts";
-import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
-import { synapse, synapseBackend, synapseMissing } from "../helpers/synapse.ts";
 
 /** The media part of the Matrix port's contract, for every adapter. */
-interface Adapter {
-  name: string;
-  serverName: string;
-  open(): Promise<{ backend: MatrixBackend; close(): Promise<void> }>;
-}
-
-const log = pino({ level: "silent" });
-const adapters: Adapter[] = [
-  {
-    name: "local",
-    serverName: "daarion.city",
-    async open() {
-      const fresh = databaseUrl ? await freshPostgresDatabase("daarion_contract") : null;
-      const db = await openDatabase({ url: fresh?.url, dataDir: ":memory:", poolMax: 4 }, log);
-      await migrate(db.sql, log);
-      const backend = new LocalMatrixBackend(db.sql, "daarion.city");
-      return {
-        backend,
-        async close() {
-          await backend.close();
-          await db.close();
-          await fresh?.drop();
-        },
-      };
-    },
-  },
-];
-if (!synapseMissing()) {
-  adapters.push({
-    name: "synapse",
-    serverName: synapse!.serverName,
-    async open() {
-      const backend = synapseBackend();
-      return { backend, close: () => backend.close() };
-    },
-  });
-}
+const adapters = matrixAdapters();
 
 for (const adapter of adapters) {
   describe(`Matrix media contract: ${adapter.name}`, () => {

@@ -1,52 +1,11 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import pino from "pino";
-import { openDatabase, type Database } from "../../src/store/db.ts";
-import { migrate } from "../../src/store/migrate.ts";
-import { LocalMatrixBackend } from "../../src/matrix/local.ts";
+import { matrixAdapters } from "../helpers/adapters.ts";
 import { MatrixError, type EphemeralEvent, type MatrixBackend, type SyncBatch } from "../../src/matrix/port.ts";
-import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
-import { synapse, synapseBackend, synapseMissing } from "../helpers/synapse.ts";
 
 /** The port's typing and read-marker operations, and the ephemeral events sync returns for them, on every adapter. */
-interface Adapter {
-  name: string;
-  serverName: string;
-  open(): Promise<{ backend: MatrixBackend; close(): Promise<void> }>;
-}
-
 // Synapse sweeps typing timeouts every few seconds and answers sync over the network.
 setDefaultTimeout(30_000);
-const log = pino({ level: "silent" });
-const adapters: Adapter[] = [
-  {
-    name: "local",
-    serverName: "daarion.city",
-    async open() {
-      const fresh = databaseUrl ? await freshPostgresDatabase("daarion_contract") : null;
-      const db: Database = await openDatabase({ url: fresh?.url, dataDir: ":memory:", poolMax: 4 }, log);
-      await migrate(db.sql, log);
-      const backend = new LocalMatrixBackend(db.sql, "daarion.city");
-      return {
-        backend,
-        async close() {
-          await backend.close();
-          await db.close();
-          await fresh?.drop();
-        },
-      };
-    },
-  },
-];
-if (!synapseMissing()) {
-  adapters.push({
-    name: "synapse",
-    serverName: synapse!.serverName,
-    async open() {
-      const backend = synapseBackend();
-      return { backend, close: () => backend.close() };
-    },
-  });
-}
+const adapters = matrixAdapters();
 
 for (const adapter of adapters) {
   describe(`Matrix contract (typing, read markers): ${adapter.name}`, () => {

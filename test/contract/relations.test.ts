@@ -1,57 +1,16 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import pino from "pino";
-import { openDatabase, type Database } from "../../src/store/db.ts";
-import { migrate } from "../../src/store/migrate.ts";
-import { LocalMatrixBackend } from "../../src/matrix/local.ts";
+import { matrixAdapters } from "../helpers/adapters.ts";
 import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
-import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
-import { synapse, synapseBackend, synapseMissing } from "../helpers/synapse.ts";
 
 /**
  * What reactions, edits and deletion rely on from a homeserver, checked on every adapter:
  * one annotation per sender, target and key (M_DUPLICATE_ANNOTATION), a redacted annotation no
  * longer counts, and the room creator may redact anyone's event.
  */
-interface Adapter {
-  name: string;
-  serverName: string;
-  open(): Promise<{ backend: MatrixBackend; close(): Promise<void> }>;
-}
-
 // Synapse round trips, on a machine other suites share.
 setDefaultTimeout(30_000);
 
-const log = pino({ level: "silent" });
-const adapters: Adapter[] = [
-  {
-    name: "local",
-    serverName: "daarion.city",
-    async open() {
-      const fresh = databaseUrl ? await freshPostgresDatabase("daarion_contract") : null;
-      const db: Database = await openDatabase({ url: fresh?.url, dataDir: ":memory:", poolMax: 4 }, log);
-      await migrate(db.sql, log);
-      const backend = new LocalMatrixBackend(db.sql, "daarion.city");
-      return {
-        backend,
-        async close() {
-          await backend.close();
-          await db.close();
-          await fresh?.drop();
-        },
-      };
-    },
-  },
-];
-if (!synapseMissing()) {
-  adapters.push({
-    name: "synapse",
-    serverName: synapse!.serverName,
-    async open() {
-      const backend = synapseBackend();
-      return { backend, close: () => backend.close() };
-    },
-  });
-}
+const adapters = matrixAdapters();
 
 for (const adapter of adapters) {
   describe(`Matrix relations contract: ${adapter.name}`, () => {

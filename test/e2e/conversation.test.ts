@@ -3,7 +3,7 @@ import { connect, type NatsConnection } from "nats";
 import { RoomEvent, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { natsUrl, serviceMissing } from "../helpers/services.ts";
-import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
+import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv, nextRoomEvent } from "../helpers/synapse.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 
 setDefaultTimeout(120_000);
@@ -69,22 +69,6 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     }
   }
 
-  function matrixSees(roomId: string, pred: (e: SdkEvent) => boolean, timeoutMs = 20000): Promise<SdkEvent> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.off(RoomEvent.Timeline, onEvent);
-        reject(new Error("the Matrix client saw no matching event"));
-      }, timeoutMs);
-      const onEvent = (e: SdkEvent) => {
-        if (e.getRoomId() === roomId && pred(e)) {
-          clearTimeout(timer);
-          client.off(RoomEvent.Timeline, onEvent);
-          resolve(e);
-        }
-      };
-      client.on(RoomEvent.Timeline, onEvent);
-    });
-  }
 
   const api = (path: string, init: Parameters<TestServer["api"]>[1] = {}) => server.api(path, { as: "user:alice", ...init });
 
@@ -97,7 +81,7 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     expect((await frame(ws, "member.joined")).member.member_id).toBe(`matrix:${bob.userId}`);
 
     // 1. REST: Alice writes the thread's root.
-    const rootSeen = matrixSees(room, (e) => e.getContent().body === "Plan for the launch");
+    const rootSeen = nextRoomEvent(client, room, (e) => e.getContent().body === "Plan for the launch");
     const root = await (await api(`${base}/messages`, { method: "POST", json: { text: "Plan for the launch" } })).json();
     expect((await rootSeen).getSender()).toBe(`@user-alice:${synapse!.serverName}`);
     expect((await frame(ws, "message.created")).message.id).toBe(root.id);
@@ -121,7 +105,7 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     await natsEvent("messaging.reaction.added", (d) => d.message_id === root.id && d.emoji === "👍");
 
     // 4. REST: Alice reacts, then takes it back: a reaction, then its redaction, in Matrix.
-    const reactionSeen = matrixSees(room, (e) => e.getType() === "m.reaction" && e.getContent()["m.relates_to"]?.key === "🎉");
+    const reactionSeen = nextRoomEvent(client, room, (e) => e.getType() === "m.reaction" && e.getContent()["m.relates_to"]?.key === "🎉");
     expect((await api(`${base}/messages/${root.id}/reactions`, { method: "POST", json: { emoji: "🎉" } })).status).toBeLessThan(300);
     const reaction = await reactionSeen;
     expect(reaction.getSender()).toBe(`@user-alice:${synapse!.serverName}`);
@@ -133,14 +117,14 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
         { emoji: "🎉", count: 1, me: true },
       ]),
     );
-    const redactionSeen = matrixSees(room, (e) => e.getType() === "m.room.redaction" && e.event.redacts === reaction.getId());
+    const redactionSeen = nextRoomEvent(client, room, (e) => e.getType() === "m.room.redaction" && e.event.redacts === reaction.getId());
     expect((await api(`${base}/messages/${root.id}/reactions?emoji=${encodeURIComponent("🎉")}`, { method: "DELETE" })).status).toBe(200);
     await redactionSeen;
     expect(await frame(ws, "reaction.removed")).toMatchObject({ message_id: root.id, emoji: "🎉", count: 0 });
     await natsEvent("messaging.reaction.removed", (d) => d.message_id === root.id && d.emoji === "🎉");
 
     // 5. REST: Alice edits the root: m.replace in Matrix, a new version in the history.
-    const editSeen = matrixSees(room, (e) => e.getContent()["m.relates_to"]?.rel_type === "m.replace");
+    const editSeen = nextRoomEvent(client, room, (e) => e.getContent()["m.relates_to"]?.rel_type === "m.replace");
     expect((await api(`${base}/messages/${root.id}`, { method: "PATCH", json: { text: "Plan for the launch on Friday" } })).status).toBe(200);
     const edit = await editSeen;
     expect(edit.getContent()).toMatchObject({ body: "* Plan for the launch on Friday", "m.new_content": { body: "Plan for the launch on Friday" } });
@@ -192,7 +176,7 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     const form = new FormData();
     form.append("file", new File([png], "dot.png", { type: "image/png" }));
     form.append("text", "the launch pad");
-    const imageSeen = matrixSees(room, (e) => e.getContent().msgtype === "m.image");
+    const imageSeen = nextRoomEvent(client, room, (e) => e.getContent().msgtype === "m.image");
     const upload = await api(`${base}/files`, { method: "POST", body: form });
     expect(upload.status).toBe(201);
     const uploaded = await upload.json();
@@ -205,7 +189,7 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     expect(new Uint8Array(await download.arrayBuffer())).toEqual(png);
 
     // 11. REST: Alice pins the root: the room's m.room.pinned_events in Bob's client lists it.
-    const pinSeen = matrixSees(room, (e) => e.getType() === "m.room.pinned_events" && (e.getContent().pinned ?? []).includes(root.matrix_event_id));
+    const pinSeen = nextRoomEvent(client, room, (e) => e.getType() === "m.room.pinned_events" && (e.getContent().pinned ?? []).includes(root.matrix_event_id));
     expect((await api(`${base}/pins`, { method: "POST", json: { message_id: root.id } })).status).toBe(201);
     await pinSeen;
     expect(await frame(ws, "message.pinned")).toMatchObject({ pin: { message_id: root.id, pinned_by: "user:alice" } });
@@ -213,7 +197,7 @@ describe.skipIf(synapseMissing() || serviceMissing("NATS_URL"))("the whole conve
     expect((await (await api(`${base}/pins`)).json()).map((p: { message_id: string }) => p.message_id)).toEqual([root.id]);
 
     // 12. REST: Alice (the owner) kicks Bob: his client sees the kick; he is no longer a member.
-    const kickSeen = matrixSees(room, (e) => e.getType() === "m.room.member" && e.getStateKey() === bob.userId && e.getContent().membership === "leave");
+    const kickSeen = nextRoomEvent(client, room, (e) => e.getType() === "m.room.member" && e.getStateKey() === bob.userId && e.getContent().membership === "leave");
     const kick = await api(`${base}/members/${encodeURIComponent(`matrix:${bob.userId}`)}`, { method: "DELETE" });
     expect(kick.status).toBeLessThan(300);
     const kickEvent = await kickSeen;

@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { RoomEvent, RoomMemberEvent, type MatrixClient, type MatrixEvent as SdkEvent, type RoomMember } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
-import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
+import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv, nextRoomEvent } from "../helpers/synapse.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 
 /**
@@ -44,23 +44,6 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
     rmSync(dataDir, { recursive: true, force: true });
   }, 60000);
 
-  /** Resolves with the first timeline event in `roomId` that matches. */
-  function nextRoomEvent(roomId: string, pred: (e: SdkEvent) => boolean, timeoutMs = 15000): Promise<SdkEvent> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.off(RoomEvent.Timeline, onEvent);
-        reject(new Error("the Matrix client saw no matching event"));
-      }, timeoutMs);
-      const onEvent = (e: SdkEvent) => {
-        if (e.getRoomId() === roomId && pred(e)) {
-          clearTimeout(timer);
-          client.off(RoomEvent.Timeline, onEvent);
-          resolve(e);
-        }
-      };
-      client.on(RoomEvent.Timeline, onEvent);
-    });
-  }
 
   const messages = async (channelId: string) =>
     (await (await server.api(`/api/messaging/channels/${channelId}/messages?limit=200`, { as: "user:admin" })).json()) as Array<{
@@ -106,7 +89,7 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
   test("b) REST and agent messages reach the Matrix client from the mapped senders", async () => {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });
     await client.joinRoom(channel.matrix_alias);
-    const seenText = nextRoomEvent(channel.matrix_room_id, (e) => e.getContent().body === "hello from the UI");
+    const seenText = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent().body === "hello from the UI");
     const res = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: "hello from the UI" } });
     expect(res.status).toBe(201);
     const sent = await res.json();
@@ -116,7 +99,7 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
     expect(text.getContent()).toEqual({ msgtype: "m.text", body: "hello from the UI" });
 
     await server.api(`/api/messaging/channels/${channel.id}/members`, { method: "POST", as: "user:admin", json: { member_id: "agent:sofia", role: "agent" } });
-    const seenNotice = nextRoomEvent(channel.matrix_room_id, (e) => e.getContent().body === "agent speaking");
+    const seenNotice = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent().body === "agent speaking");
     const posted = await server.api(`/internal/agents/agent:sofia/post-to-channel`, { method: "POST", json: { channel_id: channel.id, text: "agent speaking" } });
     expect(posted.status).toBe(200);
     const notice = await seenNotice;
@@ -170,7 +153,7 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
 
     // The UI replies to Element's message: the Matrix client sees m.in_reply_to.
     const bobsMessage = list.find((m) => m.matrix_event_id === replyId)!;
-    const seen = nextRoomEvent(channel.matrix_room_id, (e) => e.getContent().body === "thanks");
+    const seen = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent().body === "thanks");
     const res = await server.api(`/api/messaging/channels/${channel.id}/messages`, {
       method: "POST",
       as: "user:alice",
@@ -234,7 +217,7 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
       for (const body of bodies) await client.sendMessage(channel.matrix_room_id, { msgtype: "m.text", body } as never);
     })();
     // Restart in the middle of the burst, on the same database.
-    await nextRoomEvent(channel.matrix_room_id, (e) => e.getContent().body === "burst 3");
+    await nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent().body === "burst 3");
     await server.app.stop();
     await sending; // the rest is sent while the service is down
     server = await startTestServer(env);

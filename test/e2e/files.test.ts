@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { RoomEvent, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
+import type { MatrixClient } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
-import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
+import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv, nextRoomEvent } from "../helpers/synapse.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 
 /** Files both ways between the service and a Matrix client (matrix-js-sdk plays Element) on a real Synapse. */
@@ -22,22 +22,6 @@ describe.skipIf(synapseMissing())("files (Synapse)", () => {
     await server?.stop();
   }, 60000);
 
-  function nextRoomEvent(roomId: string, pred: (e: SdkEvent) => boolean, timeoutMs = 15000): Promise<SdkEvent> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.off(RoomEvent.Timeline, onEvent);
-        reject(new Error("the Matrix client saw no matching event"));
-      }, timeoutMs);
-      const onEvent = (e: SdkEvent) => {
-        if (e.getRoomId() === roomId && pred(e)) {
-          clearTimeout(timer);
-          client.off(RoomEvent.Timeline, onEvent);
-          resolve(e);
-        }
-      };
-      client.on(RoomEvent.Timeline, onEvent);
-    });
-  }
 
   /** Bob fetches media the way Element does: authenticated media with his own token. */
   async function bobDownloads(mxc: string): Promise<Response> {
@@ -52,7 +36,7 @@ describe.skipIf(synapseMissing())("files (Synapse)", () => {
     await client.joinRoom(channel.matrix_alias);
     const bytes = new Uint8Array(2048).map((_, i) => i % 251);
     bytes.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 16, 0, 0, 0, 9]);
-    const seen = nextRoomEvent(channel.matrix_room_id, (e) => e.getContent().msgtype === "m.image");
+    const seen = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent().msgtype === "m.image");
     const form = new FormData();
     form.append("file", new Blob([bytes], { type: "image/png" }), "chart.png");
     form.append("text", "the chart");

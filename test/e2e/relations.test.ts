@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { RoomEvent, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
+import type { MatrixClient } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
-import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
+import { elementClient, registerRealUser, synapse, synapseMissing, synapseServiceEnv, nextRoomEvent } from "../helpers/synapse.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 
 /** Reactions, edits and deletion between the REST API and a Matrix client (matrix-js-sdk) on a real Synapse. */
@@ -23,23 +23,6 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
     await server?.stop();
   }, 60000);
 
-  /** Resolves with the first timeline event in `roomId` that matches. */
-  function nextRoomEvent(roomId: string, pred: (e: SdkEvent) => boolean, timeoutMs = 15000): Promise<SdkEvent> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.off(RoomEvent.Timeline, onEvent);
-        reject(new Error("the Matrix client saw no matching event"));
-      }, timeoutMs);
-      const onEvent = (e: SdkEvent) => {
-        if (e.getRoomId() === roomId && pred(e)) {
-          clearTimeout(timer);
-          client.off(RoomEvent.Timeline, onEvent);
-          resolve(e);
-        }
-      };
-      client.on(RoomEvent.Timeline, onEvent);
-    });
-  }
 
   /** The next frame that is not about membership (Bob's join, first writes). */
   async function nextFrame(inbox: WsInbox): Promise<any> {
@@ -70,7 +53,7 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
     const msg = await post(channel.id, "user:alice", "react to this");
     expect(await nextFrame(inbox)).toMatchObject({ type: "message.created", message: { id: msg.id } });
 
-    const seenReaction = nextRoomEvent(channel.matrix_room_id, (e) => e.getType() === "m.reaction");
+    const seenReaction = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getType() === "m.reaction");
     const res = await api(`/${channel.id}/messages/${msg.id}/reactions`, { method: "POST", as: "user:alice", json: { emoji: "👍" } });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual({ message_id: msg.id, emoji: "👍", count: 1, me: true });
@@ -91,7 +74,7 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
       { emoji: "🎉", count: 1, me: false },
     ]);
 
-    const seenRedaction = nextRoomEvent(channel.matrix_room_id, (e) => e.getType() === "m.room.redaction" && e.getAssociatedId() === reaction.getId());
+    const seenRedaction = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getType() === "m.room.redaction" && e.getAssociatedId() === reaction.getId());
     const removed = await api(`/${channel.id}/messages/${msg.id}/reactions?emoji=${encodeURIComponent("👍")}`, { method: "DELETE", as: "user:alice" });
     expect(removed.status).toBe(200);
     expect((await seenRedaction).getSender()).toBe(`@user-alice:${synapse!.serverName}`);
@@ -113,7 +96,7 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
     const msg = await post(channel.id, "user:alice", "helo");
     expect(await nextFrame(inbox)).toMatchObject({ type: "message.created", message: { id: msg.id } });
 
-    const seenEdit = nextRoomEvent(channel.matrix_room_id, (e) => e.getContent()["m.relates_to"]?.rel_type === "m.replace");
+    const seenEdit = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent()["m.relates_to"]?.rel_type === "m.replace");
     const res = await api(`/${channel.id}/messages/${msg.id}`, { method: "PATCH", as: "user:alice", json: { text: "hello" } });
     expect(res.status).toBe(200);
     const edit = await seenEdit;
@@ -153,7 +136,7 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
     const msg = await post(channel.id, "user:alice", "delete me");
     expect(await nextFrame(inbox)).toMatchObject({ type: "message.created" });
 
-    const seenRedaction = nextRoomEvent(channel.matrix_room_id, (e) => e.getType() === "m.room.redaction" && e.getAssociatedId() === msg.matrix_event_id);
+    const seenRedaction = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getType() === "m.room.redaction" && e.getAssociatedId() === msg.matrix_event_id);
     expect((await api(`/${channel.id}/messages/${msg.id}`, { method: "DELETE", as: "user:bob" })).status).toBe(403);
     const res = await api(`/${channel.id}/messages/${msg.id}`, { method: "DELETE", as: "user:alice" });
     expect(res.status).toBe(200);
@@ -163,7 +146,7 @@ describe.skipIf(synapseMissing())("Reactions, edits and deletion (Synapse)", () 
     // The channel's owner removes Bob's message: Synapse accepts it from the room creator's account.
     const { event_id: spam } = await client.sendMessage(channel.matrix_room_id, { msgtype: "m.text", body: "spam" } as never);
     const spamFrame = await nextFrame(inbox);
-    const seenModeration = nextRoomEvent(channel.matrix_room_id, (e) => e.getType() === "m.room.redaction" && e.getAssociatedId() === spam);
+    const seenModeration = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getType() === "m.room.redaction" && e.getAssociatedId() === spam);
     expect((await api(`/${channel.id}/messages/${spamFrame.message.id}`, { method: "DELETE", as: "user:admin" })).status).toBe(200);
     expect((await seenModeration).getSender()).toBe(`@user-admin:${synapse!.serverName}`);
     expect(await nextFrame(inbox)).toMatchObject({ type: "message.deleted", message_id: spamFrame.message.id, deleted_by: "user:admin" });

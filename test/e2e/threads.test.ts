@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { RoomEvent, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
+import type { MatrixClient } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
-import { elementClient, registerRealUser, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
+import { elementClient, registerRealUser, synapseMissing, synapseServiceEnv, nextRoomEvent } from "../helpers/synapse.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 
 setDefaultTimeout(60_000);
@@ -19,22 +19,6 @@ describe.skipIf(synapseMissing())("threads with Element (Synapse)", () => {
     await server?.stop();
   }, 60000);
 
-  function nextRoomEvent(roomId: string, pred: (e: SdkEvent) => boolean, timeoutMs = 15000): Promise<SdkEvent> {
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        client.off(RoomEvent.Timeline, onEvent);
-        reject(new Error("the Matrix client saw no matching event"));
-      }, timeoutMs);
-      const onEvent = (e: SdkEvent) => {
-        if (e.getRoomId() === roomId && pred(e)) {
-          clearTimeout(timer);
-          client.off(RoomEvent.Timeline, onEvent);
-          resolve(e);
-        }
-      };
-      client.on(RoomEvent.Timeline, onEvent);
-    });
-  }
 
   test("a thread started over REST is a Matrix thread in the client, and the client's thread reply comes back in it", async () => {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });
@@ -42,7 +26,7 @@ describe.skipIf(synapseMissing())("threads with Element (Synapse)", () => {
     const root = await (
       await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: "thread root" } })
     ).json();
-    const seen = nextRoomEvent(channel.matrix_room_id, (e) => e.getContent().body === "in the thread");
+    const seen = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent().body === "in the thread");
     const reply = await server.api(`/api/messaging/channels/${channel.id}/messages`, {
       method: "POST",
       as: "user:alice",

@@ -1,6 +1,5 @@
 import { sendAndConfirm, type SendOutcome } from "../../modules/messages/deliver.ts";
 import type { ServiceDeps } from "../../modules/deps.ts";
-import type { MessageRow } from "../../store/rows.ts";
 import { findMessage } from "../../store/messages.ts";
 import { readableChannel, writeRight } from "../../modules/access.ts";
 import { toMatrixUserId } from "../../matrix/mapping.ts";

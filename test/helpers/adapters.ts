@@ -1,0 +1,55 @@
+import pino from "pino";
+import { openDatabase } from "../../src/store/db.ts";
+import { migrate } from "../../src/store/migrate.ts";
+import { LocalMatrixBackend } from "../../src/matrix/local.ts";
+import type { MatrixBackend } from "../../src/matrix/port.ts";
+import { databaseUrl, freshPostgresDatabase } from "./services.ts";
+import { synapse, synapseBackend, synapseMissing } from "./synapse.ts";
+
+/** One adapter of the Matrix port, opened fresh for a contract suite. */
+export interface MatrixAdapter {
+  name: "local" | "synapse";
+  serverName: string;
+  open(): Promise<{ backend: MatrixBackend; close(): Promise<void> }>;
+}
+
+const log = pino({ level: "silent" });
+
+/**
+ * Every adapter the contract suites run against: the local backend always (on a fresh
+ * PostgreSQL database when DATABASE_URL is set, else embedded PGlite), and Synapse when its
+ * settings are in the environment (required under REQUIRE_SERVICES=1).
+ */
+export function matrixAdapters(): MatrixAdapter[] {
+  const adapters: MatrixAdapter[] = [
+    {
+      name: "local",
+      serverName: "daarion.city",
+      async open() {
+        const fresh = databaseUrl ? await freshPostgresDatabase("daarion_contract") : null;
+        const db = await openDatabase({ url: fresh?.url, dataDir: ":memory:", poolMax: 4 }, log);
+        await migrate(db.sql, log);
+        const backend = new LocalMatrixBackend(db.sql, "daarion.city");
+        return {
+          backend,
+          async close() {
+            await backend.close();
+            await db.close();
+            await fresh?.drop();
+          },
+        };
+      },
+    },
+  ];
+  if (!synapseMissing()) {
+    adapters.push({
+      name: "synapse",
+      serverName: synapse!.serverName,
+      async open() {
+        const backend = synapseBackend();
+        return { backend, close: () => backend.close() };
+      },
+    });
+  }
+  return adapters;
+}
