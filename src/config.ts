@@ -30,13 +30,22 @@ export const ConfigSchema = t.Object({
   ACTOR_IDLE_MS: t.Integer({ minimum: 100, default: 60000 }),
   SYNC_TIMEOUT_MS: t.Integer({ minimum: 0, maximum: 120000, default: 30000 }),
   MAX_UPLOAD_BYTES: t.Integer({ minimum: 1, maximum: 1073741824, default: 10485760 }),
+  MAX_BODY_BYTES: t.Integer({ minimum: 1024, maximum: 104857600, default: 262144 }),
+  // Token buckets (per minute / capacity); a rate of 0 turns that bucket off.
+  RATE_LIMIT_USER_PER_MIN: t.Integer({ minimum: 0, default: 600 }),
+  RATE_LIMIT_USER_BURST: t.Integer({ minimum: 1, default: 200 }),
+  RATE_LIMIT_CHANNEL_PER_MIN: t.Integer({ minimum: 0, default: 1200 }),
+  RATE_LIMIT_CHANNEL_BURST: t.Integer({ minimum: 1, default: 300 }),
+  RATE_LIMIT_READ_PER_MIN: t.Integer({ minimum: 0, default: 3000 }),
+  RATE_LIMIT_READ_BURST: t.Integer({ minimum: 1, default: 600 }),
+  WS_MAX_FRAMES_PER_SEC: t.Integer({ minimum: 0, default: 20 }),
 });
 
 export type Config = Static<typeof ConfigSchema>;
 
 export class ConfigError extends Error {}
 
-const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "SEND_CONFIRM_TIMEOUT_MS", "SHUTDOWN_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT", "MAX_UPLOAD_BYTES"]);
+const INTEGER_KEYS = new Set(["PORT", "DATABASE_POOL_MAX", "ACTOR_MAILBOX_SIZE", "ACTOR_IDLE_MS", "SYNC_TIMEOUT_MS", "SEND_CONFIRM_TIMEOUT_MS", "SHUTDOWN_TIMEOUT_MS", "MATRIX_RETRY_MAX_MS", "MATRIX_SYNC_TIMELINE_LIMIT", "MAX_UPLOAD_BYTES", "MAX_BODY_BYTES", "RATE_LIMIT_USER_PER_MIN", "RATE_LIMIT_USER_BURST", "RATE_LIMIT_CHANNEL_PER_MIN", "RATE_LIMIT_CHANNEL_BURST", "RATE_LIMIT_READ_PER_MIN", "RATE_LIMIT_READ_BURST", "WS_MAX_FRAMES_PER_SEC"]);
 
 /**
  * Reads the configuration from an environment map. Empty strings count as unset, so

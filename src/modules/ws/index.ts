@@ -6,13 +6,14 @@ import type { ServiceDeps } from "../deps.ts";
 import { readableChannel } from "../access.ts";
 import { setTyping } from "../../features/presence/commands.ts";
 import { ClientFrame, WsParams, WsQuery, channelTopic } from "./model.ts";
+import { FrameFlood, WS_FLOOD_CLOSE_CODE } from "./flood.ts";
 
 /**
  * /ws/messaging/{channel_id}: one Bun pub/sub topic per channel; the channel actor publishes
  * every frame once, in seq order. The upgrade is refused with a JSON error (401, or 404 for
  * an unknown channel or one the caller may not read) before any socket exists.
  */
-export const wsController = (deps: ServiceDeps) =>
+export const wsController = (deps: ServiceDeps, maxFramesPerSecond = 0) =>
   new Elysia({ name: "ws.controller" }).ws("/ws/messaging/:channel_id", {
     params: WsParams,
     query: WsQuery,
@@ -24,6 +25,10 @@ export const wsController = (deps: ServiceDeps) =>
       ws.subscribe(channelTopic(ws.data.params.channel_id));
     },
     async message(ws, message) {
+      if (FrameFlood.exceeded(ws.raw, maxFramesPerSecond)) {
+        ws.close(WS_FLOOD_CLOSE_CODE, "too many frames");
+        return;
+      }
       if (message === "ping") {
         ws.send("pong");
         return;
