@@ -91,6 +91,10 @@ describe("confidential channels", () => {
     const edit = await api(`/${channel.id}/messages/${crypto.randomUUID()}`, { method: "PATCH", as: "user:owner", json: { text: "x" } });
     expect(edit.status).toBe(409);
     expect(await edit.json()).toEqual(refusal);
+    expect((await api(`/${channel.id}/members`, { method: "POST", as: "user:owner", json: { member_id: "agent:sofia" } })).status).toBe(201);
+    const agentPost = await server.api("/internal/agents/agent:sofia/post-to-channel", { method: "POST", as: "agent:sofia", json: { channel_id: channel.id, text: "agent secret" } });
+    expect(agentPost.status).toBe(409);
+    expect(await agentPost.json()).toEqual(refusal);
     const form = new FormData();
     form.set("file", new File(["secret"], "s.txt", { type: "text/plain" }));
     const upload = await server.api(`/api/messaging/channels/${channel.id}/files`, { method: "POST", as: "user:owner", body: form });
