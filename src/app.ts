@@ -21,6 +21,8 @@ import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
 import { idempotency } from "./http/idempotency.ts";
+import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
+import { bodyLimit } from "./http/body-limit.ts";
 import type { ServiceDeps } from "./modules/deps.ts";
 import { channelsController } from "./modules/channels/index.ts";
 import { ChannelService } from "./modules/channels/service.ts";
@@ -137,6 +139,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
+      .use(rateLimit(db.sql, rateLimitConfig(config), log))
+      .use(bodyLimit(config.MAX_BODY_BYTES))
       .use(
         swagger({
           path: "/docs",
@@ -168,7 +172,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(pinsController(new PinService(deps)))
       .use(archiveController(deps))
       .use(agentsController(new AgentService(deps)))
-      .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES))
+      .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES, config.WS_MAX_FRAMES_PER_SEC))
       .use(presenceController(deps))
       .use(searchController(new SearchService(deps)))
       .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))

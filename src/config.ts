@@ -31,6 +31,15 @@ export const ConfigSchema = t.Object({
   SYNC_TIMEOUT_MS: t.Integer({ minimum: 0, maximum: 120000, default: 30000 }),
   MAX_UPLOAD_BYTES: t.Integer({ minimum: 1, maximum: 1073741824, default: 10485760 }),
   WS_BACKPRESSURE_LIMIT_BYTES: t.Integer({ minimum: 1024, maximum: 1073741824, default: 1048576 }),
+  MAX_BODY_BYTES: t.Integer({ minimum: 1024, maximum: 104857600, default: 262144 }),
+  // Token buckets (per minute / capacity); a rate of 0 turns that bucket off.
+  RATE_LIMIT_USER_PER_MIN: t.Integer({ minimum: 0, default: 600 }),
+  RATE_LIMIT_USER_BURST: t.Integer({ minimum: 1, default: 200 }),
+  RATE_LIMIT_CHANNEL_PER_MIN: t.Integer({ minimum: 0, default: 1200 }),
+  RATE_LIMIT_CHANNEL_BURST: t.Integer({ minimum: 1, default: 300 }),
+  RATE_LIMIT_READ_PER_MIN: t.Integer({ minimum: 0, default: 3000 }),
+  RATE_LIMIT_READ_BURST: t.Integer({ minimum: 1, default: 600 }),
+  WS_MAX_FRAMES_PER_SEC: t.Integer({ minimum: 0, default: 20 }),
 });
 
 export type Config = Static<typeof ConfigSchema>;

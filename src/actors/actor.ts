@@ -5,6 +5,7 @@ import { Subjects } from "../events/model.ts";
 import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent } from "../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
 import { consumeInboxEvent } from "../matrix/inbox.ts";
+import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, indexedPreview, refuseIfEncrypted } from "../features/confidential/policy.ts";
 import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
 import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
@@ -323,6 +324,7 @@ export class ChannelActor {
         return;
       }
     }
+    refuseIfEncrypted(this.channel);
     if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
     let replyEventId: string | null = null;
     if (cmd.replyTo) {
@@ -490,6 +492,7 @@ export class ChannelActor {
   private async doIngest(event: MatrixEvent): Promise<void> {
     switch (event.type) {
       case "m.room.message":
+      case ENCRYPTED_EVENT_TYPE:
         return this.ingestMessage(event);
       case "m.room.member":
         return this.ingestMembership(event);
@@ -524,6 +527,11 @@ export class ChannelActor {
       if (this.outbox.length > 0) throw new Error("matrix is unavailable for pending sends; the echo waits in the inbox");
     }
     // An edit, say, is not a new message: its feature indexes it.
+    // An encrypted reaction or other annotation is not a message (and cannot be read).
+    if (event.type === ENCRYPTED_EVENT_TYPE && relation?.rel_type === "m.annotation") {
+      await consumeInboxEvent(sql, event.event_id);
+      return;
+    }
     const relationIngester = relation?.rel_type ? relationIngesters[relation.rel_type] : undefined;
     if (relationIngester) return relationIngester(this.context, event);
     if (relation?.rel_type === "m.replace") {
@@ -551,9 +559,9 @@ export class ChannelActor {
         sender_type: sender.type,
         sender_matrix_id: event.sender,
         sender_display_name: event.sender_display_name ?? null,
-        content_preview: stripReplyFallback(rawBody).slice(0, PREVIEW_LENGTH),
-        content_type: CONTENT_TYPES[msgtype] ?? "text",
-        msgtype,
+        content_preview: indexedPreview(this.channel, stripReplyFallback(rawBody), PREVIEW_LENGTH),
+        content_type: event.type === ENCRYPTED_EVENT_TYPE ? ENCRYPTED_CONTENT_TYPE : (CONTENT_TYPES[msgtype] ?? "text"),
+        msgtype: event.type === ENCRYPTED_EVENT_TYPE ? null : msgtype,
         thread_id: threadRoot?.channel_id === this.channelId ? threadRoot.id : null,
         reply_to: parent?.channel_id === this.channelId ? parent.id : null,
         delivery_state: "sent",

@@ -11,6 +11,7 @@ export const TIMELINE_EVENT_TYPES: string[] = [
   "m.reaction",
   "m.room.power_levels",
   "m.room.pinned_events",
+  "m.room.encrypted",
 ];
 
 /** State event types whose current value the sync filter should include. */

@@ -96,7 +96,7 @@ export interface NewMessage {
   sender_display_name: string | null;
   content_preview: string;
   content_type: string;
-  msgtype: string;
+  msgtype: string | null;
   thread_id: string | null;
   reply_to: string | null;
   delivery_state: "pending" | "sent";

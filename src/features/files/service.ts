@@ -1,3 +1,4 @@
+import { refuseIfEncrypted } from "../confidential/policy.ts";
 import { sendAndConfirm, type SendOutcome } from "../../modules/messages/deliver.ts";
 import type { ServiceDeps } from "../../modules/deps.ts";
 import { findMessage } from "../../store/messages.ts";
@@ -31,6 +32,8 @@ export class FileService {
   async upload(callerId: string, channelId: string, upload: Upload): Promise<SendOutcome> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     const { joinFirst } = writeRight(access, callerId);
+    // Before the upload: the media repository would keep the file in plaintext.
+    refuseIfEncrypted(access.channel);
     const { file } = upload;
     if (file.size > this.maxUploadBytes) throw tooLarge(this.maxUploadBytes);
     if (file.size === 0) throw new AppError(400, "FILE_REQUIRED", "the file is empty");

@@ -1,3 +1,4 @@
+import { refuseIfEncrypted } from "../confidential/policy.ts";
 import type { ChannelRegistry } from "../../actors/registry.ts";
 import type { ActorContext } from "../../actors/context.ts";
 import { MatrixError } from "../../matrix/port.ts";
@@ -93,6 +94,7 @@ export function editMessage(
 ): Promise<MessageView> {
   return registry.get(channelId).exec(async (ctx) => {
     const { sql, matrix } = ctx.deps;
+    refuseIfEncrypted(ctx.channel);
     const message = await deliveredMessage(ctx, cmd.messageId);
     if (message.sender_id !== cmd.editorId) throw forbidden("only the sender may edit a message");
     const member = await findMember(sql, ctx.channelId, cmd.editorId);

@@ -1,3 +1,4 @@
+import { indexedPreview } from "../confidential/policy.ts";
 import type { Ingester } from "../../actors/ingest-routes.ts";
 import { consumeInboxEvent } from "../../matrix/inbox.ts";
 import { fromMatrixUserId } from "../../matrix/mapping.ts";
@@ -55,7 +56,7 @@ export const ingestEdit: Ingester = async (ctx, event) => {
     const recorded = await recordEdit(tx, target, {
       matrix_event_id: event.event_id,
       editor_id: editor.id,
-      content_preview: body.slice(0, PREVIEW_LENGTH),
+      content_preview: indexedPreview(ctx.channel, body, PREVIEW_LENGTH),
       formatted_body: formatted,
       created_at: new Date(event.origin_server_ts),
     });

@@ -25,6 +25,7 @@ export async function searchMessages(sql: Sql, f: SearchFilter): Promise<RankedR
     join messages m on m.search_vector @@ q.query
     join channels c on c.id = m.channel_id
     where m.deleted_at is null
+      and not c.is_encrypted
       and m.delivery_state <> 'failed'
       and (${f.channelId}::uuid is null or m.channel_id = ${f.channelId}::uuid)
       and (${f.senderId}::text is null or m.sender_id = ${f.senderId}::text)

@@ -9,6 +9,7 @@ import { replayThenSubscribe, socketDrained, replaySocket, type ReplaySocket } f
 import { lastSeq } from "../../store/messages.ts";
 import { ClientFrame, WsParams, WsQuery } from "./model.ts";
 import type { ChannelFanout } from "./fanout.ts";
+import { FrameFlood, WS_FLOOD_CLOSE_CODE } from "./flood.ts";
 
 /** One replay at a time per socket: a resume frame sent during a replay starts after it. */
 const replays = new WeakMap<object, Promise<void>>();
@@ -19,7 +20,7 @@ const replays = new WeakMap<object, Promise<void>>();
  * an unknown channel or one the caller may not read, 400 for a bad since_seq) before any
  * socket exists.
  */
-export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpressureLimit: number) => {
+export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpressureLimit: number, maxFramesPerSecond = 0) => {
   const feed = (socket: ReplaySocket, channelId: string) => ({
     subscribe: () => fanout.subscribe(channelId, socket),
     unsubscribe: () => fanout.unsubscribe(channelId, socket),
@@ -50,6 +51,10 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
       else await resume(replaySocket(ws.raw), channelId, parseSinceSeq(since));
     },
     async message(ws, message) {
+      if (FrameFlood.exceeded(ws.raw, maxFramesPerSecond)) {
+        ws.close(WS_FLOOD_CLOSE_CODE, "too many frames");
+        return;
+      }
       if (message === "ping") {
         ws.send("pong");
         return;
