@@ -158,7 +158,10 @@ export class ChannelActor {
       fail(err);
     };
     // Outside the promises: a full mailbox is thrown to the caller at once.
-    this.mailbox.offer({ run: () => this.doSend(cmd, { resolve: deliver, reject: failBoth, accepted: accept }), resolve: () => {}, reject: failBoth });
+    // Like every command, a send that passed its access check just before an archive is refused in order.
+    const run = () =>
+      this.channel?.archived_at ? Promise.reject(channelArchived()) : this.doSend(cmd, { resolve: deliver, reject: failBoth, accepted: accept });
+    this.mailbox.offer({ run, resolve: () => {}, reject: failBoth });
     // Whoever stops waiting (a 202) must not turn a later refusal into an unhandled rejection.
     accepted.catch(() => {});
     delivered.catch(() => {});

@@ -6,7 +6,13 @@ import { WsInbox } from "../helpers/ws-inbox.ts";
 let server: TestServer;
 beforeAll(async () => {
   // A small limit so a stalled reader is cut off after a modest flood.
-  server = await startTestServer({ WS_BACKPRESSURE_LIMIT_BYTES: "16384" });
+  // The slow-consumer case floods the channel: no rate limits here.
+  server = await startTestServer({
+    WS_BACKPRESSURE_LIMIT_BYTES: "16384",
+    RATE_LIMIT_USER_PER_MIN: "0",
+    RATE_LIMIT_CHANNEL_PER_MIN: "0",
+    RATE_LIMIT_READ_PER_MIN: "0",
+  });
 }, 60000);
 afterAll(() => server?.stop(), 60000);
 
