@@ -45,6 +45,10 @@ import { MembershipService } from "./features/membership/service.ts";
 import { pinsController } from "./features/pins/index.ts";
 import { PinService } from "./features/pins/service.ts";
 import { archiveController } from "./features/archive/index.ts";
+import { authMode } from "./config.ts";
+import { createAuthenticator } from "./http/auth/authenticator.ts";
+import { authentication, internalOnly } from "./http/auth/plugin.ts";
+import { SocketRegistry } from "./modules/ws/sockets.ts";
 
 export interface RunningApp {
   url: string;
@@ -99,11 +103,13 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     });
 
     let publish: (topic: string, data: string) => void = () => {};
+    const sockets = new SocketRegistry();
     const registry = new ChannelRegistry({
       sql: db.sql,
       matrix,
       events,
       log,
+      sockets,
       broadcast: (channelId: string, frame: ServerFrame) => publish(channelTopic(channelId), JSON.stringify(frame)),
       mailboxSize: config.ACTOR_MAILBOX_SIZE,
       idleMs: config.ACTOR_IDLE_MS,
@@ -122,8 +128,12 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log });
     stack.push("inbox", () => dispatcher.stop());
 
-    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS };
+    const auth = createAuthenticator(config);
+    warnAboutDevAuth(config, log);
+    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
     const app = new Elysia({ normalize: false })
+      .use(authentication(auth))
+      .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
@@ -200,6 +210,16 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** The embedded setup trusts headers; say so where operators look. */
+function warnAboutDevAuth(config: Config, log: Logger): void {
+  if (authMode(config) === "dev") {
+    log.warn("AUTH_MODE=dev: X-User-Id is trusted as the caller's identity, unverified. Never expose this service; set AUTH_MODE=jwt in production");
+  }
+  if (!config.INTERNAL_SERVICE_TOKEN) {
+    log.warn("INTERNAL_SERVICE_TOKEN is not set: /internal/* endpoints are open to anyone who can reach the service");
   }
 }
 

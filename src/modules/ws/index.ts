@@ -1,9 +1,9 @@
 import { Elysia } from "elysia";
 import { Value } from "@sinclair/typebox/value";
-import { callerFrom } from "../../http/identity.ts";
 import { AppError } from "../../errors.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { readableChannel } from "../access.ts";
+import { withIdentity } from "../../http/auth/scope.ts";
+import { authorizeSocket, socketIdentity } from "./auth.ts";
 import { setTyping } from "../../features/presence/commands.ts";
 import { ClientFrame, WsParams, WsQuery, channelTopic } from "./model.ts";
 
@@ -16,12 +16,13 @@ export const wsController = (deps: ServiceDeps) =>
   new Elysia({ name: "ws.controller" }).ws("/ws/messaging/:channel_id", {
     params: WsParams,
     query: WsQuery,
-    async beforeHandle({ params, query, headers }) {
-      const caller = callerFrom(headers["x-user-id"] ?? query.user_id);
-      await readableChannel(deps.sql, caller, params.channel_id);
+    async beforeHandle({ params, request, set }) {
+      const protocol = await authorizeSocket(deps, request, params.channel_id);
+      if (protocol) set.headers["sec-websocket-protocol"] = protocol;
     },
     open(ws) {
       ws.subscribe(channelTopic(ws.data.params.channel_id));
+      deps.sockets.add(ws.data.params.channel_id, socketIdentity(ws.data.request).caller, ws.raw);
     },
     async message(ws, message) {
       if (message === "ping") {
@@ -34,8 +35,8 @@ export const wsController = (deps: ServiceDeps) =>
         return;
       }
       try {
-        const caller = callerFrom(ws.data.headers["x-user-id"] ?? ws.data.query.user_id);
-        await setTyping(deps, caller, ws.data.params.channel_id, frame.typing, frame.timeout_ms);
+        const identity = socketIdentity(ws.data.request);
+        await withIdentity(identity, () => setTyping(deps, identity.caller, ws.data.params.channel_id, frame.typing, frame.timeout_ms));
       } catch (err) {
         const known = err instanceof AppError;
         ws.send(JSON.stringify({ type: "error", error: known ? err.code : "INTERNAL", message: known ? err.message : "the frame could not be handled" }));
@@ -43,6 +44,7 @@ export const wsController = (deps: ServiceDeps) =>
     },
     close(ws) {
       ws.unsubscribe(channelTopic(ws.data.params.channel_id));
+      deps.sockets.remove(ws.data.params.channel_id, socketIdentity(ws.data.request).caller, ws.raw);
     },
     detail: { summary: "Live channel events (message.created, member.joined, channel.updated, typing, read)", tags: ["realtime"] },
   });
