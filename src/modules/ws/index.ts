@@ -3,7 +3,7 @@ import { Value } from "@sinclair/typebox/value";
 import { AppError } from "../../errors.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { withIdentity } from "../../http/auth/scope.ts";
-import { authorizeSocket, socketIdentity } from "./auth.ts";
+import { authorizeSocket, recheckSocket, socketIdentity } from "./auth.ts";
 import { setTyping } from "../../features/presence/commands.ts";
 import { ClientFrame, WsParams, WsQuery, channelTopic } from "./model.ts";
 
@@ -23,6 +23,7 @@ export const wsController = (deps: ServiceDeps) =>
     open(ws) {
       ws.subscribe(channelTopic(ws.data.params.channel_id));
       deps.sockets.add(ws.data.params.channel_id, socketIdentity(ws.data.request).caller, ws.raw);
+      void recheckSocket(deps, ws.data.request, ws.data.params.channel_id);
     },
     async message(ws, message) {
       if (message === "ping") {
