@@ -48,6 +48,10 @@ import { MembershipService } from "./features/membership/service.ts";
 import { pinsController } from "./features/pins/index.ts";
 import { PinService } from "./features/pins/service.ts";
 import { archiveController } from "./features/archive/index.ts";
+import { authMode } from "./config.ts";
+import { createAuthenticator } from "./http/auth/authenticator.ts";
+import { authentication, internalOnly } from "./http/auth/plugin.ts";
+import { SocketRegistry } from "./modules/ws/sockets.ts";
 
 export interface RunningApp {
   url: string;
@@ -102,11 +106,13 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     });
 
     const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
+    const sockets = new SocketRegistry();
     const registry = new ChannelRegistry({
       sql: db.sql,
       matrix,
       events,
       log,
+      sockets,
       // Every frame says which point of the channel it belongs to: a message frame its message's
       // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
       broadcast: (channelId: string, frame: ServerFrame) =>
@@ -129,13 +135,17 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log });
     stack.push("inbox", () => dispatcher.stop());
 
-    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS };
+    const auth = createAuthenticator(config);
+    warnAboutDevAuth(config, log);
+    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
     const app = new Elysia({
       normalize: false,
       // The fan-out cuts a slow subscriber off at WS_BACKPRESSURE_LIMIT_BYTES; Bun's own limit,
       // which drops frames, must stay out of its way.
       websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
     })
+      .use(authentication(auth))
+      .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
@@ -213,6 +223,16 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
   } catch (err) {
     await stop();
     throw err;
+  }
+}
+
+/** The embedded setup trusts headers; say so where operators look. */
+function warnAboutDevAuth(config: Config, log: Logger): void {
+  if (authMode(config) === "dev") {
+    log.warn("AUTH_MODE=dev: X-User-Id is trusted as the caller's identity, unverified. Never expose this service; set AUTH_MODE=jwt in production");
+  }
+  if (!config.INTERNAL_SERVICE_TOKEN) {
+    log.warn("INTERNAL_SERVICE_TOKEN is not set: /internal/* endpoints are open to anyone who can reach the service");
   }
 }
 

@@ -40,9 +40,28 @@ export const ConfigSchema = t.Object({
   RATE_LIMIT_READ_PER_MIN: t.Integer({ minimum: 0, default: 3000 }),
   RATE_LIMIT_READ_BURST: t.Integer({ minimum: 1, default: 600 }),
   WS_MAX_FRAMES_PER_SEC: t.Integer({ minimum: 0, default: 20 }),
+  NODE_ENV: t.Optional(t.String()),
+  /** dev: X-User-Id is trusted (embedded setup); jwt: a verified Bearer token is required. */
+  AUTH_MODE: t.Optional(t.Union([t.Literal("dev"), t.Literal("jwt")])),
+  JWT_SECRET: t.Optional(t.String({ minLength: 32 })),
+  JWT_JWKS_URL: t.Optional(t.String({ pattern: "^https?://" })),
+  JWT_ISSUER: t.Optional(t.String({ minLength: 1 })),
+  JWT_AUDIENCE: t.Optional(t.String({ minLength: 1 })),
+  JWT_CLOCK_SKEW_S: t.Integer({ minimum: 0, maximum: 600, default: 30 }),
+  INTERNAL_SERVICE_TOKEN: t.Optional(t.String({ minLength: 16 })),
 });
 
 export type Config = Static<typeof ConfigSchema>;
+
+/** AUTH_MODE resolved: jwt when NODE_ENV=production and nothing else was said. */
+export function authMode(config: Config): "dev" | "jwt" {
+  return config.AUTH_MODE ?? (config.NODE_ENV === "production" ? "jwt" : "dev");
+}
+
+/** Production: AUTH_MODE=jwt or NODE_ENV=production. Secrets must then be real. */
+export function isProduction(config: Config): boolean {
+  return authMode(config) === "jwt" || config.NODE_ENV === "production";
+}
 
 export class ConfigError extends Error {}
 
@@ -78,10 +97,46 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (config.MATRIX_EVENTS_MODE === "push" && !config.MATRIX_HS_TOKEN) {
     throw new ConfigError("invalid environment variable MATRIX_HS_TOKEN: required when MATRIX_EVENTS_MODE=push");
   }
+  checkAuth(config);
   if (!LogLevel.anyOf.some((l) => l.const === config.LOG_LEVEL)) {
     throw new ConfigError(
       `invalid environment variable LOG_LEVEL=${JSON.stringify(config.LOG_LEVEL)}: expected one of fatal, error, warn, info, debug, trace, silent`,
     );
   }
   return config;
+}
+
+/** Values copied from examples, which must never guard a production service. */
+const PLACEHOLDER_SECRETS = /^(change-?me|changeit|secret|password|default|test|dev|example|token|x+)$/i;
+const PRODUCTION_SECRET_MIN = 32;
+
+function requireSecret(name: string, value: string | undefined, why: string): void {
+  if (!value) throw new ConfigError(`invalid environment variable ${name}: required ${why}`);
+  if (value.length < PRODUCTION_SECRET_MIN || PLACEHOLDER_SECRETS.test(value)) {
+    throw new ConfigError(`invalid environment variable ${name}: a default or short value is refused ${why} (use at least ${PRODUCTION_SECRET_MIN} random characters)`);
+  }
+}
+
+/** In production the service refuses to start with anything that would let a caller pick their identity. */
+function checkAuth(config: Config): void {
+  const mode = authMode(config);
+  if (config.NODE_ENV === "production" && mode === "dev") {
+    throw new ConfigError("invalid environment variable AUTH_MODE=\"dev\": X-User-Id identity is not allowed when NODE_ENV=production");
+  }
+  if (mode === "jwt") {
+    if (!config.JWT_SECRET && !config.JWT_JWKS_URL) {
+      throw new ConfigError("invalid environment variable JWT_SECRET: JWT_SECRET (HS256) or JWT_JWKS_URL (RS256/ES256) is required when AUTH_MODE=jwt");
+    }
+    if (config.JWT_SECRET && config.JWT_JWKS_URL) {
+      throw new ConfigError("invalid environment variable JWT_JWKS_URL: set JWT_SECRET or JWT_JWKS_URL, not both");
+    }
+    if (!config.JWT_ISSUER) throw new ConfigError("invalid environment variable JWT_ISSUER: required when AUTH_MODE=jwt");
+    if (!config.JWT_AUDIENCE) throw new ConfigError("invalid environment variable JWT_AUDIENCE: required when AUTH_MODE=jwt");
+  }
+  if (!isProduction(config)) return;
+  const why = "in production (AUTH_MODE=jwt or NODE_ENV=production)";
+  requireSecret("INTERNAL_SERVICE_TOKEN", config.INTERNAL_SERVICE_TOKEN, why);
+  if (config.JWT_SECRET) requireSecret("JWT_SECRET", config.JWT_SECRET, why);
+  if (config.MATRIX_HOMESERVER_URL) requireSecret("MATRIX_AS_TOKEN", config.MATRIX_AS_TOKEN, why);
+  if (config.MATRIX_EVENTS_MODE === "push") requireSecret("MATRIX_HS_TOKEN", config.MATRIX_HS_TOKEN, why);
 }

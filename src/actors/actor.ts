@@ -28,6 +28,7 @@ import { toMemberView } from "../modules/members/model.ts";
 import { toChannelView } from "../modules/channels/model.ts";
 import { mediaFromContent } from "../features/files/media.ts";
 import type { ServerFrame } from "../modules/ws/model.ts";
+import type { SocketRegistry } from "../modules/ws/sockets.ts";
 import { announceRemoval } from "../features/membership/commands.ts";
 import { setUserPower } from "../features/membership/power.ts";
 
@@ -39,6 +40,8 @@ export interface ActorDeps {
   log: Logger;
   mailboxSize: number;
   idleMs: number;
+  /** Open channel sockets by member, ended when the member loses the read right. */
+  sockets?: SocketRegistry;
 }
 
 export interface SendCommand {
@@ -700,6 +703,9 @@ export class ChannelActor {
     const matrixId = this.matrixId(memberId);
     await this.matrixCall(async () => {
       await matrix.ensureUser(matrixId);
+      // A microdao channel's room is invite-only in Matrix; the creator's account (power 100)
+      // lets in the microDAO member whom access.ts allowed to write.
+      if (this.channel!.visibility !== "public") await matrix.invite(this.room, this.matrixId(this.channel!.created_by), matrixId);
       await matrix.join(this.room, matrixId);
     });
     const member = await sql.begin(async (tx) => {

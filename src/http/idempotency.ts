@@ -1,3 +1,4 @@
+import { optionalCaller } from "./identity.ts";
 import { Elysia } from "elysia";
 import { createHash } from "node:crypto";
 import type { Sql } from "../store/db.ts";
@@ -47,7 +48,8 @@ export const idempotency = (sql: Sql) => {
       if (!KEY_PATTERN.test(key)) {
         throw new AppError(400, "INVALID_IDEMPOTENCY_KEY", "Idempotency-Key must be 1 to 255 printable ASCII characters");
       }
-      const scope = `${headers["x-user-id"] ?? "-"} ${new URL(request.url).pathname} ${key}`;
+      // Scoped by the authenticated caller (never a header a caller could pick in jwt mode).
+      const scope = `${(await optionalCaller(request)) ?? "-"} ${new URL(request.url).pathname} ${key}`;
       const hash = hashRequest(body);
       if (Math.random() < 0.01) await sql`delete from idempotency_keys where created_at < now() - ${RETENTION}::interval`;
       const [claimed] = await sql`

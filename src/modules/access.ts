@@ -3,33 +3,42 @@ import type { ChannelRow, MemberRow } from "../store/rows.ts";
 import { findChannel } from "../store/channels.ts";
 import { findMember } from "../store/members.ts";
 import { channelArchived, forbidden, notFound } from "../errors.ts";
+import { callerMicrodaos } from "../http/auth/scope.ts";
 
 export interface ChannelAccess {
   channel: ChannelRow;
   member: MemberRow | null;
+  /** The caller's token lists the channel's microDAO (AUTH_MODE=jwt, `microdaos` claim). */
+  inMicrodao: boolean;
 }
 
 /**
- * The channel as the caller may see it. Public channels are readable by anyone; microdao and
- * private channels only by current members with can_read, and to anyone else they do not
- * exist (404, not 403), so their existence does not leak.
+ * The channel as the caller may see it. Public channels are readable by anyone; microdao
+ * channels by current members with can_read and by members of the microDAO (as their token
+ * says); private channels only by current members with can_read. To anyone else they do not
+ * exist (404, not 403), so their existence does not leak. A member of a microdao channel whose
+ * can_read was taken away stays out, microDAO or not.
  */
 export async function readableChannel(sql: Sql, callerId: string, channelId: string): Promise<ChannelAccess> {
   const channel = await findChannel(sql, channelId);
   if (!channel) throw notFound("channel");
   const member = await findMember(sql, channelId, callerId);
-  if (channel.visibility !== "public" && !member?.can_read) throw notFound("channel");
-  return { channel, member };
+  const inMicrodao = callerMicrodaos().includes(channel.microdao_id);
+  // A membership whose can_read was taken away outweighs the microDAO claim.
+  const readable = channel.visibility === "public" || (member ? member.can_read : channel.visibility === "microdao" && inMicrodao);
+  if (!readable) throw notFound("channel");
+  return { channel, member, inMicrodao };
 }
 
-/** Whether the caller may write; on a public channel a user's first write joins them. */
-export function writeRight({ channel, member }: ChannelAccess, callerId: string): { joinFirst: boolean } {
+/** Whether the caller may write; on a public channel (or a microdao channel of theirs) a user's first write joins them. */
+export function writeRight({ channel, member, inMicrodao }: ChannelAccess, callerId: string): { joinFirst: boolean } {
   requireNotArchived(channel);
   if (member) {
     if (!member.can_write) throw forbidden("you may not write in this channel");
     return { joinFirst: false };
   }
-  if (channel.visibility === "public" && callerId.startsWith("user:")) return { joinFirst: true };
+  const open = channel.visibility === "public" || (channel.visibility === "microdao" && inMicrodao);
+  if (open && callerId.startsWith("user:")) return { joinFirst: true };
   throw forbidden("only members may write in this channel");
 }
 

@@ -18,20 +18,25 @@ export async function slugTaken(sql: Sql, slug: string, microdaoId: string): Pro
   return Boolean(row);
 }
 
-/** Channels the caller may see: public ones, and those they are a current member of. */
+/**
+ * Channels the caller may see (the rule of readableChannel): public ones, those they are a
+ * current member of with can_read, and, where they are no member, the microdao channels of the
+ * microDAOs their token lists.
+ */
 export async function listVisibleChannels(
   sql: Sql,
   callerId: string,
   microdaoId: string | null,
   includeArchived = false,
+  callerMicrodaos: readonly string[] = [],
 ): Promise<ChannelRow[]> {
   return sql<ChannelRow[]>`
     select c.* from channels c
+    left join channel_members m on m.channel_id = c.id and m.member_id = ${callerId} and m.left_at is null
     where (${includeArchived} or c.archived_at is null)
       and (${microdaoId}::text is null or c.microdao_id = ${microdaoId})
-      and (c.visibility = 'public' or exists (
-        select 1 from channel_members m
-        where m.channel_id = c.id and m.member_id = ${callerId} and m.left_at is null and m.can_read))
+      and (c.visibility = 'public' or m.can_read
+           or (m.id is null and c.visibility = 'microdao' and c.microdao_id = any(${sql.array([...callerMicrodaos])}::text[])))
     order by c.created_at desc, c.id`;
 }
 

@@ -10,7 +10,7 @@ export interface TestServer {
   app: RunningApp;
   url: string;
   wsUrl: string;
-  /** fetch against the server, with X-User-Id set when `as` is given. */
+  /** fetch against the server, with X-User-Id (or, with opts.token, a Bearer token) set when `as` is given. */
   api(path: string, init?: RequestInit & { as?: string; json?: unknown }): Promise<ApiResponse>;
   stop(): Promise<void>;
 }
@@ -21,7 +21,11 @@ export interface TestServer {
  */
 export async function startTestServer(
   env: Record<string, string> = {},
-  opts: { wrapMatrix?: (m: MatrixBackend) => MatrixBackend } = {},
+  opts: {
+    wrapMatrix?: (m: MatrixBackend) => MatrixBackend;
+    /** JWT mode (with jwtTestEnv() from ./jwt.ts): `as` becomes `Authorization: Bearer <token(as)>`. */
+    token?: (callerId: string) => Promise<string>;
+  } = {},
 ): Promise<TestServer> {
   // A suite that names its own database (to restart on it) keeps it; otherwise each server
   // gets a fresh one.
@@ -43,9 +47,10 @@ export async function startTestServer(
     app,
     url,
     wsUrl: url.replace(/^http/, "ws"),
-    api(path, init = {}) {
+    async api(path, init = {}) {
       const headers = new Headers(init.headers);
-      if (init.as) headers.set("x-user-id", init.as);
+      if (init.as && opts.token) headers.set("authorization", `Bearer ${await opts.token(init.as)}`);
+      else if (init.as) headers.set("x-user-id", init.as);
       let body = init.body;
       if (init.json !== undefined) {
         headers.set("content-type", "application/json");

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { ChannelIdParams, ChannelView, toChannelView } from "../../modules/channels/model.ts";
 import type { ServiceDeps } from "../../modules/deps.ts";
@@ -9,8 +9,8 @@ import { archiveChannel } from "./commands.ts";
 export const archiveController = (deps: ServiceDeps) =>
   new Elysia({ name: "archive.controller", prefix: "/api/messaging/channels" }).delete(
     "/:id",
-    async ({ headers, params }) => {
-      const callerId = callerFrom(headers["x-user-id"]);
+    async ({ request, headers, params }) => {
+      const callerId = await authenticate(request);
       // requireAdmin also answers 410 for a channel archived already.
       requireAdmin(await readableChannel(deps.sql, callerId, params.id));
       return toChannelView(await archiveChannel(deps, { channelId: params.id, callerId }));

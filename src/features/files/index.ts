@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { AppError } from "../../errors.ts";
 import { toMessageView } from "../../modules/messages/view.ts";
@@ -24,8 +24,8 @@ export const filesController = (files: FileService) =>
   new Elysia({ name: "files.controller", prefix: "/api/messaging/channels" })
     .post(
       "/:id/files",
-      async ({ headers, params, body, set }) => {
-        const caller = callerFrom(headers["x-user-id"]);
+      async ({ request, headers, params, body, set }) => {
+        const caller = await authenticate(request);
         if (!(body.file instanceof Blob)) {
           throw new AppError(400, "FILE_REQUIRED", "send the file as multipart/form-data in the field 'file'");
         }
@@ -43,7 +43,7 @@ export const filesController = (files: FileService) =>
         // not after the whole body has been buffered.
         parse: async ({ request }) => {
           // No identity, no reading of the body.
-          callerFrom(request.headers.get("x-user-id"));
+          await authenticate(request);
           return parseBoundedForm(request, files.maxUploadBytes);
         },
         headers: IdentityHeaders,
@@ -68,7 +68,7 @@ export const filesController = (files: FileService) =>
     )
     .get(
       "/:id/messages/:message_id/file",
-      ({ headers, params }) => files.download(callerFrom(headers["x-user-id"]), params.id, params.message_id),
+      async ({ request, headers, params }) => files.download(await authenticate(request), params.id, params.message_id),
       {
         headers: IdentityHeaders,
         params: MessageParams,

@@ -42,10 +42,14 @@ export function removeMember(
   });
 }
 
-/** member.left on the WebSocket, and messaging.member.left or .kicked on NATS. */
+/**
+ * member.left on the WebSocket, and messaging.member.left or .kicked on NATS. The member's own
+ * sockets get that frame last, then are closed: they no longer may read.
+ */
 export function announceRemoval(ctx: ActorContext, member: MemberRow, kickedBy: string | null, via: "api" | "matrix"): void {
   const at = member.left_at?.getTime() ?? Date.now();
   ctx.deps.broadcast(ctx.channelId, kickedBy ? { type: "member.left", member: toMemberView(member), kicked_by: kickedBy } : { type: "member.left", member: toMemberView(member) });
+  ctx.deps.sockets?.revoke(ctx.channelId, member.member_id, kickedBy ? "kicked" : "left");
   if (kickedBy) {
     ctx.deps.events.publish(Subjects.memberKicked, {
       event_id: `member.kicked:${member.id}:${at}`,
@@ -116,6 +120,7 @@ export async function applyRights(
     return row;
   });
   ctx.deps.broadcast(ctx.channelId, { type: "member.updated", member: toMemberView(updated), updated_by: actorId });
+  if (target.can_read && !updated.can_read) ctx.deps.sockets?.revoke(ctx.channelId, updated.member_id, "can_read revoked");
   ctx.deps.events.publish(Subjects.memberUpdated, {
     event_id: `member.updated:${updated.id}:${Bun.randomUUIDv7()}`,
     channel_id: ctx.channelId,

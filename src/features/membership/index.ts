@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { ChannelIdParams } from "../../modules/channels/model.ts";
 import { MemberView, toMemberView } from "../../modules/members/model.ts";
@@ -10,8 +10,8 @@ export const membershipController = (membership: MembershipService) =>
   new Elysia({ name: "membership.controller", prefix: "/api/messaging/channels" })
     .delete(
       "/:id/members/:member_id",
-      async ({ headers, params, query }) => {
-        const { row, kicked } = await membership.remove(callerFrom(headers["x-user-id"]), params.id, params.member_id, query.reason ?? null);
+      async ({ request, headers, params, query }) => {
+        const { row, kicked } = await membership.remove(await authenticate(request), params.id, params.member_id, query.reason ?? null);
         return { channel_id: row.channel_id, member_id: row.member_id, status: kicked ? ("kicked" as const) : ("left" as const), left_at: row.left_at!.toISOString() };
       },
       {
@@ -27,7 +27,7 @@ export const membershipController = (membership: MembershipService) =>
     )
     .patch(
       "/:id/members/:member_id",
-      async ({ headers, params, body }) => toMemberView(await membership.update(callerFrom(headers["x-user-id"]), params.id, params.member_id, body)),
+      async ({ request, headers, params, body }) => toMemberView(await membership.update(await authenticate(request), params.id, params.member_id, body)),
       {
         headers: IdentityHeaders,
         params: MemberParams,
@@ -41,8 +41,8 @@ export const membershipController = (membership: MembershipService) =>
     )
     .get(
       "/:id/events",
-      async ({ headers, params, query, set }) => {
-        const page = await membership.events(callerFrom(headers["x-user-id"]), params.id, {
+      async ({ request, headers, params, query, set }) => {
+        const page = await membership.events(await authenticate(request), params.id, {
           limit: query.limit ?? 50,
           cursor: query.cursor ?? null,
           type: query.type ?? null,

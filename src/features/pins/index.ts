@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { ChannelIdParams } from "../../modules/channels/model.ts";
 import type { PinService } from "./service.ts";
@@ -9,7 +9,7 @@ export const pinsController = (pins: PinService) =>
   new Elysia({ name: "pins.controller", prefix: "/api/messaging/channels" })
     .get(
       "/:id/pins",
-      async ({ headers, params }) => (await pins.list(callerFrom(headers["x-user-id"]), params.id)).map((p) => toPinView(p.pin, p.message)),
+      async ({ request, headers, params }) => (await pins.list(await authenticate(request), params.id)).map((p) => toPinView(p.pin, p.message)),
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,
@@ -19,8 +19,8 @@ export const pinsController = (pins: PinService) =>
     )
     .post(
       "/:id/pins",
-      async ({ headers, params, body, set }) => {
-        const { pin, message } = await pins.pin(callerFrom(headers["x-user-id"]), params.id, body.message_id);
+      async ({ request, headers, params, body, set }) => {
+        const { pin, message } = await pins.pin(await authenticate(request), params.id, body.message_id);
         set.status = 201;
         return toPinView(pin, message);
       },
@@ -34,8 +34,8 @@ export const pinsController = (pins: PinService) =>
     )
     .delete(
       "/:id/pins/:message_id",
-      async ({ headers, params, set }) => {
-        await pins.unpin(callerFrom(headers["x-user-id"]), params.id, params.message_id);
+      async ({ request, headers, params, set }) => {
+        await pins.unpin(await authenticate(request), params.id, params.message_id);
         set.status = 204;
       },
       {

@@ -1,5 +1,5 @@
 import { Elysia } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { ChannelIdParams } from "../../modules/channels/model.ts";
 import type { ServiceDeps } from "../../modules/deps.ts";
@@ -10,8 +10,8 @@ export const presenceController = (deps: ServiceDeps) =>
   new Elysia({ name: "presence.controller", prefix: "/api/messaging/channels" })
     .post(
       "/:id/typing",
-      async ({ headers, params, body }) => ({
-        user_ids: await setTyping(deps, callerFrom(headers["x-user-id"]), params.id, body.typing, body.timeout_ms),
+      async ({ request, headers, params, body }) => ({
+        user_ids: await setTyping(deps, await authenticate(request), params.id, body.typing, body.timeout_ms),
       }),
       {
         headers: IdentityHeaders,
@@ -27,7 +27,7 @@ export const presenceController = (deps: ServiceDeps) =>
     )
     .post(
       "/:id/read",
-      async ({ headers, params, body }) => markChannelRead(deps, callerFrom(headers["x-user-id"]), params.id, body.message_id),
+      async ({ request, headers, params, body }) => markChannelRead(deps, await authenticate(request), params.id, body.message_id),
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,

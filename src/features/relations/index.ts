@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { MessageParams, MessageView } from "../../modules/messages/model.ts";
 import type { RelationsService } from "./service.ts";
@@ -11,7 +11,7 @@ export const relationsController = (relations: RelationsService) =>
   new Elysia({ name: "relations.controller", prefix: "/api/messaging/channels" })
     .post(
       "/:id/messages/:message_id/reactions",
-      ({ headers, params, body }) => relations.react(callerFrom(headers["x-user-id"]), params.id, params.message_id, body.emoji),
+      async ({ request, headers, params, body }) => relations.react(await authenticate(request), params.id, params.message_id, body.emoji),
       {
         headers: IdentityHeaders,
         params: MessageParams,
@@ -25,7 +25,7 @@ export const relationsController = (relations: RelationsService) =>
     )
     .delete(
       "/:id/messages/:message_id/reactions",
-      ({ headers, params, query }) => relations.unreact(callerFrom(headers["x-user-id"]), params.id, params.message_id, query.emoji),
+      async ({ request, headers, params, query }) => relations.unreact(await authenticate(request), params.id, params.message_id, query.emoji),
       {
         headers: IdentityHeaders,
         params: MessageParams,
@@ -39,7 +39,7 @@ export const relationsController = (relations: RelationsService) =>
     )
     .patch(
       "/:id/messages/:message_id",
-      ({ headers, params, body }) => relations.edit(callerFrom(headers["x-user-id"]), params.id, params.message_id, body),
+      async ({ request, headers, params, body }) => relations.edit(await authenticate(request), params.id, params.message_id, body),
       {
         headers: IdentityHeaders,
         params: MessageParams,
@@ -50,7 +50,7 @@ export const relationsController = (relations: RelationsService) =>
     )
     .delete(
       "/:id/messages/:message_id",
-      ({ headers, params }) => relations.remove(callerFrom(headers["x-user-id"]), params.id, params.message_id),
+      async ({ request, headers, params }) => relations.remove(await authenticate(request), params.id, params.message_id),
       {
         headers: IdentityHeaders,
         params: MessageParams,
@@ -63,7 +63,7 @@ export const relationsController = (relations: RelationsService) =>
     )
     .get(
       "/:id/messages/:message_id/edits",
-      ({ headers, params }) => relations.edits(callerFrom(headers["x-user-id"]), params.id, params.message_id),
+      async ({ request, headers, params }) => relations.edits(await authenticate(request), params.id, params.message_id),
       {
         headers: IdentityHeaders,
         params: MessageParams,

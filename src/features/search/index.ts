@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { toMessageView } from "../../modules/messages/view.ts";
 import type { SearchService } from "./service.ts";
@@ -8,8 +8,8 @@ import { SearchHit, SearchQuery } from "./model.ts";
 export const searchController = (search: SearchService) =>
   new Elysia({ name: "search.controller", prefix: "/api/messaging" }).get(
     "/search",
-    async ({ headers, query, set }) => {
-      const page = await search.search(callerFrom(headers["x-user-id"]), {
+    async ({ request, headers, query, set }) => {
+      const page = await search.search(await authenticate(request), {
         q: query.q,
         channelId: query.channel_id ?? null,
         senderId: query.sender_id ?? null,

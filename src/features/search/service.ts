@@ -2,6 +2,7 @@ import type { ServiceDeps } from "../../modules/deps.ts";
 import { readableChannel } from "../../modules/access.ts";
 import { threadStats, type ThreadStats } from "../../store/messages.ts";
 import { searchMessages, type RankedRow } from "./store.ts";
+import { callerMicrodaos } from "../../http/auth/scope.ts";
 
 export interface SearchPage {
   hits: RankedRow[];
@@ -21,6 +22,7 @@ export class SearchService {
     if (opts.channelId) await readableChannel(this.deps.sql, callerId, opts.channelId);
     const hits = await searchMessages(this.deps.sql, {
       callerId,
+      callerMicrodaos: callerMicrodaos(),
       query: opts.q,
       channelId: opts.channelId,
       senderId: opts.senderId,

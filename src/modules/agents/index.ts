@@ -1,6 +1,6 @@
 import { Elysia } from "elysia";
 import { ErrorBody } from "../../http/errors.ts";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ChannelIdParams } from "../channels/model.ts";
 import { toMessageView } from "../messages/view.ts";
 import type { AgentService } from "./service.ts";
@@ -10,9 +10,11 @@ export const agentsController = (agents: AgentService) =>
   new Elysia({ name: "agents.controller", prefix: "/internal" })
     .post(
       "/agents/:agent_id/post-to-channel",
-      async ({ params, headers, body, set }) => {
+      async ({ request, params, body, set }) => {
         const agentId = params.agent_id.startsWith("agent:") ? params.agent_id : `agent:${params.agent_id}`;
-        const caller = headers["x-user-id"] ? callerFrom(headers["x-user-id"]) : null;
+        // The acting user is optional: a service may post on an agent's behalf alone.
+        const namesCaller = request.headers.has("x-user-id") || request.headers.has("authorization");
+        const caller = namesCaller ? await authenticate(request) : null;
         const { row, confirmed } = await agents.post(agentId, caller, body.channel_id, body.text);
         if (!confirmed) set.status = 202;
         return { status: confirmed ? ("posted" as const) : ("pending" as const), message_id: row.id, message: toMessageView(row) };

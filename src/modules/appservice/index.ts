@@ -1,17 +1,11 @@
 import { Elysia, t } from "elysia";
-import { timingSafeEqual } from "node:crypto";
 import type { Sql } from "../../store/db.ts";
 import type { InboxDispatcher } from "../../matrix/dispatcher.ts";
 import { storePushTransaction } from "../../matrix/inbox.ts";
 import type { MatrixEvent } from "../../matrix/port.ts";
 import { MatrixErrorBody, PushTransactionBody, TxnParams } from "./model.ts";
 import { MatrixApiError } from "../../errors.ts";
-
-function sameToken(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
+import { sameSecret } from "../../http/auth/secrets.ts";
 
 /**
  * The application-service API the homeserver pushes to. Errors here use Matrix's
@@ -24,7 +18,7 @@ export const appserviceController = (deps: { sql: Sql; hsToken: string | undefin
       const auth = headers.authorization;
       const given = auth?.startsWith("Bearer ") ? auth.slice(7) : (query as Record<string, string | undefined>).access_token;
       if (!given) throw new MatrixApiError(401, "M_UNAUTHORIZED", "missing hs_token");
-      if (!deps.hsToken || !sameToken(given, deps.hsToken)) throw new MatrixApiError(403, "M_FORBIDDEN", "bad hs_token");
+      if (!deps.hsToken || !sameSecret(given, deps.hsToken)) throw new MatrixApiError(403, "M_FORBIDDEN", "bad hs_token");
     })
     .put(
       "/transactions/:txnId",

@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import type { ChannelService } from "./service.ts";
 import {
@@ -15,8 +15,8 @@ export const channelsController = (channels: ChannelService) =>
   new Elysia({ name: "channels.controller", prefix: "/api/messaging/channels", detail: { tags: ["channels"] } })
     .get(
       "/",
-      async ({ headers, query }) => {
-        const caller = callerFrom(headers["x-user-id"]);
+      async ({ request, headers, query }) => {
+        const caller = await authenticate(request);
         const rows = await channels.list(caller, query.microdao_id ?? null, query.include_archived ?? false);
         const unread = await channels.unreadCounts(caller, rows.map((r) => r.id));
         return rows.map((r) => ({ ...toChannelView(r), unread_count: unread.get(r.id) ?? 0 }));
@@ -30,8 +30,8 @@ export const channelsController = (channels: ChannelService) =>
     )
     .post(
       "/",
-      async ({ headers, body, set }) => {
-        const row = await channels.create(callerFrom(headers["x-user-id"]), body);
+      async ({ request, headers, body, set }) => {
+        const row = await channels.create(await authenticate(request), body);
         set.status = 201;
         return toChannelView(row);
       },
@@ -44,7 +44,7 @@ export const channelsController = (channels: ChannelService) =>
     )
     .get(
       "/:id",
-      async ({ headers, params }) => toChannelView(await channels.get(callerFrom(headers["x-user-id"]), params.id)),
+      async ({ request, headers, params }) => toChannelView(await channels.get(await authenticate(request), params.id)),
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,
@@ -54,8 +54,8 @@ export const channelsController = (channels: ChannelService) =>
     )
     .patch(
       "/:id",
-      async ({ headers, params, body }) =>
-        toChannelView(await channels.update(callerFrom(headers["x-user-id"]), params.id, body)),
+      async ({ request, headers, params, body }) =>
+        toChannelView(await channels.update(await authenticate(request), params.id, body)),
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,

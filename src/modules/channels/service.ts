@@ -7,6 +7,7 @@ import { MatrixError } from "../../matrix/port.ts";
 import { Subjects } from "../../events/model.ts";
 import { AppError, conflict } from "../../errors.ts";
 import { readableChannel, requireAdmin } from "../access.ts";
+import { callerMicrodaos } from "../../http/auth/scope.ts";
 import type { CreateChannelBody } from "./model.ts";
 import { unreadCounts } from "../../features/presence/store.ts";
 
@@ -14,7 +15,7 @@ export class ChannelService {
   constructor(private readonly deps: ServiceDeps) {}
 
   list(callerId: string, microdaoId: string | null, includeArchived = false): Promise<ChannelRow[]> {
-    return listVisibleChannels(this.deps.sql, callerId, microdaoId, includeArchived);
+    return listVisibleChannels(this.deps.sql, callerId, microdaoId, includeArchived, callerMicrodaos());
   }
 
   /** The caller's unread messages per channel (see features/presence). */

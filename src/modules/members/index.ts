@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { ChannelIdParams } from "../channels/model.ts";
 import type { MemberService } from "./service.ts";
@@ -9,7 +9,7 @@ export const membersController = (members: MemberService) =>
   new Elysia({ name: "members.controller", prefix: "/api/messaging/channels" })
     .get(
       "/:id/members",
-      async ({ headers, params }) => (await members.list(callerFrom(headers["x-user-id"]), params.id)).map(toMemberView),
+      async ({ request, headers, params }) => (await members.list(await authenticate(request), params.id)).map(toMemberView),
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,
@@ -19,8 +19,8 @@ export const membersController = (members: MemberService) =>
     )
     .post(
       "/:id/members",
-      async ({ headers, params, body, set }) => {
-        const result = await members.invite(callerFrom(headers["x-user-id"]), params.id, body);
+      async ({ request, headers, params, body, set }) => {
+        const result = await members.invite(await authenticate(request), params.id, body);
         if ("status" in result) {
           set.status = 202;
           return result;

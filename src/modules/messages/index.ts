@@ -1,5 +1,5 @@
 import { Elysia, t } from "elysia";
-import { callerFrom, IdentityHeaders } from "../../http/identity.ts";
+import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { idempotentId } from "../../http/idempotency.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import type { MessageService } from "./service.ts";
@@ -10,8 +10,8 @@ export const messagesController = (messages: MessageService) =>
   new Elysia({ name: "messages.controller", prefix: "/api/messaging/channels" })
     .get(
       "/:id/messages",
-      async ({ headers, params, query, set }) => {
-        const page = await messages.list(callerFrom(headers["x-user-id"]), params.id, {
+      async ({ request, headers, params, query, set }) => {
+        const page = await messages.list(await authenticate(request), params.id, {
           limit: query.limit ?? 50,
           cursor: query.cursor ?? null,
           before: query.before ? new Date(query.before) : null,
@@ -34,8 +34,8 @@ export const messagesController = (messages: MessageService) =>
     )
     .get(
       "/:id/messages/:message_id/thread",
-      async ({ headers, params, query, set }) => {
-        const page = await messages.thread(callerFrom(headers["x-user-id"]), params.id, params.message_id, {
+      async ({ request, headers, params, query, set }) => {
+        const page = await messages.thread(await authenticate(request), params.id, params.message_id, {
           limit: query.limit ?? 50,
           cursor: query.cursor ?? null,
           before: query.before ? new Date(query.before) : null,
@@ -56,8 +56,8 @@ export const messagesController = (messages: MessageService) =>
     )
     .post(
       "/:id/messages",
-      async ({ headers, params, body, set }) => {
-        const caller = callerFrom(headers["x-user-id"]);
+      async ({ request, headers, params, body, set }) => {
+        const caller = await authenticate(request);
         const key = headers["idempotency-key"];
         const id = key ? idempotentId(caller, `/api/messaging/channels/${params.id}/messages`, key) : undefined;
         const { row, confirmed } = await messages.send(caller, params.id, body, id);
@@ -79,8 +79,8 @@ export const messagesController = (messages: MessageService) =>
     )
     .get(
       "/:id/messages/:message_id",
-      async ({ headers, params }) => {
-        const { row, content, thread, reactions } = await messages.get(callerFrom(headers["x-user-id"]), params.id, params.message_id);
+      async ({ request, headers, params }) => {
+        const { row, content, thread, reactions } = await messages.get(await authenticate(request), params.id, params.message_id);
         return { ...toMessageView(row, thread, reactions), content };
       },
       {

@@ -1,9 +1,9 @@
 import { Elysia } from "elysia";
 import { Value } from "@sinclair/typebox/value";
-import { callerFrom } from "../../http/identity.ts";
 import { AppError } from "../../errors.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { readableChannel } from "../access.ts";
+import { withIdentity } from "../../http/auth/scope.ts";
+import { authorizeSocket, recheckSocket, socketIdentity } from "./auth.ts";
 import { setTyping } from "../../features/presence/commands.ts";
 import { replayThenSubscribe, socketDrained, replaySocket, type ReplaySocket } from "../../features/resume/replay.ts";
 import { lastSeq } from "../../store/messages.ts";
@@ -39,14 +39,17 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
   return new Elysia({ name: "ws.controller" }).ws("/ws/messaging/:channel_id", {
     params: WsParams,
     query: WsQuery,
-    async beforeHandle({ params, query, headers }) {
-      const caller = callerFrom(headers["x-user-id"] ?? query.user_id);
-      await readableChannel(deps.sql, caller, params.channel_id);
+    async beforeHandle({ params, query, request, set }) {
+      const protocol = await authorizeSocket(deps, request, params.channel_id);
+      if (protocol) set.headers["sec-websocket-protocol"] = protocol;
       if (query.since_seq !== undefined) await checkSinceSeq(deps, params.channel_id, parseSinceSeq(query.since_seq));
     },
     async open(ws) {
       const channelId = ws.data.params.channel_id;
       const since = ws.data.query.since_seq;
+      // Registered by member, so a kick or a lost read right closes it (4403).
+      deps.sockets.add(channelId, socketIdentity(ws.data.request).caller, ws.raw);
+      void recheckSocket(deps, ws.data.request, channelId);
       if (since === undefined) fanout.subscribe(channelId, replaySocket(ws.raw));
       else await resume(replaySocket(ws.raw), channelId, parseSinceSeq(since));
     },
@@ -77,8 +80,8 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
           await resume(replaySocket(ws.raw), channelId, frame.since_seq);
           return;
         }
-        const caller = callerFrom(ws.data.headers["x-user-id"] ?? ws.data.query.user_id);
-        await setTyping(deps, caller, channelId, frame.typing, frame.timeout_ms);
+        const identity = socketIdentity(ws.data.request);
+        await withIdentity(identity, () => setTyping(deps, identity.caller, channelId, frame.typing, frame.timeout_ms));
       } catch (err) {
         const known = err instanceof AppError;
         ws.send(JSON.stringify({ type: "error", error: known ? err.code : "INTERNAL", message: known ? err.message : "the frame could not be handled" }));
@@ -90,6 +93,7 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
     close(ws) {
       socketDrained(ws.raw);
       fanout.unsubscribe(ws.data.params.channel_id, replaySocket(ws.raw));
+      deps.sockets.remove(ws.data.params.channel_id, socketIdentity(ws.data.request).caller, ws.raw);
     },
     detail: { summary: "Live channel events (message.created, member.joined, channel.updated, typing, read), with replay from since_seq", tags: ["realtime"] },
   });

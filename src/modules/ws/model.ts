@@ -55,7 +55,8 @@ export type ClientFrame = Static<typeof ClientFrame>;
 
 export const WsParams = t.Object({ channel_id: t.String({ format: "uuid" }) });
 export const WsQuery = t.Object({
-  user_id: t.Optional(t.String({ description: "Identity for browsers, which cannot set X-User-Id on a WebSocket." })),
+  user_id: t.Optional(t.String({ description: "AUTH_MODE=dev: identity for browsers, which cannot set X-User-Id on a WebSocket." })),
+  access_token: t.Optional(t.String({ description: "AUTH_MODE=jwt: the Bearer token, when the `bearer` subprotocol cannot carry it." })),
   since_seq: t.Optional(t.String({ description: "Replay every message after this seq, then go live (see WebSocket protocol)." })),
 });
 

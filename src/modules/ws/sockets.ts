@@ -1,0 +1,47 @@
+import { channelTopic } from "./model.ts";
+
+/** The close code of a socket whose caller lost the right to read the channel (kicked, left, can_read=false). */
+export const READ_REVOKED_CLOSE_CODE = 4403;
+
+/** What the registry needs of a Bun ServerWebSocket. */
+export interface LiveSocket {
+  unsubscribe(topic: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/**
+ * The open channel sockets by member id, so that a membership change made by the channel's
+ * actor (src/features/membership/commands.ts) can end the sockets of whoever lost the read right.
+ */
+export class SocketRegistry {
+  private readonly channels = new Map<string, Map<string, Set<LiveSocket>>>();
+
+  add(channelId: string, memberId: string, socket: LiveSocket): void {
+    let members = this.channels.get(channelId);
+    if (!members) this.channels.set(channelId, (members = new Map()));
+    let sockets = members.get(memberId);
+    if (!sockets) members.set(memberId, (sockets = new Set()));
+    sockets.add(socket);
+  }
+
+  remove(channelId: string, memberId: string, socket: LiveSocket): void {
+    const members = this.channels.get(channelId);
+    const sockets = members?.get(memberId);
+    if (!sockets?.delete(socket) || sockets.size > 0) return;
+    members!.delete(memberId);
+    if (members!.size === 0) this.channels.delete(channelId);
+  }
+
+  /** Stops the member's sockets on the channel receiving (at once) and closes them; returns how many. */
+  revoke(channelId: string, memberId: string, reason: string): number {
+    const sockets = this.channels.get(channelId)?.get(memberId);
+    if (!sockets) return 0;
+    const ended = [...sockets];
+    for (const socket of ended) {
+      this.remove(channelId, memberId, socket);
+      socket.unsubscribe(channelTopic(channelId));
+      socket.close(READ_REVOKED_CLOSE_CODE, reason);
+    }
+    return ended.length;
+  }
+}
