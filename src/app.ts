@@ -21,6 +21,8 @@ import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
 import { idempotency } from "./http/idempotency.ts";
+import { rejectNulCharacters } from "./http/text-input.ts";
+import { openApiCompletion } from "./http/openapi.ts";
 import type { ServiceDeps } from "./modules/deps.ts";
 import { channelsController } from "./modules/channels/index.ts";
 import { ChannelService } from "./modules/channels/service.ts";
@@ -127,6 +129,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
+      .use(rejectNulCharacters())
+      .use(openApiCompletion("/docs/json"))
       .use(
         swagger({
           path: "/docs",
