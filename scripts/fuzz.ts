@@ -34,9 +34,16 @@ async function main(): Promise<number> {
   try {
     const channel = await createChannel(server, FUZZER, { visibility: "public" });
     const archivable = await createChannel(server, FUZZER, { visibility: "public" });
-    const sent = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: FUZZER, json: { text: "seeded for the fuzzer" } });
-    if (sent.status !== 201) throw new Error(`seeding a message: ${sent.status} ${await sent.text()}`);
-    const message = (await sent.json()) as { id: string };
+    const seed = async (path: string, init: RequestInit & { json?: unknown }) => {
+      const res = await server.api(`/api/messaging/channels/${channel.id}${path}`, { method: "POST", as: FUZZER, ...init });
+      if (res.status !== 201) throw new Error(`seeding ${path}: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { id: string };
+    };
+    const message = await seed("/messages", { json: { text: "seeded for the fuzzer" } });
+    const doomed = await seed("/messages", { json: { text: "the fuzzer deletes this one" } });
+    const form = new FormData();
+    form.append("file", new File(["seeded file"], "seed.txt", { type: "text/plain" }));
+    const file = await seed("/files", { body: form });
     const invited = await server.api(`/api/messaging/channels/${channel.id}/members`, {
       method: "POST",
       as: FUZZER,
@@ -56,8 +63,6 @@ async function main(): Promise<number> {
         server.url,
         "--checks",
         "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-        "--header",
-        `X-User-Id: ${FUZZER}`,
         "--phases",
         "examples,coverage,fuzzing",
         "--max-examples",
@@ -76,7 +81,10 @@ async function main(): Promise<number> {
       {
         FUZZ_CHANNEL_ID: channel.id,
         FUZZ_ARCHIVE_CHANNEL_ID: archivable.id,
+        FUZZ_USER_ID: FUZZER,
         FUZZ_MESSAGE_ID: message.id,
+        FUZZ_DOOMED_MESSAGE_ID: doomed.id,
+        FUZZ_FILE_MESSAGE_ID: file.id,
         FUZZ_MEMBER_ID: "agent:fuzzbot",
         FUZZ_AGENT_ID: "agent:fuzzbot",
       },
