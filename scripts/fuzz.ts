@@ -16,8 +16,8 @@ const venv = join(root, ".fuzz", "venv");
 const schemathesis = join(venv, "bin", "schemathesis");
 const FUZZER = "user:fuzzer";
 
-async function run(cmd: string[], env: Record<string, string> = {}): Promise<number> {
-  const proc = Bun.spawn(cmd, { cwd: root, env: { ...process.env, ...env }, stdout: "inherit", stderr: "inherit" });
+async function run(cmd: string[], env: Record<string, string> = {}, cwd = root): Promise<number> {
+  const proc = Bun.spawn(cmd, { cwd, env: { ...process.env, ...env }, stdout: "inherit", stderr: "inherit" });
   return await proc.exited;
 }
 
@@ -90,6 +90,8 @@ async function main(): Promise<number> {
         FUZZ_MEMBER_ID: "agent:fuzzbot",
         FUZZ_AGENT_ID: "agent:fuzzbot",
       },
+      // Schemathesis keeps its cache and reports in its working directory: keep them in .fuzz.
+      join(root, ".fuzz"),
     );
   } finally {
     await server.stop();
