@@ -23,6 +23,8 @@ import { requestLog } from "./http/request-log.ts";
 import { idempotency } from "./http/idempotency.ts";
 import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
 import { bodyLimit } from "./http/body-limit.ts";
+import { rejectNulCharacters } from "./http/text-input.ts";
+import { openApiCompletion } from "./http/openapi.ts";
 import type { ServiceDeps } from "./modules/deps.ts";
 import { channelsController } from "./modules/channels/index.ts";
 import { ChannelService } from "./modules/channels/service.ts";
@@ -151,6 +153,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(requestLog(log))
       .use(rateLimit(db.sql, rateLimitConfig(config), log))
       .use(bodyLimit(config.MAX_BODY_BYTES))
+      .use(rejectNulCharacters())
+      .use(openApiCompletion("/docs/json"))
       .use(
         swagger({
           path: "/docs",

@@ -42,6 +42,11 @@ export function writeRight({ channel, member, inMicrodao }: ChannelAccess, calle
   throw forbidden("only members may write in this channel");
 }
 
+/** Writes that only make sense for a current member (undoing a reaction, typing): no join on first use. */
+export function requireMemberWriteRight(access: ChannelAccess, callerId: string, what: string): void {
+  if (writeRight(access, callerId).joinFirst) throw forbidden(`only members may ${what}`);
+}
+
 export function requireInviteRight({ channel, member }: ChannelAccess): void {
   requireNotArchived(channel);
   if (!member || !(member.can_invite || member.role === "owner" || member.role === "admin")) {

@@ -1,5 +1,5 @@
 import type { ServiceDeps } from "../../modules/deps.ts";
-import { readableChannel, writeRight } from "../../modules/access.ts";
+import { readableChannel, requireMemberWriteRight, writeRight } from "../../modules/access.ts";
 import { findMessage } from "../../store/messages.ts";
 import { notFound } from "../../errors.ts";
 import { addReaction, deleteMessage, editMessage, removeReaction } from "./commands.ts";
@@ -18,7 +18,8 @@ export class RelationsService {
   }
 
   async unreact(callerId: string, channelId: string, messageId: string, emoji: string): Promise<ReactionResult> {
-    await readableChannel(this.deps.sql, callerId, channelId);
+    // Taking a reaction back is a write like adding one: it needs can_write now.
+    requireMemberWriteRight(await readableChannel(this.deps.sql, callerId, channelId), callerId, "remove reactions");
     return removeReaction(this.deps.registry, channelId, { messageId, reactorId: callerId, emoji });
   }
 

@@ -23,7 +23,7 @@ export const agentsController = (agents: AgentService) =>
         params: AgentParams,
         headers: IdentityHeaders,
         body: AgentPostBody,
-        response: { 200: AgentPostResult, 202: AgentPostResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 502: ErrorBody, 503: ErrorBody },
+        response: { 200: AgentPostResult, 202: AgentPostResult, 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 410: ErrorBody, 502: ErrorBody, 503: ErrorBody },
         detail: {
           summary: "An agent posts into a channel it is a member of (sent as m.notice, indexed as sender_type agent)",
           tags: ["internal"],

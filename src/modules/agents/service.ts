@@ -1,7 +1,8 @@
 import type { ServiceDeps } from "../deps.ts";
 import { sendAndConfirm, type SendOutcome } from "../messages/deliver.ts";
 import { findChannel } from "../../store/channels.ts";
-import { findMember, listSilencedAgents, listWritingAgents } from "../../store/members.ts";
+import { readableChannel } from "../access.ts";
+import { listSilencedAgents, listWritingAgents } from "../../store/members.ts";
 import { channelArchived, forbidden, notFound } from "../../errors.ts";
 
 export class AgentService {
@@ -10,10 +11,9 @@ export class AgentService {
   /** Only a current member agent with the right to write may post; it goes out as m.notice. */
   async post(agentId: string, callerId: string | null, channelId: string, text: string): Promise<SendOutcome> {
     if (callerId !== null && callerId !== agentId) throw forbidden(`${callerId} may not post as ${agentId}`);
-    const channel = await findChannel(this.deps.sql, channelId);
-    if (!channel) throw notFound("channel");
+    // A channel the agent may not read does not exist for it (404), like for any caller.
+    const { channel, member } = await readableChannel(this.deps.sql, agentId, channelId);
     if (channel.archived_at) throw channelArchived();
-    const member = await findMember(this.deps.sql, channelId, agentId);
     if (!member) throw forbidden(`${agentId} is not a member of this channel`);
     if (!member.can_write) throw forbidden(`${agentId} may not write in this channel`);
     return sendAndConfirm(this.deps.registry, channelId, {

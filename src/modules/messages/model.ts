@@ -62,7 +62,7 @@ export type SendMessageBody = Static<typeof SendMessageBody>;
 
 export const ListMessagesQuery = t.Object({
   limit: t.Optional(t.Integer({ minimum: 1, maximum: 200, default: 50 })),
-  cursor: t.Optional(t.String({ pattern: "^[0-9]+$", description: "X-Next-Cursor from the previous page." })),
+  cursor: t.Optional(t.String({ pattern: "^[0-9]{1,18}$", description: "X-Next-Cursor from the previous page." })),
   before: t.Optional(t.String({ format: "date-time", description: "The seed's timestamp paging: messages created before this instant." })),
 });
 
