@@ -37,6 +37,10 @@ export async function startTestServer(
     DATA_DIR: ":memory:",
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? "silent",
     SYNC_TIMEOUT_MS: "5000",
+    // Suites write far faster than people do; the rate-limit suite sets its own limits.
+    RATE_LIMIT_USER_PER_MIN: "0",
+    RATE_LIMIT_CHANNEL_PER_MIN: "0",
+    RATE_LIMIT_READ_PER_MIN: "0",
     ...(db ? { DATABASE_URL: db.url } : {}),
     ...(natsUrl ? { NATS_URL: natsUrl } : {}),
     ...env,
