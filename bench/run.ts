@@ -1,0 +1,29 @@
+import { mkdirSync } from "node:fs";
+import { sendScenario } from "./scenarios/send.ts";
+
+const scenarios: Record<string, () => Promise<unknown>> = {
+  send: sendScenario,
+};
+
+const wanted = process.argv[2] ?? "all";
+const names = wanted === "all" ? Object.keys(scenarios) : [wanted];
+const date = new Date().toISOString().slice(0, 10);
+const outDir = process.env.BENCH_OUT_DIR ?? new URL("./results/", import.meta.url).pathname;
+mkdirSync(outDir, { recursive: true });
+for (const name of names) {
+  const scenario = scenarios[name];
+  if (!scenario) {
+    console.error(`unknown scenario ${name}; one of: all, ${Object.keys(scenarios).join(", ")}`);
+    process.exit(2);
+  }
+  const started = Date.now();
+  const result = await scenario();
+  const record = { date: new Date().toISOString(), host: hostInfo(), duration_s: (Date.now() - started) / 1000, ...(result as object) };
+  await Bun.write(`${outDir}/${date}-${name}.json`, JSON.stringify(record, null, 2) + "\n");
+  console.log(`wrote ${outDir}/${date}-${name}.json`);
+}
+
+function hostInfo() {
+  const os = require("node:os");
+  return { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), bun: Bun.version, loader: "same machine" };
+}
