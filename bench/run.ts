@@ -1,8 +1,10 @@
 import { mkdirSync } from "node:fs";
 import { sendScenario } from "./scenarios/send.ts";
+import { fanoutScenario } from "./scenarios/fanout.ts";
 
 const scenarios: Record<string, () => Promise<unknown>> = {
   send: sendScenario,
+  fanout: fanoutScenario,
 };
 
 const wanted = process.argv[2] ?? "all";
