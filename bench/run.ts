@@ -1,10 +1,12 @@
 import { mkdirSync } from "node:fs";
 import { sendScenario } from "./scenarios/send.ts";
 import { fanoutScenario } from "./scenarios/fanout.ts";
+import { readScenario } from "./scenarios/read.ts";
 
 const scenarios: Record<string, () => Promise<unknown>> = {
   send: sendScenario,
   fanout: fanoutScenario,
+  read: readScenario,
 };
 
 const wanted = process.argv[2] ?? "all";
