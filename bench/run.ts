@@ -2,11 +2,13 @@ import { mkdirSync } from "node:fs";
 import { sendScenario } from "./scenarios/send.ts";
 import { fanoutScenario } from "./scenarios/fanout.ts";
 import { readScenario } from "./scenarios/read.ts";
+import { memoryScenario } from "./scenarios/memory.ts";
 
 const scenarios: Record<string, () => Promise<unknown>> = {
   send: sendScenario,
   fanout: fanoutScenario,
   read: readScenario,
+  memory: memoryScenario,
 };
 
 const wanted = process.argv[2] ?? "all";
