@@ -1,4 +1,5 @@
 import { mkdirSync } from "node:fs";
+import { writeSummary } from "./summary.ts";
 import { sendScenario } from "./scenarios/send.ts";
 import { fanoutScenario } from "./scenarios/fanout.ts";
 import { readScenario } from "./scenarios/read.ts";
@@ -33,3 +34,4 @@ function hostInfo() {
   const os = require("node:os");
   return { cpus: os.cpus().length, cpu_model: os.cpus()[0]?.model, mem_gb: Math.round(os.totalmem() / 2 ** 30), bun: Bun.version, loader: "same machine" };
 }
+console.log(`wrote ${await writeSummary(outDir, date)}`);
