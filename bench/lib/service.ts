@@ -41,7 +41,9 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       .filter((k) => k.startsWith("RATE_LIMIT_"))
       .map((k) => [k, "1000000000"]),
   );
-  const child = await spawnServer(["bun", "src/main.ts"], {
+  const { BENCH_CPU_PROF_DIR: profDir, ...serviceEnv } = env;
+  const profile = profDir ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profDir}`] : [];
+  const child = await spawnServer(["bun", ...profile, "src/main.ts"], {
     name: "service",
     port,
     env: {
@@ -53,7 +55,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       MATRIX_HOMESERVER_URL: "",
       NATS_URL: process.env.BENCH_NATS_URL ?? "",
       ...rateLimitsOff,
-      ...env,
+      ...serviceEnv,
     },
   });
   const headers = { "content-type": "application/json", "x-user-id": BENCH_USER };
