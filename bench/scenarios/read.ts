@@ -32,7 +32,8 @@ export async function readScenario() {
       from generate_series(1, ${rows}::int) as i`;
     await sql`analyze messages`;
     const loadSeconds = round((performance.now() - t0) / 1000);
-    const [{ count }] = await sql`select count(*)::int as count from messages where channel_id = ${channel}`;
+    const [counted] = await sql`select count(*)::int as count from messages where channel_id = ${channel}`;
+    const count = Number(counted?.count ?? 0);
     await sql.end();
     console.log(`read: ${count} rows inserted in ${loadSeconds} s`);
 
