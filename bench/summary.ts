@@ -41,6 +41,12 @@ export async function writeSummary(outDir: string, date: string) {
       out.push(`| ${r.subscribers} | ${r.ratio_vs_bun} (${mark(r.ratio_vs_bun >= 0.9)}) | ${r.ratio_vs_node_ws} (${mark(r.ratio_vs_node_ws >= 3)}) | ${r.ratio_vs_socketio} (${mark(r.ratio_vs_socketio >= 3)}) |`);
     }
     out.push("");
+    if (fanout.paced?.length) {
+      out.push(`Paced pass: every target gets the same ${fanout.params.paced_rate} messages/s, so the send path's limit is out of the picture and latency compares the fan-out paths.`, "");
+      out.push("| subscribers | target | p50 / p99 ms (send → delivery) | complete |", "|---|---|---|---|");
+      for (const p of fanout.paced) for (const [name, x] of Object.entries<any>(p.results)) out.push(`| ${p.subscribers} | ${name} | ${x.p50_ms} / ${x.p99_ms} | ${x.complete ? "yes" : "no"} |`);
+      out.push("");
+    }
   }
   const read = load("read");
   if (read) {

@@ -57,6 +57,9 @@ export async function fanoutScenario() {
   }
 
   const rows: unknown[] = [];
+  const paced: unknown[] = [];
+  const pacedRate = knob("BENCH_FANOUT_PACED_RATE", 20);
+  const pacedMessages = knob("BENCH_FANOUT_PACED_MESSAGES", 60);
   try {
     for (const subscribers of sizes) {
       const messages = messagesFor(subscribers);
@@ -86,10 +89,21 @@ export async function fanoutScenario() {
         ratio_vs_socketio: round(svc / med.socketio!.deliveries_per_s, 3),
       });
     }
+    // Second pass: every target at the same, sustainable send rate. deliveries/s is then the
+    // same for all that keep up; the p50/p99 from send to delivery compares the fan-out paths.
+    for (const subscribers of sizes) {
+      const results: Record<string, ReturnType<typeof summarize>> = {};
+      for (const target of targets) {
+        const result = summarize(await runOnce(target, subscribers, pacedMessages, procs, senders, pacedRate));
+        results[target.name] = result;
+        console.log(`fanout paced ${pacedRate}/s n=${subscribers} ${target.name}: p50 ${result.p50_ms} p99 ${result.p99_ms} ms${result.complete ? "" : " INCOMPLETE"}`);
+      }
+      paced.push({ subscribers, rate_per_s: pacedRate, messages: pacedMessages, results });
+    }
   } finally {
     for (const c of children) await c.stop();
   }
-  return { scenario: "fanout", params: { sizes, rounds, procs, senders }, rows };
+  return { scenario: "fanout", params: { sizes, rounds, procs, senders, paced_rate: pacedRate }, rows, paced };
 }
 
 function summarize(r: { reports: ClientReport[]; firstSend: number; lastSendDone: number; messages: number }) {
@@ -107,7 +121,7 @@ function summarize(r: { reports: ClientReport[]; firstSend: number; lastSendDone
   };
 }
 
-async function runOnce(target: Target, subscribers: number, messages: number, procs: number, senders: number) {
+async function runOnce(target: Target, subscribers: number, messages: number, procs: number, senders: number, ratePerS = 0) {
   const perProc = Array.from({ length: procs }, (_, i) => Math.floor(subscribers / procs) + (i < subscribers % procs ? 1 : 0)).filter((n) => n > 0);
   const clients = perProc.map((n) =>
     Bun.spawn(["bun", benchPath("clients/subscribers.ts"), target.kind, target.subscribeUrl, String(n), String(messages), "60000"], {
@@ -121,17 +135,31 @@ async function runOnce(target: Target, subscribers: number, messages: number, pr
     if (first.done || !JSON.parse(first.value).ready) throw new Error(`${target.name}: subscribers did not open`);
   }
   const firstSend = nowMs();
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: senders }, async () => {
-      while (next < messages) {
-        next++;
-        const res = await target.publish(`fanout ${nowMs().toFixed(3)}`);
-        await res.arrayBuffer();
-        if (res.status !== 201 && res.status !== 202) throw new Error(`${target.name}: publish answered ${res.status}`);
-      }
-    }),
-  );
+  const publishOne = async () => {
+    const res = await target.publish(`fanout ${nowMs().toFixed(3)}`);
+    await res.arrayBuffer();
+    if (res.status !== 201 && res.status !== 202) throw new Error(`${target.name}: publish answered ${res.status}`);
+  };
+  if (ratePerS > 0) {
+    // Paced: the same send schedule for every target, so latency compares fan-out alone.
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < messages; i++) {
+      const due = firstSend + (i * 1000) / ratePerS;
+      if (due > nowMs()) await Bun.sleep(due - nowMs());
+      sends.push(publishOne());
+    }
+    await Promise.all(sends);
+  } else {
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: senders }, async () => {
+        while (next < messages) {
+          next++;
+          await publishOne();
+        }
+      }),
+    );
+  }
   const lastSendDone = nowMs();
   const reports: ClientReport[] = [];
   for (const r of readers) {
