@@ -6,7 +6,8 @@ import { readScenario } from "./scenarios/read.ts";
 import { memoryScenario } from "./scenarios/memory.ts";
 
 const scenarios: Record<string, () => Promise<unknown>> = {
-  send: sendScenario,
+  send: () => sendScenario("local"),
+  "send-synapse": () => sendScenario("synapse"),
   fanout: fanoutScenario,
   read: readScenario,
   // Loaded only when run: it pulls in matrix-js-sdk.
@@ -15,9 +16,10 @@ const scenarios: Record<string, () => Promise<unknown>> = {
 };
 
 const wanted = process.argv[2] ?? "all";
-// Sync-back needs Synapse; without its environment `all` leaves it out and says so.
-const names = wanted === "all" ? Object.keys(scenarios).filter((n) => n !== "syncback" || process.env.MATRIX_HOMESERVER_URL) : [wanted];
-if (wanted === "all" && !names.includes("syncback")) console.log("syncback skipped: no MATRIX_HOMESERVER_URL (set -a; eval \"$(bun run --silent synapse env)\"; set +a)");
+const needsSynapse = new Set(["send-synapse", "syncback"]);
+// These need Synapse; without its environment `all` leaves it out and says so.
+const names = wanted === "all" ? Object.keys(scenarios).filter((n) => !needsSynapse.has(n) || process.env.MATRIX_HOMESERVER_URL) : [wanted];
+if (wanted === "all" && !names.includes("syncback")) console.log("send-synapse and syncback skipped: no MATRIX_HOMESERVER_URL (set -a; eval \"$(bun run --silent synapse env)\"; set +a)");
 const date = new Date().toISOString().slice(0, 10);
 const outDir = process.env.BENCH_OUT_DIR ?? new URL("./results/", import.meta.url).pathname;
 mkdirSync(outDir, { recursive: true });

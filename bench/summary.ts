@@ -18,14 +18,16 @@ export async function writeSummary(outDir: string, date: string) {
     "its baselines run in the same run, alternating round by round, and the ratios are the figures to read.",
     "",
   );
-  const send = load("send");
-  if (send) {
-    out.push(`## a) Send (local Matrix backend, PostgreSQL)`, "", `Rounds per configuration: ${send.params.rounds} of ${send.params.seconds} s each (median kept). Target: service ≥ 70 % of the baseline's messages/s.`, "");
-    out.push("| channels | senders | service msg/s | p50 / p99 ms | baseline msg/s | p50 / p99 ms | ratio | target |", "|---|---|---|---|---|---|---|---|");
-    for (const r of send.rows) {
-      out.push(`| ${r.channels} | ${r.concurrency} | ${r.service.per_second} | ${r.service.p50_ms} / ${r.service.p99_ms} | ${r.baseline.per_second} | ${r.baseline.p50_ms} / ${r.baseline.p99_ms} | ${r.ratio} | ${mark(r.ratio >= 0.7)} |`);
+  for (const [file, title] of [["send", "local Matrix backend"], ["send-synapse", "Synapse, end to end"]] as const) {
+    const send = load(file);
+    if (send) {
+      out.push(`## a) Send (${title}, PostgreSQL)`, "", `Rounds per configuration: ${send.params.rounds} of ${send.params.seconds} s each (median kept). Target: service ≥ 70 % of the baseline's messages/s.`, "");
+      out.push("| channels | senders | service msg/s | p50 / p99 ms | baseline msg/s | p50 / p99 ms | ratio | target |", "|---|---|---|---|---|---|---|---|");
+      for (const r of send.rows) {
+        out.push(`| ${r.channels} | ${r.concurrency} | ${r.service.per_second} | ${r.service.p50_ms} / ${r.service.p99_ms} | ${r.baseline.per_second} | ${r.baseline.p50_ms} / ${r.baseline.p99_ms} | ${r.ratio} | ${mark(r.ratio >= 0.7)} |`);
+      }
+      out.push("");
     }
-    out.push("");
   }
   const fanout = load("fanout");
   if (fanout) {

@@ -4,18 +4,20 @@ import { freshDatabase, startService } from "../lib/service.ts";
 import { knob, knobList, median, round } from "../lib/stats.ts";
 
 /**
- * a) POST …/messages through the service (local Matrix backend, PostgreSQL) against the bare
+ * a) POST …/messages through the service (local Matrix backend or Synapse, PostgreSQL) against the bare
  * Bun.serve + postgres.js INSERT. Both servers run side by side; each configuration is measured
  * in alternating rounds (service, baseline, service, baseline…) and the median round is kept,
  * so a burst of noise from other work on the machine hits both alike.
  */
-export async function sendScenario() {
-  const channelCounts = knobList("BENCH_SEND_CHANNELS", [1, 10]);
-  const concurrencies = knobList("BENCH_SEND_CONCURRENCY", [1, 4, 16]);
+export async function sendScenario(backend: "local" | "synapse" = "local") {
+  const synapseEnv = backend === "synapse" ? await synapseServiceEnv() : {};
+  const prefix = backend === "synapse" ? "BENCH_SEND_SYNAPSE" : "BENCH_SEND";
+  const channelCounts = knobList(`${prefix}_CHANNELS`, backend === "synapse" ? [1] : [1, 10]);
+  const concurrencies = knobList(`${prefix}_CONCURRENCY`, backend === "synapse" ? [1, 4] : [1, 4, 16]);
   const seconds = knob("BENCH_SEND_SECONDS", 2);
   const rounds = knob("BENCH_ROUNDS", 2);
 
-  const service = await startService();
+  const service = await startService(synapseEnv);
   const baseDb = await freshDatabase("daarion_bench_base");
   const basePort = await freePort();
   const baseline = await spawnServer(["bun", benchPath("servers/send-baseline.ts")], {
@@ -62,7 +64,7 @@ export async function sendScenario() {
     await baseline.stop();
     await baseDb.drop();
   }
-  return { scenario: "send", backend: "local", params: { channelCounts, concurrencies, seconds, rounds }, rows };
+  return { scenario: backend === "synapse" ? "send-synapse" : "send", backend, params: { channelCounts, concurrencies, seconds, rounds }, rows };
 }
 
 const summary = (r: LoadResult) => ({ per_second: r.perSecond, ok: r.ok, errors: r.errors, p50_ms: r.latency.p50, p99_ms: r.latency.p99, first_error: r.firstError });
@@ -79,4 +81,16 @@ function run(url: string, channels: string[], concurrency: number, seconds: numb
     await res.arrayBuffer();
     return res.status === 201 || `${res.status}`;
   });
+}
+
+/** The service's Matrix settings for the Synapse started by `bun run synapse start`. */
+async function synapseServiceEnv(): Promise<Record<string, string>> {
+  const { synapse } = await import("../../test/helpers/synapse.ts");
+  if (!synapse) throw new Error("send-synapse needs the Synapse environment (set -a; eval \"$(bun run --silent synapse env)\"; set +a)");
+  return {
+    MATRIX_HOMESERVER_URL: synapse.url,
+    MATRIX_SERVER_NAME: synapse.serverName,
+    MATRIX_AS_TOKEN: synapse.asToken,
+    MATRIX_HS_TOKEN: synapse.hsToken,
+  };
 }
