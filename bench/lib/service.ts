@@ -1,0 +1,82 @@
+import postgres from "postgres";
+import { freePort, spawnServer, type Child } from "./proc.ts";
+
+export const BENCH_USER = "user:bench";
+export const databaseUrl = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
+
+/** A fresh database on the PostgreSQL server, dropped by the returned function. */
+export async function freshDatabase(prefix = "daarion_bench"): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
+  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  await admin.unsafe(`create database ${name}`);
+  await admin.end();
+  const url = new URL(databaseUrl);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const a = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+      await a.unsafe(`drop database if exists ${name} with (force)`);
+      await a.end();
+    },
+  };
+}
+
+export interface Service extends Child {
+  dbUrl: string;
+  createChannel(): Promise<string>;
+  send(channelId: string, text: string): Promise<Response>;
+}
+
+/**
+ * The service as users run it (`bun src/main.ts`), in its own process, on a fresh PostgreSQL
+ * database with the local Matrix backend unless `env` names a homeserver. Rate limits, if the
+ * build has any, are lifted: the bench measures throughput, not policy.
+ */
+export async function startService(env: Record<string, string> = {}): Promise<Service> {
+  const db = await freshDatabase();
+  const port = await freePort();
+  const rateLimitsOff = Object.fromEntries(
+    Object.keys(process.env)
+      .filter((k) => k.startsWith("RATE_LIMIT_"))
+      .map((k) => [k, "1000000000"]),
+  );
+  const { BENCH_CPU_PROF_DIR: profDir, ...serviceEnv } = env;
+  const profile = profDir ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profDir}`] : [];
+  const child = await spawnServer(["bun", ...profile, "src/main.ts"], {
+    name: "service",
+    port,
+    env: {
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      DATABASE_URL: db.url,
+      DATA_DIR: `/tmp/bench-data-${port}`,
+      LOG_LEVEL: "silent",
+      MATRIX_HOMESERVER_URL: "",
+      NATS_URL: process.env.BENCH_NATS_URL ?? "",
+      ...rateLimitsOff,
+      ...serviceEnv,
+    },
+  });
+  const headers = { "content-type": "application/json", "x-user-id": BENCH_USER };
+  return {
+    ...child,
+    dbUrl: db.url,
+    async stop() {
+      await child.stop();
+      await db.drop();
+    },
+    async createChannel() {
+      const res = await fetch(`${child.url}/api/messaging/channels`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ slug: `b-${crypto.randomUUID().slice(0, 12)}`, name: "Bench", microdao_id: "microdao:bench", visibility: "public" }),
+      });
+      if (res.status !== 201) throw new Error(`create channel: ${res.status} ${await res.text()}`);
+      return ((await res.json()) as { id: string }).id;
+    },
+    send(channelId, text) {
+      return fetch(`${child.url}/api/messaging/channels/${channelId}/messages`, { method: "POST", headers, body: JSON.stringify({ text }) });
+    },
+  };
+}

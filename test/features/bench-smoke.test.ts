@@ -1,0 +1,49 @@
+import { describe, expect, test } from "bun:test";
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serviceMissing } from "../helpers/services.ts";
+
+// Not a timed test: it proves the bench harness runs end to end (service subprocess, baseline,
+// load, results file, summary) with tiny numbers, in bounded time. The figures are not checked.
+describe.skipIf(serviceMissing("DATABASE_URL"))("bench harness", () => {
+  test("the send scenario runs service and baseline and writes results and a summary", async () => {
+    const out = mkdtempSync(join(tmpdir(), "bench-smoke-"));
+    try {
+      const proc = Bun.spawn(["bun", "bench/run.ts", "send"], {
+        cwd: join(import.meta.dir, "../.."),
+        env: {
+          ...process.env,
+          BENCH_OUT_DIR: out,
+          BENCH_SEND_CHANNELS: "1",
+          BENCH_SEND_CONCURRENCY: "2",
+          BENCH_SEND_SECONDS: "0.3",
+          BENCH_ROUNDS: "1",
+        },
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const killer = setTimeout(() => proc.kill("SIGKILL"), 28_000);
+      const code = await proc.exited;
+      clearTimeout(killer);
+      expect({ code, stderr: code === 0 ? "" : await new Response(proc.stderr).text() }).toEqual({ code: 0, stderr: "" });
+
+      const files = readdirSync(out);
+      const resultFile = files.find((f) => f.endsWith("-send.json"));
+      expect(resultFile).toBeDefined();
+      const result = JSON.parse(readFileSync(join(out, resultFile!), "utf8"));
+      expect(result.host.loader).toBe("same machine");
+      expect(result.rows).toHaveLength(1);
+      const [row] = result.rows;
+      expect(row.service.ok).toBeGreaterThan(0);
+      expect(row.baseline.ok).toBeGreaterThan(0);
+      expect(row.service.errors).toBe(0);
+      expect(row.ratio).toBeGreaterThan(0);
+      const summary = readFileSync(join(out, files.find((f) => f.endsWith("-summary.md"))!), "utf8");
+      expect(summary).toContain("same machine");
+      expect(summary).toContain("| 1 | 2 |");
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
+  }, 30_000);
+});
