@@ -34,6 +34,11 @@ hot.current = (async () => {
 
 if (!hot.signalsInstalled) {
   hot.signalsInstalled = true;
+  // A stray failure in background work (a database restart mid-query, say) is logged, and must
+  // not take the whole service, and every channel with it, down.
+  process.on("unhandledRejection", (reason) => {
+    console.error(JSON.stringify({ level: 50, msg: "unhandled rejection", err: reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason) }));
+  });
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, async () => {
       // Bounded: a stop that hangs (a homeserver that never answers, say) must not keep the

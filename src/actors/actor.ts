@@ -84,6 +84,14 @@ type DeliveryWaiter = { resolve: (row: MessageRow) => void; reject: (err: unknow
 
 const OUTBOX_MAX_BACKOFF_MS = 30_000;
 
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => [k, sortKeys(v)]));
+  }
+  return value;
+}
+
 /** A refusal that retrying cannot change (any 4xx but 429); anything else is worth retrying. */
 function isPermanent(err: unknown): boolean {
   if (err instanceof AppError) return err.status < 500;
@@ -115,6 +123,8 @@ export class ChannelActor {
   private readonly outbox: string[] = [];
   private readonly waiters = new Map<string, DeliveryWaiter>();
   private readonly announcedPending = new Set<string>();
+  /** Pending sends whose last attempt may have reached Matrix. */
+  private readonly uncertain = new Set<string>();
   private retryTimer: ReturnType<typeof setTimeout> | null = null;
   private retryAttempt = 0;
   private readonly loop: Promise<void>;
@@ -273,8 +283,10 @@ export class ChannelActor {
     // Sends accepted before a crash (or while Matrix was down) go first, with their original txnId.
     for (const row of await pendingMessages(this.deps.sql, this.channelId)) {
       this.outbox.push(row.id);
-      // Subscribers (and resuming clients, from the index) know it as pending already.
+      // Subscribers (and resuming clients, from the index) know it as pending already; and
+      // a crash may have come after Matrix took it.
       this.announcedPending.add(row.id);
+      this.uncertain.add(row.id);
     }
     if (this.outbox.length > 0) await this.pumpOutbox();
   }
@@ -419,7 +431,14 @@ export class ChannelActor {
       }
       try {
         await this.deps.matrix.ensureUser(row.sender_matrix_id);
-        const { eventId } = await this.deps.matrix.sendEvent(this.room, row.sender_matrix_id, "m.room.message", row.outbox_content ?? {}, row.id);
+        // After an attempt whose outcome is unknown (the homeserver went away mid-request, or this
+        // process died), the event may exist already, and a homeserver restart forgets txnIds:
+        // look for it before sending again.
+        const already = this.uncertain.has(id)
+          ? await this.findDelivered(row).catch((err) => (isPermanent(err) ? null : Promise.reject(err)))
+          : null;
+        const { eventId } = already ?? (await this.deps.matrix.sendEvent(this.room, row.sender_matrix_id, "m.room.message", row.outbox_content ?? {}, row.id));
+        this.uncertain.delete(id);
         const sent = await markSent(this.deps.sql, row.id, eventId);
         this.outbox.shift();
         this.retryAttempt = 0;
@@ -445,7 +464,9 @@ export class ChannelActor {
           this.settle(id, (w) => w.reject(new AppError(502, "MATRIX_REFUSED", `Matrix refused the message (${(err as MatrixError).errcode ?? "M_UNKNOWN"})`)));
           continue;
         }
-        // Unreachable or overloaded: everything from here on stays pending, in order.
+        // Unreachable or overloaded: everything from here on stays pending, in order. Whether
+        // Matrix took this one is unknown.
+        this.uncertain.add(id);
         for (const pendingId of this.outbox) {
           const pendingRow = pendingId === id ? row : await findMessage(this.deps.sql, this.channelId, pendingId);
           if (pendingRow) await this.announcePending(pendingRow);
@@ -459,6 +480,24 @@ export class ChannelActor {
         return;
       }
     }
+  }
+
+  /**
+   * The event a pending send already became, if any: the newest events of the room from the
+   * same sender with the same content, sent since the row was written and not indexed yet.
+   */
+  private async findDelivered(row: MessageRow): Promise<{ eventId: string } | null> {
+    const page = await this.deps.matrix.roomMessages(this.room, { dir: "b", limit: 100 });
+    const wanted = JSON.stringify(sortKeys(row.outbox_content ?? {}));
+    for (const event of page.events) {
+      if (event.origin_server_ts < row.created_at.getTime() - 5000) break;
+      if (event.type !== "m.room.message" || event.sender !== row.sender_matrix_id) continue;
+      if (JSON.stringify(sortKeys(event.content)) !== wanted) continue;
+      if (await findMessageByEvent(this.deps.sql, event.event_id)) continue;
+      this.log.info({ message_id: row.id }, "a pending send was already in Matrix; not sending it twice");
+      return { eventId: event.event_id };
+    }
+    return null;
   }
 
   /** Tells subscribers, once, that a send is accepted but not yet in Matrix, in its seq place. */

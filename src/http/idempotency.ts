@@ -96,6 +96,7 @@ export const idempotency = (sql: Sql) => {
     const claim = claims.get(request);
     if (!claim) return;
     claims.delete(request);
-    await sql`delete from idempotency_keys where scope = ${claim.scope} and state = 'running'`;
+    // If the database is down this fails too; the claim is then abandoned and taken over later.
+    await sql`delete from idempotency_keys where scope = ${claim.scope} and state = 'running'`.catch(() => {});
   }
 };

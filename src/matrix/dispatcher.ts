@@ -28,9 +28,12 @@ export class InboxDispatcher {
       this.again = true;
       return this.running;
     }
-    this.running = this.loop().finally(() => {
-      this.running = null;
-    });
+    // A failed drain (the database restarting, say) leaves the events in the inbox for the next one.
+    this.running = this.loop()
+      .catch((err) => this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, "inbox drain failed; events stay in the inbox"))
+      .finally(() => {
+        this.running = null;
+      });
     return this.running;
   }
 
