@@ -33,6 +33,7 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bun run reconcile (PostgreSQL, 
   let channelId: string;
   let missingEvent: string;
   let ghostId: string;
+  let seeded: Array<{ id: string; matrix_event_id: string }> = [];
 
   beforeAll(async () => {
     db = await freshPostgresDatabase("daarion_reconcile");
@@ -46,15 +47,22 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bun run reconcile (PostgreSQL, 
         expect(res.status).toBe(201);
         sent.push(await res.json());
       }
-      const sql = server.app.deps.sql;
-      missingEvent = sent[1]!.matrix_event_id;
-      await sql`delete from messages where id = ${sent[1]!.id}`;
+      seeded = sent;
+    } finally {
+      await server.stop();
+    }
+    // Diverge the index only once the service is stopped, so its sync poller cannot repair it
+    // (by re-indexing the echo of the deleted row) before the CLI looks.
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      missingEvent = seeded[1]!.matrix_event_id;
+      await sql`delete from messages where id = ${seeded[1]!.id}`;
       ghostId = Bun.randomUUIDv7();
       await sql`
         insert into messages (id, channel_id, seq, matrix_event_id, matrix_type, sender_id, sender_type, sender_matrix_id, content_preview, content_type, msgtype, delivery_state)
-        values (${ghostId}, ${channel.id}, 1000, ${"$cli-ghost-" + Date.now()}, 'm.room.message', 'user:owner', 'human', '@user-owner:daarion.city', 'ghost', 'text', 'm.text', 'sent')`;
+        values (${ghostId}, ${channelId}, 1000, ${"$cli-ghost-" + Date.now()}, 'm.room.message', 'user:owner', 'human', '@user-owner:daarion.city', 'ghost', 'text', 'm.text', 'sent')`;
     } finally {
-      await server.stop();
+      await sql.end();
     }
   }, 90_000);
   afterAll(() => db?.drop(), 60_000);
