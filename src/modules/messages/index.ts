@@ -2,7 +2,7 @@ import { Elysia, t } from "elysia";
 import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { idempotentId } from "../../http/idempotency.ts";
 import { ErrorBody } from "../../http/errors.ts";
-import type { MessageService } from "./service.ts";
+import type { MessagePageResult, MessageService } from "./service.ts";
 import { toMessageView } from "./view.ts";
 import { ChannelIdParams, ListMessagesQuery, MessageDetail, MessageParams, MessageView, SendMessageBody } from "./model.ts";
 
@@ -10,15 +10,8 @@ export const messagesController = (messages: MessageService) =>
   new Elysia({ name: "messages.controller", prefix: "/api/messaging/channels" })
     .get(
       "/:id/messages",
-      async ({ request, headers, params, query, set }) => {
-        const page = await messages.list(await authenticate(request), params.id, {
-          limit: query.limit ?? 50,
-          cursor: query.cursor ?? null,
-          before: query.before ? new Date(query.before) : null,
-        });
-        if (page.nextCursor) set.headers["x-next-cursor"] = page.nextCursor;
-        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id), page.reactions.get(m.id)));
-      },
+      async ({ request, params, query, set }) =>
+        pageResponse(await messages.list(await authenticate(request), params.id, pageOptions(query)), set.headers),
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,
@@ -34,15 +27,8 @@ export const messagesController = (messages: MessageService) =>
     )
     .get(
       "/:id/messages/:message_id/thread",
-      async ({ request, headers, params, query, set }) => {
-        const page = await messages.thread(await authenticate(request), params.id, params.message_id, {
-          limit: query.limit ?? 50,
-          cursor: query.cursor ?? null,
-          before: query.before ? new Date(query.before) : null,
-        });
-        if (page.nextCursor) set.headers["x-next-cursor"] = page.nextCursor;
-        return page.messages.map((m) => toMessageView(m, page.threads.get(m.id), page.reactions.get(m.id)));
-      },
+      async ({ request, params, query, set }) =>
+        pageResponse(await messages.thread(await authenticate(request), params.id, params.message_id, pageOptions(query)), set.headers),
       {
         headers: IdentityHeaders,
         params: MessageParams,
@@ -90,3 +76,13 @@ export const messagesController = (messages: MessageService) =>
         detail: { summary: "One message: the index row plus the full Matrix content", tags: ["messages"] },
       },
     );
+
+function pageOptions(query: { limit?: number; cursor?: string; before?: string }) {
+  return { limit: query.limit ?? 50, cursor: query.cursor ?? null, before: query.before ? new Date(query.before) : null };
+}
+
+/** A page of messages as the API shows it; the next page's cursor travels in X-Next-Cursor. */
+function pageResponse(page: MessagePageResult, headers: Record<string, unknown>) {
+  if (page.nextCursor) headers["x-next-cursor"] = page.nextCursor;
+  return page.messages.map((m) => toMessageView(m, page.threads.get(m.id), page.reactions.get(m.id)));
+}
