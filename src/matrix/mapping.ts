@@ -1,15 +1,10 @@
 /** DAARION ids <-> Matrix ids. `user:alice` is `@user-alice:server`, `agent:sofia` is `@agent-sofia:server`. */
 
 export const DAARION_ID_PATTERN = "^(user|agent):[a-z0-9][a-z0-9._-]{0,62}$";
-const daarionId = new RegExp(DAARION_ID_PATTERN);
 /** A Matrix user outside the service's namespace, as a DAARION member id: `matrix:@bob:example.org`. */
 export const MATRIX_MEMBER_PATTERN = "^matrix:@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]+)?$";
 
 export type SenderType = "human" | "agent";
-
-export function isDaarionId(id: string): boolean {
-  return daarionId.test(id);
-}
 
 export function toMatrixUserId(daarion: string, serverName: string): string {
   const [kind, local] = splitId(daarion);

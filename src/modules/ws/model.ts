@@ -60,4 +60,3 @@ export const WsQuery = t.Object({
   since_seq: t.Optional(t.String({ description: "Replay every message after this seq, then go live (see WebSocket protocol)." })),
 });
 
-export const channelTopic = (channelId: string) => `channel:${channelId}`;

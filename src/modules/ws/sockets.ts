@@ -1,11 +1,8 @@
-import { channelTopic } from "./model.ts";
-
 /** The close code of a socket whose caller lost the right to read the channel (kicked, left, can_read=false). */
 export const READ_REVOKED_CLOSE_CODE = 4403;
 
 /** What the registry needs of a Bun ServerWebSocket. */
 export interface LiveSocket {
-  unsubscribe(topic: string): void;
   close(code?: number, reason?: string): void;
 }
 
@@ -39,7 +36,7 @@ export class SocketRegistry {
     const ended = [...sockets];
     for (const socket of ended) {
       this.remove(channelId, memberId, socket);
-      socket.unsubscribe(channelTopic(channelId));
+      // Closing takes it out of the channel's fan-out at once (it only sends to open sockets).
       socket.close(READ_REVOKED_CLOSE_CODE, reason);
     }
     return ended.length;
