@@ -19,7 +19,8 @@ const errorResponse = (description: string) => ({ description, content: { "appli
  * (scripts/fuzz.ts) can hold it to that: responses are JSON only (the swagger plugin lists
  * every parser's type), and the refusals that come from shared middleware rather than the
  * route itself are listed on every route they can reach: 400 for a request that fails its
- * schema, 401 without an identity, and the Idempotency-Key answers 409/422 on POST.
+ * schema, 401 without an identity, 413 past the body cap, and the Idempotency-Key answers
+ * 409/422 on POST.
  */
 export function completeOpenApi(doc: Document): Document {
   for (const [path, ops] of Object.entries(doc.paths ?? {})) {
@@ -33,6 +34,8 @@ export function completeOpenApi(doc: Document): Document {
       const params = op.parameters ?? [];
       const takesInput = op.requestBody !== undefined || params.some((p) => p.in === "query" || p.in === "path");
       if (takesInput) responses["400"] ??= errorResponse("The request does not match its schema (VALIDATION_FAILED, INVALID_BODY)");
+      // The body cap (src/http/body-limit.ts) answers before the route: any route with a body may get it.
+      if (op.requestBody !== undefined) responses["413"] ??= errorResponse("The body is larger than MAX_BODY_BYTES (PAYLOAD_TOO_LARGE)");
       if (params.some((p) => p.in === "header" && p.name === "x-user-id")) responses["401"] ??= errorResponse("No or malformed identity (UNAUTHENTICATED)");
       if (method === "post") {
         responses["400"] ??= errorResponse("The request does not match its schema, or a malformed Idempotency-Key");
