@@ -2,9 +2,9 @@ import type { Logger } from "../log.ts";
 import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import { Subjects } from "../events/model.ts";
-import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent } from "../matrix/port.ts";
+import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent, type SentEvents } from "../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
-import { consumeInboxEvent } from "../matrix/inbox.ts";
+import { consumeInboxEvent, consumeInboxEvents } from "../matrix/inbox.ts";
 import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, indexedPreview, refuseIfEncrypted } from "../features/confidential/policy.ts";
 import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
@@ -13,12 +13,15 @@ import { findMember, markLeft, upsertMember } from "../store/members.ts";
 import {
   findMessage,
   findMessageByEvent,
+  findMessages,
   insertMessage,
+  insertMessages,
   lastSeq,
+  markAllSent,
   markFailed,
-  markSent,
   latestInThread,
   pendingMessages,
+  type NewMessage,
 } from "../store/messages.ts";
 import { Mailbox } from "./mailbox.ts";
 import type { ActorContext } from "./context.ts";
@@ -99,7 +102,22 @@ function isPermanent(err: unknown): boolean {
   return err.httpStatus >= 400 && err.httpStatus < 500 && err.httpStatus !== 429 && err.errcode !== "M_LIMIT_EXCEEDED";
 }
 
-type Job = { run: () => Promise<unknown>; resolve: (v: unknown) => void; reject: (e: unknown) => void };
+type SendRequest = { cmd: SendCommand; waiter: DeliveryWaiter };
+type Job = {
+  run: () => Promise<unknown>;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  /** Set on sends: queued sends are taken together and written as one batch (group commit). */
+  send?: SendRequest;
+};
+
+/**
+ * The most sends written in one batch. A batch is one INSERT, one Matrix call on the local
+ * backend, one UPDATE; a bigger one would only delay the first sender's answer.
+ */
+const SEND_BATCH_MAX = 64;
+/** Event ids of our own sends whose echo from the homeserver has not come back yet. */
+const OWN_ECHOES_MAX = 10_000;
 
 const PREVIEW_LENGTH = 500;
 const CONTENT_TYPES: Record<string, string> = {
@@ -121,7 +139,10 @@ export class ChannelActor {
   private seq = 0;
   /** Pending send ids, in seq order: the outbox this actor delivers to Matrix. */
   private readonly outbox: string[] = [];
-  private readonly waiters = new Map<string, DeliveryWaiter>();
+  /** Who waits for a send's outcome: usually one caller; a retry with the same id joins it. */
+  private readonly waiters = new Map<string, DeliveryWaiter[]>();
+  /** Lets the echo of our own send be recognised without a look-up; a miss falls back to the index. */
+  private readonly ownEchoes = new Set<string>();
   private readonly announcedPending = new Set<string>();
   /** Pending sends whose last attempt may have reached Matrix. */
   private readonly uncertain = new Set<string>();
@@ -172,9 +193,8 @@ export class ChannelActor {
     };
     // Outside the promises: a full mailbox is thrown to the caller at once.
     // Like every command, a send that passed its access check just before an archive is refused in order.
-    const run = () =>
-      this.channel?.archived_at ? Promise.reject(channelArchived()) : this.doSend(cmd, { resolve: deliver, reject: failBoth, accepted: accept });
-    this.mailbox.offer({ run, resolve: () => {}, reject: failBoth });
+    const send: SendRequest = { cmd, waiter: { resolve: deliver, reject: failBoth, accepted: accept } };
+    this.mailbox.offer({ run: () => this.runSends([send]), resolve: () => {}, reject: failBoth, send });
     // Whoever stops waiting (a 202) must not turn a later refusal into an unhandled rejection.
     accepted.catch(() => {});
     delivered.catch(() => {});
@@ -214,8 +234,16 @@ export class ChannelActor {
 
   /** From the sync poller: waits for mailbox room rather than dropping a homeserver event. */
   async ingest(event: MatrixEvent): Promise<void> {
+    await this.ingestAll([event]);
+  }
+
+  /**
+   * A room's events in timeline order, as one job. Stops at the first event that fails; the
+   * ones before it are indexed (their inbox rows consumed), the rest stay in the inbox.
+   */
+  async ingestAll(events: MatrixEvent[]): Promise<void> {
     await new Promise((resolve, reject) =>
-      this.mailbox.put({ run: () => this.doIngest(event), resolve, reject }).catch(reject),
+      this.mailbox.put({ run: () => this.doIngestAll(events), resolve, reject }).catch(reject),
     );
   }
 
@@ -230,8 +258,10 @@ export class ChannelActor {
     this.retryTimer = null;
     await this.loop;
     if (this.retryTimer) clearTimeout(this.retryTimer);
-    for (const [id, waiter] of this.waiters) {
-      waiter.reject(new AppError(503, "SHUTTING_DOWN", "the service stopped before Matrix confirmed the message; it stays pending", { "Retry-After": "5" }));
+    for (const [id, waiters] of this.waiters) {
+      for (const waiter of waiters) {
+        waiter.reject(new AppError(503, "SHUTTING_DOWN", "the service stopped before Matrix confirmed the message; it stays pending", { "Retry-After": "5" }));
+      }
       this.waiters.delete(id);
     }
   }
@@ -266,10 +296,14 @@ export class ChannelActor {
         this.onStopped(this);
         break;
       }
+      // Sends queued behind this one join its batch; anything else keeps its place in line.
+      const jobs = job.send ? [job, ...this.mailbox.takeWhile((next) => next.send !== undefined, SEND_BATCH_MAX - 1)] : [job];
+      const run = jobs.length === 1 ? job.run : () => this.runSends(jobs.map((j) => j.send!));
       try {
-        job.resolve(await job.run());
+        const result = await run();
+        for (const j of jobs) j.resolve(result);
       } catch (err) {
-        job.reject(err);
+        for (const j of jobs) j.reject(err);
       }
     }
     this.log.info({ reason: this.mailbox.isClosed ? "stopped" : "idle" }, "actor stopped");
@@ -329,19 +363,69 @@ export class ChannelActor {
     return toMatrixUserId(daarionId, this.deps.matrix.serverName);
   }
 
-  private async doSend(cmd: SendCommand, waiter: DeliveryWaiter): Promise<void> {
+  /**
+   * Writes a batch of sends as pending rows in one statement, then delivers them. Each send is
+   * checked on its own: one with a bad reply_to is refused without holding up the others.
+   */
+  private async runSends(requests: SendRequest[]): Promise<void> {
+    // Like every command, a send that passed its access check just before an archive is refused in order.
+    if (this.channel?.archived_at) throw channelArchived();
     const { sql } = this.deps;
-    // The same id again (a retry whose first attempt's answer was lost): that message, not a new one.
-    if (cmd.id) {
-      const existing = await findMessage(sql, this.channelId, cmd.id);
-      if (existing) {
-        waiter.accepted?.(existing);
-        if (existing.delivery_state === "sent") waiter.resolve(existing);
-        else if (existing.delivery_state === "failed") waiter.reject(new AppError(502, "MATRIX_REFUSED", "Matrix refused the message"));
-        else this.waiters.set(existing.id, waiter);
-        return;
+    const chosenIds = requests.flatMap((r) => (r.cmd.id ? [r.cmd.id] : []));
+    const existing = await findMessages(sql, this.channelId, chosenIds);
+    const fresh: Array<{ message: NewMessage; waiter: DeliveryWaiter }> = [];
+    const sameIdAgain: SendRequest[] = [];
+    for (const request of requests) {
+      const { cmd, waiter } = request;
+      // The same id again (a retry whose first attempt's answer was lost): that message, not a new one.
+      const found = cmd.id ? existing.get(cmd.id) : undefined;
+      if (found) {
+        this.rejoin(found, waiter);
+        continue;
+      }
+      if (cmd.id && fresh.some((f) => f.message.id === cmd.id)) {
+        sameIdAgain.push(request);
+        continue;
+      }
+      try {
+        fresh.push({ message: await this.prepareSend(cmd, this.seq + fresh.length + 1), waiter });
+      } catch (err) {
+        waiter.reject(err);
       }
     }
+    if (fresh.length === 0) return;
+    // Durable first: the rows exist (pending, with what to send) before Matrix is asked.
+    const inserted = await insertMessages(sql, fresh.map((f) => f.message));
+    const wasIdle = this.outbox.length === 0;
+    this.seq += inserted.length;
+    inserted.forEach((row, i) => {
+      fresh[i]!.waiter.accepted?.(row);
+      this.addWaiter(row.id, fresh[i]!.waiter);
+      this.outbox.push(row.id);
+    });
+    for (const { cmd, waiter } of sameIdAgain) this.rejoin(inserted.find((row) => row.id === cmd.id)!, waiter);
+    // Behind an earlier pending send, these wait their turn (Matrix order follows seq order).
+    if (wasIdle) await this.pumpOutbox();
+    else for (const row of inserted) await this.announcePending(row);
+  }
+
+  /** A send that is already in the index: its caller gets that message's outcome. */
+  private rejoin(row: MessageRow, waiter: DeliveryWaiter) {
+    waiter.accepted?.(row);
+    if (row.delivery_state === "sent") waiter.resolve(row);
+    else if (row.delivery_state === "failed") waiter.reject(new AppError(502, "MATRIX_REFUSED", "Matrix refused the message"));
+    else this.addWaiter(row.id, waiter);
+  }
+
+  private addWaiter(id: string, waiter: DeliveryWaiter) {
+    const waiters = this.waiters.get(id);
+    if (waiters) waiters.push(waiter);
+    else this.waiters.set(id, [waiter]);
+  }
+
+  /** Checks one send and builds its pending row (with the Matrix content to deliver). */
+  private async prepareSend(cmd: SendCommand, seq: number): Promise<NewMessage> {
+    const { sql } = this.deps;
     refuseIfEncrypted(this.channel);
     if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
     let replyEventId: string | null = null;
@@ -377,20 +461,15 @@ export class ChannelActor {
     } else if (replyEventId) {
       content["m.relates_to"] = { "m.in_reply_to": { event_id: replyEventId } };
     }
-
-    const senderMatrixId = this.matrixId(cmd.senderId);
-    const id = cmd.id ?? Bun.randomUUIDv7();
-    const seq = this.seq + 1;
-    // Durable first: the row exists (pending, with what to send) before Matrix is asked.
-    const pending = await insertMessage(sql, {
-      id,
+    return {
+      id: cmd.id ?? Bun.randomUUIDv7(),
       channel_id: this.channelId,
       seq,
       matrix_event_id: null,
       matrix_type: "m.room.message",
       sender_id: cmd.senderId,
       sender_type: senderTypeOf(cmd.senderId),
-      sender_matrix_id: senderMatrixId,
+      sender_matrix_id: this.matrixId(cmd.senderId),
       sender_display_name: null,
       content_preview: cmd.text.slice(0, PREVIEW_LENGTH),
       content_type: CONTENT_TYPES[cmd.msgtype] ?? "text",
@@ -401,14 +480,7 @@ export class ChannelActor {
       outbox_content: content,
       created_at: null,
       media: mediaFromContent(content),
-    });
-    this.seq = seq;
-    waiter.accepted?.(pending);
-    this.waiters.set(id, waiter);
-    this.outbox.push(id);
-    // Behind an earlier pending send, this one waits its turn (Matrix order follows seq order).
-    if (this.outbox.length === 1) await this.pumpOutbox();
-    else await this.announcePending(pending);
+    };
   }
 
   /**
@@ -423,63 +495,102 @@ export class ChannelActor {
       this.retryTimer = null;
     }
     while (this.outbox.length > 0) {
-      const id = this.outbox[0]!;
-      const row = await findMessage(this.deps.sql, this.channelId, id);
-      if (!row || row.delivery_state !== "pending") {
-        this.outbox.shift();
+      const head = this.outbox.slice(0, SEND_BATCH_MAX);
+      const rows = await findMessages(this.deps.sql, this.channelId, head);
+      // Deleted or settled (by reconcile, say) since it was queued: nothing left to deliver.
+      const settled = new Set(head.filter((id) => rows.get(id)?.delivery_state !== "pending"));
+      if (settled.size > 0) {
+        const remaining = this.outbox.filter((id) => !settled.has(id));
+        this.outbox.splice(0, this.outbox.length, ...remaining);
         continue;
       }
-      try {
-        await this.deps.matrix.ensureUser(row.sender_matrix_id);
-        // After an attempt whose outcome is unknown (the homeserver went away mid-request, or this
-        // process died), the event may exist already, and a homeserver restart forgets txnIds:
-        // look for it before sending again.
-        const already = this.uncertain.has(id)
-          ? await this.findDelivered(row).catch((err) => (isPermanent(err) ? null : Promise.reject(err)))
-          : null;
-        const { eventId } = already ?? (await this.deps.matrix.sendEvent(this.room, row.sender_matrix_id, "m.room.message", row.outbox_content ?? {}, row.id));
-        this.uncertain.delete(id);
-        const sent = await markSent(this.deps.sql, row.id, eventId);
+      // A send whose last attempt may have reached Matrix goes alone, after a look in the room.
+      const firstUncertain = head.findIndex((id) => this.uncertain.has(id));
+      const batch = head.slice(0, firstUncertain === 0 ? 1 : firstUncertain === -1 ? head.length : firstUncertain).map((id) => rows.get(id)!);
+      const result = await this.deliver(batch);
+      const delivered = batch.slice(0, result.eventIds.length);
+      if (delivered.length > 0) await this.confirmSent(delivered, result.eventIds);
+      if (result.error === undefined) continue;
+      const row = batch[delivered.length]!;
+      const id = row.id;
+      const err = result.error;
+      if (isPermanent(err)) {
+        const reason = err instanceof MatrixError ? `${err.errcode}: ${err.message}` : String(err);
+        const failed = await markFailed(this.deps.sql, row.id, reason.slice(0, 500));
         this.outbox.shift();
-        this.retryAttempt = 0;
-        await this.announceMessage(sent, this.announcedPending.delete(id));
-        this.settle(id, (w) => w.resolve(sent));
-      } catch (err) {
-        if (isPermanent(err)) {
-          const reason = err instanceof MatrixError ? `${err.errcode}: ${err.message}` : String(err);
-          const failed = await markFailed(this.deps.sql, row.id, reason.slice(0, 500));
-          this.outbox.shift();
-          this.announcedPending.delete(id);
-          this.log.warn({ message_id: id, errcode: (err as MatrixError).errcode }, "matrix refused a message; marked failed");
-          this.deps.broadcast(this.channelId, { type: "message.failed", seq: Number(failed.seq), message: toMessageView(failed) });
-          await this.deps.events.publish(Subjects.messageFailed, {
-            event_id: `message.failed:${id}`,
-            channel_id: this.channelId,
-            message_id: id,
-            seq: Number(failed.seq),
-            sender_id: failed.sender_id,
-            reason: failed.failure_reason ?? reason,
-            failed_at: new Date().toISOString(),
-          });
-          this.settle(id, (w) => w.reject(new AppError(502, "MATRIX_REFUSED", `Matrix refused the message (${(err as MatrixError).errcode ?? "M_UNKNOWN"})`)));
-          continue;
-        }
-        // Unreachable or overloaded: everything from here on stays pending, in order. Whether
-        // Matrix took this one is unknown.
-        this.uncertain.add(id);
-        for (const pendingId of this.outbox) {
-          const pendingRow = pendingId === id ? row : await findMessage(this.deps.sql, this.channelId, pendingId);
-          if (pendingRow) await this.announcePending(pendingRow);
-        }
-        const delay = Math.min(OUTBOX_MAX_BACKOFF_MS, 500 * 2 ** this.retryAttempt++);
-        this.log.warn({ message_id: id, pending: this.outbox.length, retry_in_ms: delay, err: describe(err) }, "matrix unavailable; sends stay pending");
-        this.retryTimer = setTimeout(() => {
-          this.retryTimer = null;
-          if (!this.mailbox.isClosed) void this.mailbox.put({ run: () => this.pumpOutbox(), resolve: () => {}, reject: () => {} }).catch(() => {});
-        }, delay);
-        return;
+        this.announcedPending.delete(id);
+        this.log.warn({ message_id: id, errcode: (err as MatrixError).errcode }, "matrix refused a message; marked failed");
+        this.deps.broadcast(this.channelId, { type: "message.failed", seq: Number(failed.seq), message: toMessageView(failed) });
+        await this.deps.events.publish(Subjects.messageFailed, {
+          event_id: `message.failed:${id}`,
+          channel_id: this.channelId,
+          message_id: id,
+          seq: Number(failed.seq),
+          sender_id: failed.sender_id,
+          reason: failed.failure_reason ?? reason,
+          failed_at: new Date().toISOString(),
+        });
+        this.settle(id, (w) => w.reject(new AppError(502, "MATRIX_REFUSED", `Matrix refused the message (${(err as MatrixError).errcode ?? "M_UNKNOWN"})`)));
+        continue;
       }
+      // Unreachable or overloaded: everything from here on stays pending, in order. Whether
+      // Matrix took this one is unknown (the ones after it were not tried, or are deduplicated
+      // by their txnId in a homeserver that keeps txnIds, as the local backend does).
+      this.uncertain.add(id);
+      for (const pendingId of this.outbox) {
+        const pendingRow = rows.get(pendingId) ?? (await findMessage(this.deps.sql, this.channelId, pendingId));
+        if (pendingRow) await this.announcePending(pendingRow);
+      }
+      const delay = Math.min(OUTBOX_MAX_BACKOFF_MS, 500 * 2 ** this.retryAttempt++);
+      this.log.warn({ message_id: id, pending: this.outbox.length, retry_in_ms: delay, err: describe(err) }, "matrix unavailable; sends stay pending");
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = null;
+        if (!this.mailbox.isClosed) void this.mailbox.put({ run: () => this.pumpOutbox(), resolve: () => {}, reject: () => {} }).catch(() => {});
+      }, delay);
+      return;
     }
+  }
+
+  /** Hands a batch of pending sends to Matrix, each with its message id as txnId. */
+  private async deliver(batch: MessageRow[]): Promise<SentEvents> {
+    try {
+      for (const sender of new Set(batch.map((row) => row.sender_matrix_id))) await this.deps.matrix.ensureUser(sender);
+      // After an attempt whose outcome is unknown (the homeserver went away mid-request, or this
+      // process died), the event may exist already, and a homeserver restart forgets txnIds:
+      // look for it before sending again.
+      const [first] = batch;
+      if (first && this.uncertain.has(first.id)) {
+        const already = await this.findDelivered(first).catch((err) => (isPermanent(err) ? null : Promise.reject(err)));
+        if (already) return { eventIds: [already.eventId] };
+      }
+      return await this.deps.matrix.sendEvents(
+        this.room,
+        batch.map((row) => ({ asUser: row.sender_matrix_id, type: "m.room.message", content: row.outbox_content ?? {}, txnId: row.id })),
+      );
+    } catch (error) {
+      return { eventIds: [], error };
+    }
+  }
+
+  /** Matrix took these (the outbox's head, in order): index them as sent and tell everyone. */
+  private async confirmSent(rows: MessageRow[], eventIds: string[]) {
+    // Until the index says sent, a retry must look in the room first.
+    for (const row of rows) this.uncertain.add(row.id);
+    const sent = await markAllSent(this.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })));
+    this.outbox.splice(0, rows.length);
+    this.retryAttempt = 0;
+    for (const row of sent) {
+      this.uncertain.delete(row.id);
+      this.rememberOwnEcho(row.matrix_event_id!);
+      await this.announceMessage(row, this.announcedPending.delete(row.id));
+      this.settle(row.id, (w) => w.resolve(row));
+    }
+  }
+
+  private rememberOwnEcho(eventId: string) {
+    this.ownEchoes.add(eventId);
+    // An echo that never comes (a crash, a limited sync) must not grow the set for ever.
+    if (this.ownEchoes.size > OWN_ECHOES_MAX) this.ownEchoes.delete(this.ownEchoes.values().next().value!);
   }
 
   /**
@@ -509,10 +620,10 @@ export class ChannelActor {
   }
 
   private settle(id: string, fn: (w: DeliveryWaiter) => void) {
-    const waiter = this.waiters.get(id);
-    if (!waiter) return;
+    const waiters = this.waiters.get(id);
+    if (!waiters) return;
     this.waiters.delete(id);
-    fn(waiter);
+    for (const waiter of waiters) fn(waiter);
   }
 
   private async announceMessage(row: MessageRow, wasAnnouncedPending = false) {
@@ -532,6 +643,23 @@ export class ChannelActor {
       thread_id: row.thread_id,
       created_at: view.created_at,
     });
+  }
+
+  private async doIngestAll(events: MatrixEvent[]): Promise<void> {
+    let next = 0;
+    while (next < events.length) {
+      // Echoes of our own sends, known from memory: their inbox rows go in one statement.
+      const echoes: string[] = [];
+      while (next < events.length && events[next]!.type === "m.room.message" && this.ownEchoes.has(events[next]!.event_id)) {
+        echoes.push(events[next++]!.event_id);
+      }
+      if (echoes.length > 0) {
+        await consumeInboxEvents(this.deps.sql, echoes);
+        for (const eventId of echoes) this.ownEchoes.delete(eventId);
+        continue;
+      }
+      await this.doIngest(events[next++]!);
+    }
   }
 
   private async doIngest(event: MatrixEvent): Promise<void> {
@@ -556,7 +684,7 @@ export class ChannelActor {
       | { rel_type?: string; event_id?: string; "m.in_reply_to"?: { event_id?: string } }
       | undefined;
     // Our own sends come back from the homeserver: matched by event id, never indexed twice.
-    if (await findMessageByEvent(sql, event.event_id)) {
+    if (this.ownEchoes.delete(event.event_id) || (await findMessageByEvent(sql, event.event_id))) {
       await consumeInboxEvent(sql, event.event_id);
       return;
     }

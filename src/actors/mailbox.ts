@@ -65,6 +65,15 @@ export class Mailbox<T> {
     });
   }
 
+  /** Takes, without waiting, the queued items at the head that match, up to `max`. */
+  takeWhile(matches: (item: T) => boolean, max: number): T[] {
+    let count = 0;
+    while (count < max && count < this.items.length && matches(this.items[count]!)) count++;
+    const taken = this.items.splice(0, count);
+    for (let i = 0; i < count; i++) this.spaceWaiters.shift()?.();
+    return taken;
+  }
+
   /** Refuses new items; what is queued is still handed out by take(). */
   close(): void {
     this.closed = true;

@@ -95,7 +95,7 @@ export class InboxDispatcher {
     const results = await Promise.all(
       [...byChannel].map(async ([channelId, list]) => {
         try {
-          for (const row of list) await this.deps.registry.get(channelId).ingest(row.event);
+          await this.deps.registry.get(channelId).ingestAll(list.map((row) => row.event));
           return true;
         } catch (err) {
           this.deps.log.warn({ channel_id: channelId, err: err instanceof Error ? err.message : String(err) }, "could not index a matrix event; it stays in the inbox");

@@ -62,3 +62,9 @@ export async function readInbox(sql: Sql, limit: number): Promise<InboxRow[]> {
 export async function consumeInboxEvent(tx: Sql | Tx, eventId: string): Promise<void> {
   await tx`delete from matrix_inbox where event_id = ${eventId}`;
 }
+
+/** consumeInboxEvent for several events in one statement. */
+export async function consumeInboxEvents(tx: Sql | Tx, eventIds: string[]): Promise<void> {
+  if (eventIds.length === 0) return;
+  await tx`delete from matrix_inbox where event_id in ${tx(eventIds)}`;
+}

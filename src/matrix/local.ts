@@ -4,6 +4,8 @@ import {
   joinRuleFor,
   parseMxcUri,
   type CreateRoomRequest,
+  type OutgoingEvent,
+  type SentEvents,
   type EphemeralEvent,
   type DownloadedMedia,
   type MatrixBackend,
@@ -174,6 +176,76 @@ export class LocalMatrixBackend implements MatrixBackend {
       return this.insertEvent(tx, roomId, asUser, type, content, { txnId });
     });
     return { eventId };
+  }
+
+  /**
+   * One transaction (and one turn of the stream lock) for the whole batch, with the same
+   * rules as sendEvent: a known txnId yields its event, a sender must be joined. The prefix
+   * before the first refusal is committed; the refusal is the answer's error.
+   */
+  async sendEvents(roomId: string, events: OutgoingEvent[]): Promise<SentEvents> {
+    if (events.length === 0) return { eventIds: [] };
+    let eventIds: string[] = [];
+    let error: unknown;
+    try {
+      this.assertOpen();
+      await this.write(async (tx) => {
+        const known = new Map<string, string>();
+        const txnIds = events.map((e) => e.txnId);
+        for (const row of await tx`select txn_id, event_id from local_matrix_events where txn_id in ${tx(txnIds)}`) {
+          known.set(row.txn_id as string, row.event_id as string);
+        }
+        await this.requireRoom(tx, roomId);
+        const senders = [...new Set(events.map((e) => e.asUser))];
+        const joined = new Set<string>();
+        for (const row of await tx`
+            select state_key from local_matrix_state
+            where room_id = ${roomId} and type = 'm.room.member' and state_key in ${tx(senders)}
+              and content->>'membership' = 'join'`) {
+          joined.add(row.state_key as string);
+        }
+        const fresh: Record<string, unknown>[] = [];
+        const now = Date.now();
+        for (const event of events) {
+          const seen = known.get(event.txnId);
+          if (seen) {
+            eventIds.push(seen);
+            continue;
+          }
+          if (!joined.has(event.asUser)) {
+            error = new MatrixError("M_FORBIDDEN", `User ${event.asUser} not in room ${roomId}`, 403);
+            break;
+          }
+          if (event.type === "m.reaction") {
+            try {
+              await this.refuseDuplicateAnnotation(tx, roomId, event.asUser, event.content);
+            } catch (refusal) {
+              error = refusal;
+              break;
+            }
+          }
+          const eventId = `$${randomToken(32)}`;
+          known.set(event.txnId, eventId);
+          eventIds.push(eventId);
+          fresh.push({
+            event_id: eventId,
+            room_id: roomId,
+            sender: event.asUser,
+            type: event.type,
+            state_key: null,
+            content: tx.json(event.content as never),
+            origin_server_ts: now,
+            txn_id: event.txnId,
+          });
+        }
+        // One statement keeps the batch's stream order: the rows get their orderings in list order.
+        if (fresh.length > 0) await tx`insert into local_matrix_events ${tx(fresh)}`;
+      });
+    } catch (err) {
+      // Nothing of the batch was committed.
+      return { eventIds: [], error: err };
+    }
+    return error === undefined ? { eventIds } : { eventIds, error };
   }
 
   async redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string) {

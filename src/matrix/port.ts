@@ -71,6 +71,37 @@ export interface RoomMessagesPage {
   end: string | null;
 }
 
+export interface OutgoingEvent {
+  asUser: string;
+  type: string;
+  content: Record<string, unknown>;
+  txnId: string;
+}
+
+export interface SentEvents {
+  /** The event ids of the first `eventIds.length` events, in order. */
+  eventIds: string[];
+  /** Why the event at index `eventIds.length` was not sent; absent when all were. */
+  error?: unknown;
+}
+
+/** sendEvents for a homeserver that takes one event per request. */
+export async function sendEventsInTurn(
+  send: MatrixBackend["sendEvent"],
+  roomId: string,
+  events: OutgoingEvent[],
+): Promise<SentEvents> {
+  const eventIds: string[] = [];
+  for (const event of events) {
+    try {
+      eventIds.push((await send(roomId, event.asUser, event.type, event.content, event.txnId)).eventId);
+    } catch (error) {
+      return { eventIds, error };
+    }
+  }
+  return { eventIds };
+}
+
 export interface MatrixBackend {
   readonly kind: "local" | "synapse";
   readonly serverName: string;
@@ -88,6 +119,13 @@ export interface MatrixBackend {
   getState(roomId: string, type: string, stateKey: string, asUser?: string): Promise<Record<string, unknown> | null>;
   /** Idempotent per txnId: the same txnId always yields the same event. */
   sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string): Promise<{ eventId: string }>;
+  /**
+   * Sends events in order, each as sendEvent would (same txnId rules); stops at the first that
+   * fails. Never rejects: `eventIds` holds the events of the prefix that was sent, and `error`
+   * what stopped the rest. A homeserver may do it in one step (the local backend, in one
+   * transaction); Synapse sends one by one.
+   */
+  sendEvents(roomId: string, events: OutgoingEvent[]): Promise<SentEvents>;
   getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent>;
   /** Redacts an event; idempotent per txnId like sendEvent. */
   redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string): Promise<{ eventId: string }>;

@@ -5,7 +5,10 @@ import {
   joinRuleFor,
   parseMxcUri,
   presetFor,
+  sendEventsInTurn,
   type CreateRoomRequest,
+  type OutgoingEvent,
+  type SentEvents,
   type EphemeralEvent,
   type DownloadedMedia,
   type MatrixBackend,
@@ -172,6 +175,10 @@ export class SynapseMatrixBackend implements MatrixBackend {
   async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {
     const res = await this.call("PUT", `${CS}/rooms/${enc(roomId)}/send/${enc(type)}/${enc(txnId)}`, { asUser, body: content });
     return { eventId: res.event_id as string };
+  }
+
+  sendEvents(roomId: string, events: OutgoingEvent[]): Promise<SentEvents> {
+    return sendEventsInTurn((...args) => this.sendEvent(...args), roomId, events);
   }
 
   async redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string) {

@@ -107,26 +107,69 @@ export interface NewMessage {
 }
 
 export async function insertMessage(sql: Sql | Tx, m: NewMessage): Promise<MessageRow> {
-  const [row] = await sql<MessageRow[]>`
-    insert into messages (id, channel_id, seq, matrix_event_id, matrix_type, sender_id, sender_type, sender_matrix_id,
-                          sender_display_name, content_preview, content_type, msgtype, thread_id, reply_to,
-                          delivery_state, outbox_content, created_at, media_url, media_mimetype, media_size, media_filename)
-    values (${m.id}, ${m.channel_id}, ${m.seq}, ${m.matrix_event_id}, ${m.matrix_type}, ${m.sender_id}, ${m.sender_type},
-            ${m.sender_matrix_id}, ${m.sender_display_name}, ${m.content_preview}, ${m.content_type}, ${m.msgtype},
-            ${m.thread_id}, ${m.reply_to}, ${m.delivery_state},
-            ${m.outbox_content ? sql.json(m.outbox_content as never) : null}, coalesce(${m.created_at}::timestamptz, now()),
-            ${m.media?.media_url ?? null}, ${m.media?.media_mimetype ?? null}, ${m.media?.media_size ?? null},
-            ${m.media?.media_filename ?? null})
-    returning *`;
+  const [row] = await insertMessages(sql, [m]);
   return row!;
+}
+
+/** Several rows in one statement (one round trip); the answer keeps the order given. */
+export async function insertMessages(sql: Sql | Tx, messages: NewMessage[]): Promise<MessageRow[]> {
+  if (messages.length === 0) return [];
+  const values = messages.map((m) => ({
+    id: m.id,
+    channel_id: m.channel_id,
+    seq: m.seq,
+    matrix_event_id: m.matrix_event_id,
+    matrix_type: m.matrix_type,
+    sender_id: m.sender_id,
+    sender_type: m.sender_type,
+    sender_matrix_id: m.sender_matrix_id,
+    sender_display_name: m.sender_display_name,
+    content_preview: m.content_preview,
+    content_type: m.content_type,
+    msgtype: m.msgtype,
+    thread_id: m.thread_id,
+    reply_to: m.reply_to,
+    delivery_state: m.delivery_state,
+    outbox_content: m.outbox_content ? sql.json(m.outbox_content as never) : null,
+    // A send is stamped when it is accepted.
+    created_at: m.created_at ?? new Date(),
+    media_url: m.media?.media_url ?? null,
+    media_mimetype: m.media?.media_mimetype ?? null,
+    media_size: m.media?.media_size ?? null,
+    media_filename: m.media?.media_filename ?? null,
+  }));
+  const rows = await sql<MessageRow[]>`insert into messages ${sql(values)} returning *`;
+  return inOrder(messages, rows);
 }
 
 /** Matrix confirmed the event: the index keeps its id and drops the outbox copy of the content. */
 export async function markSent(sql: Sql | Tx, id: string, eventId: string): Promise<MessageRow> {
-  const [row] = await sql<MessageRow[]>`
-    update messages set delivery_state = 'sent', matrix_event_id = ${eventId}, outbox_content = null, failure_reason = null
-    where id = ${id} returning *`;
+  const [row] = await markAllSent(sql, [{ id, eventId }]);
   return row!;
+}
+
+/** markSent for several confirmed sends in one statement; the answer keeps the order given. */
+export async function markAllSent(sql: Sql | Tx, sent: Array<{ id: string; eventId: string }>): Promise<MessageRow[]> {
+  if (sent.length === 0) return [];
+  const rows = await sql<MessageRow[]>`
+    update messages m
+    set delivery_state = 'sent', matrix_event_id = v.event_id, outbox_content = null, failure_reason = null
+    from (values ${sql(sent.map((s) => [s.id, s.eventId]))}) as v (id, event_id)
+    where m.id = v.id::uuid
+    returning m.*`;
+  return inOrder(sent, rows);
+}
+
+/** Several messages of one channel by id, in one round trip. */
+export async function findMessages(sql: Sql | Tx, channelId: string, ids: string[]): Promise<Map<string, MessageRow>> {
+  if (ids.length === 0) return new Map();
+  const rows = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id in ${sql(ids)}`;
+  return new Map(rows.map((row) => [row.id, row]));
+}
+
+function inOrder(wanted: Array<{ id: string }>, rows: MessageRow[]): MessageRow[] {
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return wanted.map((w) => byId.get(w.id)).filter((row): row is MessageRow => row !== undefined);
 }
 
 /** Matrix refused it for good: the row stays (its seq too), failed, with the reason. */

@@ -65,6 +65,34 @@ for (const adapter of adapters) {
       expect(await refusal(m.getEvent(roomId, "$nope", alice))).toBe("M_NOT_FOUND");
     });
 
+    test("sendEvents sends in order, keeps txnIds idempotent, and stops at the first refusal with the prefix sent", async () => {
+      const { roomId } = await newRoom("private");
+      const text = (body: string, asUser = alice) => ({ asUser, type: "m.room.message", content: { msgtype: "m.text", body }, txnId: crypto.randomUUID() });
+      const [a, b, c] = [text("a"), text("b"), text("c")];
+      const sent = await m.sendEvents(roomId, [a, b, c]);
+      expect(sent.error).toBeUndefined();
+      expect(sent.eventIds).toHaveLength(3);
+      // The room's timeline, newest first, holds them in the order given.
+      const timeline = await m.roomMessages(roomId, { dir: "b", limit: 10 });
+      const bodies = timeline.events.filter((e) => e.type === "m.room.message").map((e) => [e.event_id, e.content.body]);
+      expect(bodies.slice(0, 3)).toEqual([[sent.eventIds[2], "c"], [sent.eventIds[1], "b"], [sent.eventIds[0], "a"]]);
+
+      // Again with a known txnId first: the same event, not a second one. Bob is not in the
+      // room: his event is refused, and the one after it is not sent.
+      const d = text("d");
+      const after = text("after bob");
+      const partial = await m.sendEvents(roomId, [a, d, text("from bob", bob), after]);
+      expect(partial.eventIds[0]).toBe(sent.eventIds[0]!);
+      expect(partial.eventIds).toHaveLength(2);
+      expect(partial.error).toBeInstanceOf(MatrixError);
+      expect((partial.error as MatrixError).errcode).toBe("M_FORBIDDEN");
+      const now = await m.roomMessages(roomId, { dir: "b", limit: 10 });
+      const latest = now.events.filter((e) => e.type === "m.room.message").map((e) => e.content.body);
+      expect(latest.slice(0, 4)).toEqual(["d", "c", "b", "a"]);
+      expect(await m.getEvent(roomId, partial.eventIds[1]!, alice)).toMatchObject({ content: { body: "d" } });
+      expect(await m.sendEvents(roomId, [])).toEqual({ eventIds: [] });
+    });
+
     test("membership gates sending and joining; invite then join works", async () => {
       const { roomId } = await newRoom("private");
       expect(await refusal(m.sendEvent(roomId, bob, "m.room.message", { msgtype: "m.text", body: "x" }, crypto.randomUUID()))).toBe("M_FORBIDDEN");

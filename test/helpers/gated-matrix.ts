@@ -1,4 +1,4 @@
-import type { MatrixBackend } from "../../src/matrix/port.ts";
+import { sendEventsInTurn, type MatrixBackend, type OutgoingEvent } from "../../src/matrix/port.ts";
 
 /**
  * Wraps the real Matrix backend so a test can hold message sends at the homeserver's door
@@ -35,19 +35,20 @@ export class MatrixGate {
 
   wrap = (inner: MatrixBackend): MatrixBackend => {
     const gate = this;
+    const gatedSend = async (...args: Parameters<MatrixBackend["sendEvent"]>) => {
+      gate.sends++;
+      for (const a of gate.arrivals.splice(0)) a();
+      if (!gate.open) await new Promise<void>((resolve) => gate.waiting.push(resolve));
+      if (gate.failing) throw gate.failing;
+      return inner.sendEvent(...args);
+    };
     return new Proxy(inner, {
       get(target, prop, receiver) {
-        if (prop !== "sendEvent") {
-          const value = Reflect.get(target, prop, receiver);
-          return typeof value === "function" ? value.bind(target) : value;
-        }
-        return async (...args: Parameters<MatrixBackend["sendEvent"]>) => {
-          gate.sends++;
-          for (const a of gate.arrivals.splice(0)) a();
-          if (!gate.open) await new Promise<void>((resolve) => gate.waiting.push(resolve));
-          if (gate.failing) throw gate.failing;
-          return target.sendEvent(...args);
-        };
+        // A batch passes the gate one event at a time, as a homeserver without batches would.
+        if (prop === "sendEvent") return gatedSend;
+        if (prop === "sendEvents") return (roomId: string, events: OutgoingEvent[]) => sendEventsInTurn(gatedSend, roomId, events);
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
       },
     });
   };
