@@ -32,7 +32,9 @@ try {
   console.error(String((err as Error).message));
   process.exit(2);
 }
-const wanted = process.argv[2] ?? "all";
+// `--plan`: print what would run and the time estimate, run nothing.
+const planOnly = process.argv.includes("--plan");
+const wanted = process.argv.slice(2).find((a) => !a.startsWith("--")) ?? "all";
 const needsSynapse = new Set(["send-synapse", "syncback"]);
 // These need Synapse; without its environment `all` leaves it out and says so.
 const names = wanted === "all" ? Object.keys(scenarios).filter((n) => !needsSynapse.has(n) || process.env.MATRIX_HOMESERVER_URL) : [wanted];
@@ -46,6 +48,7 @@ if (wanted === "all" && !names.includes("syncback")) console.log("send-synapse a
 const estimates = Object.fromEntries(names.map((n) => [n, scenarios[n]!.estimateSeconds()]));
 const totalEstimate = Object.values(estimates).reduce((a, b) => a + b, 0);
 console.log(`BENCH_SIZE=${preset}: ${names.map((n) => `${n} ~${minutes(estimates[n]!)}`).join(", ")}; total ~${minutes(totalEstimate)}`);
+if (planOnly) process.exit(0);
 
 const date = new Date().toISOString().slice(0, 10);
 const outDir = process.env.BENCH_OUT_DIR ?? new URL("./results/", import.meta.url).pathname;

@@ -83,8 +83,8 @@ export function fanoutPlan(): Plan<FanoutParams> {
  * handshakes/s, sends/s with 4 senders, deliveries/s. Only for the time estimate.
  */
 const SPEEDS = [
-  { opens: 1000, sends: 150, deliveries: 50_000 }, // service
-  { opens: 2000, sends: 3000, deliveries: 150_000 }, // bun-pubsub
+  { opens: 1000, sends: 200, deliveries: 50_000 }, // service
+  { opens: 5000, sends: 3000, deliveries: 150_000 }, // bun-pubsub
   { opens: 2000, sends: 1500, deliveries: 40_000 }, // node-ws
   { opens: 1500, sends: 700, deliveries: 20_000 }, // socketio
 ];
@@ -93,7 +93,7 @@ function caseSeconds(c: Case, p: FanoutParams) {
   const total = c.channels * c.perChannel;
   const paced = pacedShape(c, p);
   return SPEEDS.reduce((sum, speed) => {
-    const setUp = 1.5 + total / speed.opens;
+    const setUp = 0.8 + total / speed.opens;
     const run = setUp + Math.max((c.channels * c.messages) / speed.sends, (c.channels * c.messages * c.perChannel) / speed.deliveries);
     const pacedRun = setUp + paced.messages / paced.rate + (paced.messages * c.perChannel) / speed.deliveries / 4;
     return sum + c.rounds * run + pacedRun;
