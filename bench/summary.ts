@@ -12,6 +12,11 @@ export async function writeSummary(outDir: string, date: string) {
   const out: string[] = [];
   const mark = (ok: boolean) => (ok ? "met" : "**missed**");
   out.push(`# Benchmark summary, ${date}`, "");
+  const ran = ["send", "send-synapse", "fanout", "read", "syncback", "memory"].map((n) => [n, load(n)] as const).filter(([, r]) => r);
+  if (ran.length > 0) {
+    const presets = [...new Set(ran.map(([, r]) => r.preset ?? "quick"))].join(", ");
+    out.push(`Sizes: BENCH_SIZE=${presets}. Durations: ${ran.map(([n, r]) => `${n} ${Math.round(r.duration_s)} s`).join(", ")}.`, "");
+  }
   out.push(
     "Measured on a shared, noisy 2-core machine while other engineers ran test suites. The load generator (and the WebSocket",
     "subscriber processes) run **on the same machine** as the servers, so absolute figures are low and noisy; the service and",
@@ -31,22 +36,36 @@ export async function writeSummary(outDir: string, date: string) {
   }
   const fanout = load("fanout");
   if (fanout) {
-    out.push(`## b) Fan-out (one channel)`, "", "deliveries/s = frames received by all subscribers ÷ (last delivery − first send); p99 from send to delivery. Targets: ≥ 0.9 × raw Bun, ≥ 3 × Node ws and Socket.IO.", "");
-    out.push("| subscribers | messages | target | deliveries/s | sends/s | p50 / p99 ms |", "|---|---|---|---|---|---|");
+    // Results written before the many-channels case have one channel per row and no `channels`.
+    const shape = (r: any) => ((r.channels ?? 1) === 1 ? `1 × ${r.subscribers}` : `${r.channels} × ${r.subscribers_per_channel}`);
+    out.push(
+      `## b) Fan-out`,
+      "",
+      "Shapes are channels × subscribers per channel; a run spreads its messages round-robin over the channels, so every subscriber gets the same number of frames.",
+      "deliveries/s = frames received by all subscribers ÷ (last delivery − first send); p99 from send to delivery (the worst loader process's p99). Targets: ≥ 0.9 × raw Bun, ≥ 3 × Node ws and Socket.IO.",
+      "",
+    );
+    out.push("| channels × subscribers | messages | target | deliveries/s | sends/s | p50 / p99 ms |", "|---|---|---|---|---|---|");
     for (const r of fanout.rows) {
       for (const [name, x] of Object.entries<any>(r.results)) {
-        out.push(`| ${r.subscribers} | ${r.messages} | ${name} | ${x.deliveries_per_s} | ${x.sends_per_s} | ${x.p50_ms} / ${x.p99_ms}${x.complete ? "" : " (incomplete)"} |`);
+        out.push(`| ${shape(r)} | ${r.messages} | ${name} | ${x.deliveries_per_s} | ${x.sends_per_s} | ${x.p50_ms} / ${x.p99_ms}${x.complete ? "" : " (incomplete)"} |`);
       }
     }
-    out.push("", "| subscribers | service ÷ raw Bun | service ÷ Node ws | service ÷ Socket.IO |", "|---|---|---|---|");
+    out.push("", "| channels × subscribers | service ÷ raw Bun | service ÷ Node ws | service ÷ Socket.IO |", "|---|---|---|---|");
     for (const r of fanout.rows) {
-      out.push(`| ${r.subscribers} | ${r.ratio_vs_bun} (${mark(r.ratio_vs_bun >= 0.9)}) | ${r.ratio_vs_node_ws} (${mark(r.ratio_vs_node_ws >= 3)}) | ${r.ratio_vs_socketio} (${mark(r.ratio_vs_socketio >= 3)}) |`);
+      out.push(`| ${shape(r)} | ${r.ratio_vs_bun} (${mark(r.ratio_vs_bun >= 0.9)}) | ${r.ratio_vs_node_ws} (${mark(r.ratio_vs_node_ws >= 3)}) | ${r.ratio_vs_socketio} (${mark(r.ratio_vs_socketio >= 3)}) |`);
     }
     out.push("");
     if (fanout.paced?.length) {
-      out.push(`Paced pass: every target gets the same ${fanout.params.paced_rate} messages/s, so the send path's limit is out of the picture and latency compares the fan-out paths.`, "");
-      out.push("| subscribers | target | p50 / p99 ms (send → delivery) | complete |", "|---|---|---|---|");
-      for (const p of fanout.paced) for (const [name, x] of Object.entries<any>(p.results)) out.push(`| ${p.subscribers} | ${name} | ${x.p50_ms} / ${x.p99_ms} | ${x.complete ? "yes" : "no"} |`);
+      out.push(
+        "Paced pass: every target gets the same send schedule (the rate below, spread over the channels), so the send path's limit is out of the picture and latency compares the fan-out paths.",
+        "",
+      );
+      out.push("| channels × subscribers | messages/s | target | p50 / p99 ms (send → delivery) | complete |", "|---|---|---|---|---|");
+      for (const p of fanout.paced) {
+        const rate = p.rate_per_s ?? fanout.params.paced_rate;
+        for (const [name, x] of Object.entries<any>(p.results)) out.push(`| ${shape(p)} | ${rate} | ${name} | ${x.p50_ms} / ${x.p99_ms} | ${x.complete ? "yes" : "no"} |`);
+      }
       out.push("");
     }
   }

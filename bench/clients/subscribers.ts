@@ -1,16 +1,24 @@
 /**
- * A loader process: opens `count` subscribers (plain WebSocket or Socket.IO), prints
- * {"ready":true} once all are open, then measures each frame's latency from the send
- * timestamp embedded in its text ("fanout <ms>"). Exits after `expected` frames per
- * subscriber or at the deadline, printing one JSON line with the samples' summary.
+ * A loader process: opens `count` subscribers (plain WebSocket or Socket.IO), subscriber i to
+ * urls[(first + i) % urls.length], so processes given consecutive `first`s spread evenly over
+ * the channels. Prints {"ready":true} once all are open, then measures each frame's latency
+ * from the send timestamp embedded in its text ("fanout <ms>"). Reports after `expected` frames
+ * per subscriber, when told so on stdin ("finish"), or at the deadline, printing one JSON line
+ * with the samples' summary.
+ *
+ *   bun subscribers.ts <ws|socketio> <url>[,<url>…] <count> <expected> [deadline ms] [first]
  */
 import { io } from "socket.io-client";
 import { latency, nowMs } from "../lib/stats.ts";
 
-const [kind, url, countArg, expectedArg, deadlineArg] = process.argv.slice(2);
+const [kind, urlsArg, countArg, expectedArg, deadlineArg, firstArg] = process.argv.slice(2);
+const urls = urlsArg!.split(",");
 const count = Number(countArg);
 const expected = Number(expectedArg);
 const deadlineMs = Number(deadlineArg ?? 60_000);
+const first = Number(firstArg ?? 0);
+// A server that never completes a handshake must not hang the run.
+const openTimeoutMs = 120_000;
 
 const samples: number[] = [];
 let deliveries = 0;
@@ -29,10 +37,10 @@ function onFrame(state: { n: number }, data: string) {
 }
 
 const closers: (() => void)[] = [];
-async function openOne(): Promise<void> {
+async function openOne(url: string): Promise<void> {
   const state = { n: 0 };
   if (kind === "socketio") {
-    const socket = io(url!, { transports: ["websocket"], reconnection: false, forceNew: true });
+    const socket = io(url, { transports: ["websocket"], reconnection: false, forceNew: true });
     closers.push(() => socket.close());
     socket.on("frame", (data: string) => onFrame(state, data));
     await new Promise<void>((resolve, reject) => {
@@ -41,21 +49,29 @@ async function openOne(): Promise<void> {
     });
     return;
   }
-  const ws = new WebSocket(url!);
+  const ws = new WebSocket(url);
   closers.push(() => ws.close());
   ws.onmessage = (e) => onFrame(state, typeof e.data === "string" ? e.data : "");
   await new Promise<void>((resolve, reject) => {
     ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error("websocket failed to open"));
+    ws.onerror = () => reject(new Error(`websocket to ${url} failed to open`));
   });
 }
 
+const openTimer = setTimeout(() => {
+  console.error(`subscribers: not all ${count} open after ${openTimeoutMs} ms`);
+  process.exit(1);
+}, openTimeoutMs);
 // Open in batches: a thousand simultaneous handshakes measure the accept queue, not fan-out.
 for (let i = 0; i < count; i += 50) {
-  await Promise.all(Array.from({ length: Math.min(50, count - i) }, openOne));
+  await Promise.all(Array.from({ length: Math.min(50, count - i) }, (_, j) => openOne(urls[(first + i + j) % urls.length]!)));
 }
+clearTimeout(openTimer);
 console.log(JSON.stringify({ ready: true }));
 const timer = setTimeout(finish, deadlineMs);
+void (async () => {
+  for await (const chunk of Bun.stdin.stream()) if (new TextDecoder().decode(chunk).includes("finish")) finish();
+})();
 
 function finish() {
   clearTimeout(timer);

@@ -29,6 +29,34 @@ export function rssKbOf(pid: number): number {
 }
 
 /**
+ * Open files allowed to the processes the bench starts: 10,000 WebSockets need more than the
+ * usual soft limit of 1,024. Bun.spawn has no rlimit option, so a shell raises it and then
+ * execs the command (same pid): to FD_LIMIT where allowed (root, or a hard limit that high),
+ * else to the hard limit.
+ */
+export const FD_LIMIT = 65535;
+const RAISE_FD_LIMIT = `ulimit -n ${FD_LIMIT} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null`;
+
+export function withFdLimit(cmd: string[]): string[] {
+  return ["sh", "-c", `${RAISE_FD_LIMIT}; exec "$@"`, "sh", ...cmd];
+}
+
+/** The open-file limit withFdLimit gets here. */
+export function reachableFdLimit(): number {
+  const out = Bun.spawnSync(["sh", "-c", `${RAISE_FD_LIMIT}; ulimit -n`]).stdout.toString().trim();
+  return out === "unlimited" ? Infinity : Number(out);
+}
+
+/** Fails early, with the fix, when a process would run out of file descriptors mid-run. */
+export function requireFdLimit(sockets: number, what: string): void {
+  const needed = sockets + 1024;
+  const limit = reachableFdLimit();
+  if (!(limit >= needed)) {
+    throw new Error(`${what} needs about ${needed} open files per process; this shell allows ${limit} (raise the hard limit: ulimit -Hn ${needed}, or run as root)`);
+  }
+}
+
+/**
  * Starts a server process and waits until `readyPath` answers. Output goes to a log file so a
  * failing server can be diagnosed without flooding the bench output.
  */
@@ -37,7 +65,7 @@ export async function spawnServer(
   opts: { env?: Record<string, string>; readyPath?: string; port: number; name: string; timeoutMs?: number },
 ): Promise<Child> {
   const log = Bun.file(`/tmp/bench-${opts.name}-${opts.port}.log`);
-  const proc = Bun.spawn(cmd, {
+  const proc = Bun.spawn(withFdLimit(cmd), {
     cwd: repoRoot,
     env: { ...process.env, ...opts.env },
     stdout: log,

@@ -29,15 +29,25 @@ export interface Service extends Child {
 }
 
 /**
+ * What the bench turns off in the service: it measures throughput, not policy. A rate of 0
+ * turns a token bucket off (no upsert per request); the frame cap only limits what clients
+ * send, which subscribers never do, but a flood close must not end a bench socket. There is
+ * no per-user or per-channel cap on WebSocket connections to lift.
+ */
+export const POLICY_LIMITS_OFF: Record<string, string> = {
+  RATE_LIMIT_USER_PER_MIN: "0",
+  RATE_LIMIT_CHANNEL_PER_MIN: "0",
+  RATE_LIMIT_READ_PER_MIN: "0",
+  WS_MAX_FRAMES_PER_SEC: "0",
+};
+
+/**
  * The service as users run it (`bun src/main.ts`), in its own process, on a fresh PostgreSQL
- * database with the local Matrix backend unless `env` names a homeserver. Rate limits are
- * off (0 = no bucket, no query): one bench user sends thousands of messages a second, which the
- * production limits refuse by design; the bench measures throughput, not policy.
+ * database with the local Matrix backend unless `env` names a homeserver, policy limits off.
  */
 export async function startService(env: Record<string, string> = {}): Promise<Service> {
   const db = await freshDatabase();
   const port = await freePort();
-  const rateLimitsOff = { RATE_LIMIT_USER_PER_MIN: "0", RATE_LIMIT_CHANNEL_PER_MIN: "0", RATE_LIMIT_READ_PER_MIN: "0" };
   const { BENCH_CPU_PROF_DIR: profDir, ...serviceEnv } = env;
   const profile = profDir ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profDir}`] : [];
   const child = await spawnServer(["bun", ...profile, "src/main.ts"], {
@@ -51,7 +61,7 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
       LOG_LEVEL: "silent",
       MATRIX_HOMESERVER_URL: "",
       NATS_URL: process.env.BENCH_NATS_URL ?? "",
-      ...rateLimitsOff,
+      ...POLICY_LIMITS_OFF,
       ...serviceEnv,
     },
   });

@@ -1,15 +1,24 @@
-import { benchPath, freePort, spawnServer, type Child } from "../lib/proc.ts";
+import { benchPath, freePort, requireFdLimit, spawnServer, withFdLimit, type Child } from "../lib/proc.ts";
+import { sized, type Plan } from "../lib/preset.ts";
 import { BENCH_USER, startService } from "../lib/service.ts";
-import { knob, round } from "../lib/stats.ts";
+import { round } from "../lib/stats.ts";
 
 /**
  * e) RSS of the service process: idle, with N idle WebSocket subscribers (raw Bun pub/sub
  * with the same clients as the reference), then after M channels were each active once
  * (one message) and left idle long enough to passivate (ACTOR_IDLE_MS is lowered for the run).
  */
+export function memoryPlan(): Plan<{ connections: number; channels: number }> {
+  const connections = sized("BENCH_MEMORY_CONNECTIONS", { quick: 1000, full: 10_000 });
+  const channels = sized("BENCH_MEMORY_CHANNELS", { quick: 200, full: 10_000 });
+  // Two sets of idle sockets (service, raw Bun), then a create + a send per channel, 4 at a time.
+  const estimateSeconds = 10 + 2 * (3 + connections / 1500) + channels / 100;
+  return { params: { connections, channels }, estimateSeconds: Math.round(estimateSeconds) };
+}
+
 export async function memoryScenario() {
-  const connections = knob("BENCH_MEMORY_CONNECTIONS", 1000);
-  const channels = knob("BENCH_MEMORY_CHANNELS", 200);
+  const { connections, channels } = memoryPlan().params;
+  requireFdLimit(connections, "memory");
   const idleMs = 300;
   const service = await startService({ ACTOR_IDLE_MS: String(idleMs) });
   const bunPort = await freePort();
@@ -74,7 +83,7 @@ async function settledRss(child: Child) {
 
 async function perConnection(server: Child, url: string, n: number) {
   const before = await settledRss(server);
-  const clients = Bun.spawn(["bun", benchPath("clients/subscribers.ts"), "ws", url, String(n), "1000000000", "600000"], { stdout: "pipe", stderr: "inherit" });
+  const clients = Bun.spawn(withFdLimit(["bun", benchPath("clients/subscribers.ts"), "ws", url, String(n), "1000000000", "600000"]), { stdout: "pipe", stderr: "inherit" });
   const reader = clients.stdout.getReader();
   const { value } = await reader.read();
   if (!value || !new TextDecoder().decode(value).includes("ready")) throw new Error("idle subscribers did not open");

@@ -1,9 +1,21 @@
 import postgres from "postgres";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
 import { BENCH_USER, startService } from "../lib/service.ts";
-import { knob, knobList, round } from "../lib/stats.ts";
+import { sized, type Plan } from "../lib/preset.ts";
+import { knobList, round } from "../lib/stats.ts";
 
 const WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india", "juliet", "kilo", "lima"];
+
+const QUERIES = 6;
+
+export function readPlan(): Plan<{ rows: number; concurrencies: number[]; seconds: number }> {
+  const rows = sized("BENCH_READ_ROWS", { quick: 100_000, full: 1_000_000 });
+  const concurrencies = knobList("BENCH_READ_CONCURRENCY", [1, 4]);
+  const seconds = sized("BENCH_READ_SECONDS", { quick: 3, full: 5 });
+  // Bulk insert with its indexes at ~10,000 rows/s here, then each query warmed and timed.
+  const estimateSeconds = 8 + rows / 10_000 + QUERIES * (0.5 + concurrencies.length * seconds);
+  return { params: { rows, concurrencies, seconds }, estimateSeconds: Math.round(estimateSeconds) };
+}
 
 /**
  * c) Reads on one channel holding many indexed messages, bulk-inserted with SQL (the send path
@@ -12,9 +24,7 @@ const WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", 
  * concurrency for a fixed time.
  */
 export async function readScenario() {
-  const rows = knob("BENCH_READ_ROWS", 100_000);
-  const concurrencies = knobList("BENCH_READ_CONCURRENCY", [1, 4]);
-  const seconds = knob("BENCH_READ_SECONDS", 3);
+  const { rows, concurrencies, seconds } = readPlan().params;
 
   const service = await startService();
   const results: Record<string, unknown> = {};

@@ -1,7 +1,32 @@
 import { closedLoop, type LoadResult } from "../lib/load.ts";
 import { benchPath, freePort, spawnServer } from "../lib/proc.ts";
 import { freshDatabase, startService } from "../lib/service.ts";
-import { knob, knobList, median, round } from "../lib/stats.ts";
+import { sized, sizedList, type Plan } from "../lib/preset.ts";
+import { knobList, median, round } from "../lib/stats.ts";
+
+export interface SendParams {
+  channelCounts: number[];
+  concurrencies: number[];
+  seconds: number;
+  rounds: number;
+}
+
+export function sendPlan(backend: "local" | "synapse"): Plan<SendParams> {
+  // Synapse answers each send in ~100 ms; its sizes stay small in both presets.
+  const params =
+    backend === "synapse"
+      ? { channelCounts: knobList("BENCH_SEND_SYNAPSE_CHANNELS", [1]), concurrencies: knobList("BENCH_SEND_SYNAPSE_CONCURRENCY", [1, 4]) }
+      : {
+          channelCounts: sizedList("BENCH_SEND_CHANNELS", { quick: [1, 10], full: [1, 10, 100] }),
+          concurrencies: sizedList("BENCH_SEND_CONCURRENCY", { quick: [1, 4, 16], full: [1, 4, 16, 64] }),
+        };
+  const seconds = sized("BENCH_SEND_SECONDS", { quick: 2, full: 3 });
+  const rounds = sized("BENCH_ROUNDS", { quick: 2, full: 3 });
+  const cells = params.channelCounts.length * params.concurrencies.length;
+  // Two servers per round, plus start-up and creating the channels (~20 ms each).
+  const estimateSeconds = 8 + Math.max(...params.channelCounts) * 0.02 + cells * rounds * 2 * (seconds + 0.1);
+  return { params: { ...params, seconds, rounds }, estimateSeconds: Math.round(estimateSeconds) };
+}
 
 /**
  * a) POST …/messages through the service (local Matrix backend or Synapse, PostgreSQL) against the bare
@@ -10,12 +35,8 @@ import { knob, knobList, median, round } from "../lib/stats.ts";
  * so a burst of noise from other work on the machine hits both alike.
  */
 export async function sendScenario(backend: "local" | "synapse" = "local") {
+  const { channelCounts, concurrencies, seconds, rounds } = sendPlan(backend).params;
   const synapseEnv = backend === "synapse" ? await synapseServiceEnv() : {};
-  const prefix = backend === "synapse" ? "BENCH_SEND_SYNAPSE" : "BENCH_SEND";
-  const channelCounts = knobList(`${prefix}_CHANNELS`, backend === "synapse" ? [1] : [1, 10]);
-  const concurrencies = knobList(`${prefix}_CONCURRENCY`, backend === "synapse" ? [1, 4] : [1, 4, 16]);
-  const seconds = knob("BENCH_SEND_SECONDS", 2);
-  const rounds = knob("BENCH_ROUNDS", 2);
 
   const service = await startService(synapseEnv);
   const baseDb = await freshDatabase("daarion_bench_base");

@@ -15,6 +15,7 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bench harness", () => {
         env: {
           ...process.env,
           BENCH_OUT_DIR: out,
+          BENCH_SIZE: "quick",
           BENCH_SEND_CHANNELS: "1",
           BENCH_SEND_CONCURRENCY: "2",
           BENCH_SEND_SECONDS: "0.3",
@@ -33,6 +34,7 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bench harness", () => {
       expect(resultFile).toBeDefined();
       const result = JSON.parse(readFileSync(join(out, resultFile!), "utf8"));
       expect(result.host.loader).toBe("same machine");
+      expect(result.preset).toBe("quick");
       expect(result.rows).toHaveLength(1);
       const [row] = result.rows;
       expect(row.service.ok).toBeGreaterThan(0);
