@@ -139,6 +139,8 @@ export class ChannelActor {
   private seq = 0;
   /** Pending send ids, in seq order: the outbox this actor delivers to Matrix. */
   private readonly outbox: string[] = [];
+  /** The outbox's rows as this actor wrote or loaded them: only this actor changes a pending row. */
+  private readonly outboxRows = new Map<string, MessageRow>();
   /** Who waits for a send's outcome: usually one caller; a retry with the same id joins it. */
   private readonly waiters = new Map<string, DeliveryWaiter[]>();
   /** Lets the echo of our own send be recognised without a look-up; a miss falls back to the index. */
@@ -317,6 +319,7 @@ export class ChannelActor {
     // Sends accepted before a crash (or while Matrix was down) go first, with their original txnId.
     for (const row of await pendingMessages(this.deps.sql, this.channelId)) {
       this.outbox.push(row.id);
+      this.outboxRows.set(row.id, row);
       // Subscribers (and resuming clients, from the index) know it as pending already; and
       // a crash may have come after Matrix took it.
       this.announcedPending.add(row.id);
@@ -402,6 +405,7 @@ export class ChannelActor {
       fresh[i]!.waiter.accepted?.(row);
       this.addWaiter(row.id, fresh[i]!.waiter);
       this.outbox.push(row.id);
+      this.outboxRows.set(row.id, row);
     });
     for (const { cmd, waiter } of sameIdAgain) this.rejoin(inserted.find((row) => row.id === cmd.id)!, waiter);
     // Behind an earlier pending send, these wait their turn (Matrix order follows seq order).
@@ -496,12 +500,13 @@ export class ChannelActor {
     }
     while (this.outbox.length > 0) {
       const head = this.outbox.slice(0, SEND_BATCH_MAX);
-      const rows = await findMessages(this.deps.sql, this.channelId, head);
-      // Deleted or settled (by reconcile, say) since it was queued: nothing left to deliver.
-      const settled = new Set(head.filter((id) => rows.get(id)?.delivery_state !== "pending"));
-      if (settled.size > 0) {
-        const remaining = this.outbox.filter((id) => !settled.has(id));
+      const rows = await this.outboxRowsOf(head);
+      // Gone from the index since it was queued (its channel deleted, say): nothing to deliver.
+      const gone = new Set(head.filter((id) => rows.get(id)?.delivery_state !== "pending"));
+      if (gone.size > 0) {
+        const remaining = this.outbox.filter((id) => !gone.has(id));
         this.outbox.splice(0, this.outbox.length, ...remaining);
+        for (const id of gone) this.outboxRows.delete(id);
         continue;
       }
       // A send whose last attempt may have reached Matrix goes alone, after a look in the room.
@@ -518,6 +523,7 @@ export class ChannelActor {
         const reason = err instanceof MatrixError ? `${err.errcode}: ${err.message}` : String(err);
         const failed = await markFailed(this.deps.sql, row.id, reason.slice(0, 500));
         this.outbox.shift();
+        this.outboxRows.delete(id);
         this.announcedPending.delete(id);
         this.log.warn({ message_id: id, errcode: (err as MatrixError).errcode }, "matrix refused a message; marked failed");
         this.deps.broadcast(this.channelId, { type: "message.failed", seq: Number(failed.seq), message: toMessageView(failed) });
@@ -551,6 +557,12 @@ export class ChannelActor {
     }
   }
 
+  private async outboxRowsOf(ids: string[]): Promise<Map<string, MessageRow>> {
+    const missing = ids.filter((id) => !this.outboxRows.has(id));
+    if (missing.length > 0) for (const [id, row] of await findMessages(this.deps.sql, this.channelId, missing)) this.outboxRows.set(id, row);
+    return new Map(ids.flatMap((id) => (this.outboxRows.has(id) ? [[id, this.outboxRows.get(id)!] as const] : [])));
+  }
+
   /** Hands a batch of pending sends to Matrix, each with its message id as txnId. */
   private async deliver(batch: MessageRow[]): Promise<SentEvents> {
     try {
@@ -578,6 +590,7 @@ export class ChannelActor {
     for (const row of rows) this.uncertain.add(row.id);
     const sent = await markAllSent(this.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })));
     this.outbox.splice(0, rows.length);
+    for (const row of rows) this.outboxRows.delete(row.id);
     this.retryAttempt = 0;
     for (const row of sent) {
       this.uncertain.delete(row.id);

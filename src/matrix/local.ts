@@ -190,20 +190,19 @@ export class LocalMatrixBackend implements MatrixBackend {
     try {
       this.assertOpen();
       await this.write(async (tx) => {
-        const known = new Map<string, string>();
         const txnIds = events.map((e) => e.txnId);
-        for (const row of await tx`select txn_id, event_id from local_matrix_events where txn_id in ${tx(txnIds)}`) {
-          known.set(row.txn_id as string, row.event_id as string);
-        }
-        await this.requireRoom(tx, roomId);
         const senders = [...new Set(events.map((e) => e.asUser))];
-        const joined = new Set<string>();
-        for (const row of await tx`
-            select state_key from local_matrix_state
-            where room_id = ${roomId} and type = 'm.room.member' and state_key in ${tx(senders)}
-              and content->>'membership' = 'join'`) {
-          joined.add(row.state_key as string);
-        }
+        // What the rules need, in one round trip: the room, the txnIds already used, who is joined.
+        const [facts] = await tx`
+          select exists (select 1 from local_matrix_rooms where room_id = ${roomId}) as room_exists,
+                 (select coalesce(json_object_agg(txn_id, event_id), '{}'::json) from local_matrix_events
+                   where txn_id in ${tx(txnIds)}) as known,
+                 (select coalesce(json_agg(state_key), '[]'::json) from local_matrix_state
+                   where room_id = ${roomId} and type = 'm.room.member' and state_key in ${tx(senders)}
+                     and content->>'membership' = 'join') as joined`;
+        if (!facts?.room_exists) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
+        const known = new Map(Object.entries(facts.known as Record<string, string>));
+        const joined = new Set(facts.joined as string[]);
         const fresh: Record<string, unknown>[] = [];
         const now = Date.now();
         for (const event of events) {
