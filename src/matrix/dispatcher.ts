@@ -33,6 +33,8 @@ export class InboxDispatcher {
       .catch((err) => this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, "inbox drain failed; events stay in the inbox"))
       .finally(() => {
         this.running = null;
+        // Asked for between the loop's last check and here: that drain must still happen.
+        if (this.again && !this.stopped) void this.drain();
       });
     return this.running;
   }
@@ -74,6 +76,8 @@ export class InboxDispatcher {
         // A channel that failed keeps its events at the head of the inbox; stop here and let
         // the next drain (after the next sync batch or push) try again.
         if (!(await this.dispatch(rows))) return;
+        // A short page was the whole inbox; what arrived since asked for another drain (`again`).
+        if (rows.length < PAGE) break;
       }
     } while (this.again && !this.stopped);
   }

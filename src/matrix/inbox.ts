@@ -3,24 +3,30 @@ import type { MatrixEvent } from "./port.ts";
 
 import { EPHEMERAL_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "./event-types.ts";
 
-async function insertEvents(tx: Tx, events: MatrixEvent[]): Promise<void> {
-  for (const event of events) {
-    // Only what the actors index is worth making durable.
-    if (!TIMELINE_EVENT_TYPES.includes(event.type) && !EPHEMERAL_EVENT_TYPES.includes(event.type)) continue;
-    await tx`
-      insert into matrix_inbox (event_id, room_id, event) values (${event.event_id}, ${event.room_id}, ${tx.json(event as never)})
-      on conflict (event_id) do nothing`;
-  }
+/** Only what the actors index is worth making durable. */
+function inboxRows(sql: Sql | Tx, events: MatrixEvent[]) {
+  return events
+    .filter((event) => TIMELINE_EVENT_TYPES.includes(event.type) || EPHEMERAL_EVENT_TYPES.includes(event.type))
+    .map((event) => ({ event_id: event.event_id, room_id: event.room_id, event: sql.json(event as never) }));
 }
 
-/** A /sync batch and its next_batch, in one transaction: a restart neither misses nor repeats it. */
+async function insertEvents(tx: Tx, events: MatrixEvent[]): Promise<void> {
+  const rows = inboxRows(tx, events);
+  // One statement: the rows take their inbox positions in the order given.
+  if (rows.length > 0) await tx`insert into matrix_inbox ${tx(rows)} on conflict (event_id) do nothing`;
+}
+
+/**
+ * A /sync batch and its next_batch in one statement, hence one transaction: a restart neither
+ * misses nor repeats it.
+ */
 export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[]): Promise<void> {
-  await sql.begin(async (tx) => {
-    await insertEvents(tx, events);
-    await tx`
-      insert into matrix_sync_state (homeserver, next_batch) values (${stateKey}, ${nextBatch})
-      on conflict (homeserver) do update set next_batch = excluded.next_batch, updated_at = now()`;
-  });
+  const rows = inboxRows(sql, events);
+  const position = sql`
+    insert into matrix_sync_state (homeserver, next_batch) values (${stateKey}, ${nextBatch})
+    on conflict (homeserver) do update set next_batch = excluded.next_batch, updated_at = now()`;
+  if (rows.length === 0) await position;
+  else await sql`with inbox as (insert into matrix_inbox ${sql(rows)} on conflict (event_id) do nothing) ${position}`;
 }
 
 /**

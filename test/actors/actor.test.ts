@@ -51,6 +51,16 @@ describe("channel actor", () => {
     expect(refused.status).toBe(503);
     expect(refused.headers.get("retry-after")).toBe("1");
     expect(await refused.json()).toMatchObject({ error: "CHANNEL_BUSY" });
+    // Release only once all six reached the actor (three queued, three answered), so none
+    // arrives after the mailbox drained.
+    let answered = 0;
+    for (const p of more) void p.then(() => answered++);
+    const actor = server.app.deps.registry.get(channel.id);
+    const deadline = Date.now() + 10_000;
+    while (!(actor.queued === 3 && answered === 3)) {
+      if (Date.now() > deadline) throw new Error(`queued ${actor.queued}, answered ${answered}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
     gate.release();
     const statuses = [(await inFlight).status, ...(await Promise.all(more)).map((r) => r.status)];
     // Accepted sends are 201, or 202 if the gate held them past the confirmation wait.
