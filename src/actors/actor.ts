@@ -595,9 +595,10 @@ export class ChannelActor {
     for (const row of sent) {
       this.uncertain.delete(row.id);
       this.rememberOwnEcho(row.matrix_event_id!);
-      await this.announceMessage(row, this.announcedPending.delete(row.id));
-      this.settle(row.id, (w) => w.resolve(row));
     }
+    // Broadcast in seq order at once; the events bus writes the batch's events together.
+    await Promise.all(sent.map((row) => this.announceMessage(row, this.announcedPending.delete(row.id))));
+    for (const row of sent) this.settle(row.id, (w) => w.resolve(row));
   }
 
   private rememberOwnEcho(eventId: string) {

@@ -25,7 +25,9 @@ export class NatsEventBus implements EventBus {
   private closed = false;
   private readonly connecting: Promise<void>;
   private wakePause: (() => void) | null = null;
-  private writes: Promise<void> = Promise.resolve();
+  /** Published events not yet in event_outbox, in publish order; written together. */
+  private readonly unwritten: Array<{ eventId: string; subject: string; payload: unknown; written: () => void }> = [];
+  private writing: Promise<void> | null = null;
   private flushing: Promise<void> | null = null;
   private flushAgain = false;
   private warnedDown = false;
@@ -41,17 +43,29 @@ export class NatsEventBus implements EventBus {
   publish<S extends Subject>(subject: S, payload: EventPayloads[S]): Promise<void> {
     void this.local.publish(subject, payload);
     const eventId = (payload as { event_id: string }).event_id;
-    // Writes are chained so the outbox keeps the order events were published in.
-    this.writes = this.writes
-      .then(async () => {
-        await this.sql`
-          insert into event_outbox (event_id, subject, payload) values (${eventId}, ${subject}, ${this.sql.json(payload as never)})
-          on conflict (event_id) do nothing`;
-      })
-      .catch((err) => this.log.error({ subject, err: (err as Error).message }, "could not queue an event for NATS"));
-    const queued = this.writes;
-    void queued.then(() => this.flush());
-    return queued;
+    return new Promise<void>((written) => {
+      this.unwritten.push({ eventId, subject, payload, written });
+      this.writing ??= this.writeUnwritten();
+    });
+  }
+
+  /**
+   * Events published while a write is in flight go into the next one: one INSERT for all of
+   * them, in publish order, so a busy service writes its events in few round trips.
+   */
+  private async writeUnwritten(): Promise<void> {
+    while (this.unwritten.length > 0) {
+      const batch = this.unwritten.splice(0, FLUSH_BATCH);
+      const rows = batch.map((e) => ({ event_id: e.eventId, subject: e.subject, payload: this.sql.json(e.payload as never) }));
+      try {
+        await this.sql`insert into event_outbox ${this.sql(rows)} on conflict (event_id) do nothing`;
+      } catch (err) {
+        this.log.error({ subjects: [...new Set(batch.map((e) => e.subject))], err: (err as Error).message }, "could not queue events for NATS");
+      }
+      for (const event of batch) event.written();
+      void this.flush();
+    }
+    this.writing = null;
   }
 
   subscribe(listener: (event: PublishedEvent) => void): () => void {
@@ -65,7 +79,7 @@ export class NatsEventBus implements EventBus {
 
   /** Resolves when everything queued so far has been acknowledged by JetStream (or NATS is down). */
   async flushed(): Promise<void> {
-    await this.writes;
+    await this.writing;
     await this.flush();
   }
 
@@ -74,7 +88,7 @@ export class NatsEventBus implements EventBus {
     this.wakePause?.();
     if (this.retryTimer) clearTimeout(this.retryTimer);
     await this.connecting;
-    await this.writes;
+    await this.writing;
     await this.flushing;
     const nc = this.nc;
     this.nc = null;
@@ -105,19 +119,27 @@ export class NatsEventBus implements EventBus {
         const rows = await this.sql<{ position: string; event_id: string; subject: string; payload: unknown }[]>`
           select position, event_id, subject, payload from event_outbox order by position limit ${FLUSH_BATCH}`;
         if (rows.length === 0) break;
+        // In order, one at a time: JetStream keeps the order they are acknowledged in.
+        const acked: string[] = [];
+        let failed = false;
         for (const row of rows) {
           try {
             await js.publish(row.subject, encoder.encode(JSON.stringify(row.payload)), { msgID: row.event_id, timeout: 5000 });
+            acked.push(row.position);
           } catch (err) {
             if (!this.warnedDown) {
               this.log.warn({ err: (err as Error).message }, "nats unavailable; events wait in the outbox and the service keeps working");
             }
             this.warnedDown = true;
             this.retryLater();
-            return;
+            failed = true;
+            break;
           }
-          await this.sql`delete from event_outbox where position = ${row.position}`;
         }
+        // The acknowledged prefix leaves the outbox in one statement; a crash before it only
+        // republishes them, and Nats-Msg-Id makes JetStream drop the copies.
+        if (acked.length > 0) await this.sql`delete from event_outbox where position in ${this.sql(acked)}`;
+        if (failed) return;
         if (this.warnedDown) this.log.info("nats is back; the event outbox is flushing");
         this.warnedDown = false;
       }
