@@ -1,7 +1,7 @@
 import type { ServiceDeps } from "../../modules/deps.ts";
 import { readableChannel } from "../../modules/access.ts";
 import { threadStats, type ThreadStats } from "../../store/messages.ts";
-import { searchMessages, type RankedRow } from "./store.ts";
+import { RANKED_MATCHES, searchMessages, type RankedRow } from "./store.ts";
 import { callerMicrodaos } from "../../http/auth/scope.ts";
 
 export interface SearchPage {
@@ -20,6 +20,8 @@ export class SearchService {
   ): Promise<SearchPage> {
     // A channel the caller may not read is a 404, as everywhere else, not an empty result.
     if (opts.channelId) await readableChannel(this.deps.sql, callerId, opts.channelId);
+    // Only the newest RANKED_MATCHES matches are ranked: past them there is nothing to page to.
+    if (opts.offset >= RANKED_MATCHES) return { hits: [], threads: new Map(), nextOffset: null };
     const hits = await searchMessages(this.deps.sql, {
       callerId,
       callerMicrodaos: callerMicrodaos(),
@@ -30,6 +32,7 @@ export class SearchService {
       offset: opts.offset,
     });
     const threads = await threadStats(this.deps.sql, hits.map((h) => h.id));
-    return { hits, threads, nextOffset: hits.length === opts.limit ? opts.offset + opts.limit : null };
+    const next = opts.offset + opts.limit;
+    return { hits, threads, nextOffset: hits.length === opts.limit && next < RANKED_MATCHES ? next : null };
   }
 }
