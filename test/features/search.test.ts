@@ -117,6 +117,11 @@ describe("search (local backend)", () => {
     // The old message matches best but is not among the newest RANKED_MATCHES: equal ranks, newest first.
     expect(previews(await first.json())).toEqual([`plain ${w} ${RANKED_MATCHES}`, `plain ${w} ${RANKED_MATCHES - 1}`, `plain ${w} ${RANKED_MATCHES - 2}`]);
     expect(first.headers.get("x-next-offset")).toBe("3");
+    // The same across every readable channel (the word is this test's own).
+    const across = await search("user:admin", `q=${w}&limit=3`);
+    expect(previews(await across.json())).toEqual([`plain ${w} ${RANKED_MATCHES}`, `plain ${w} ${RANKED_MATCHES - 1}`, `plain ${w} ${RANKED_MATCHES - 2}`]);
+    const acrossPast = await search("user:admin", `q=${w}&offset=${RANKED_MATCHES}`);
+    expect(await acrossPast.json()).toEqual([]);
 
     const last = await search("user:admin", `q=${w}&channel_id=${channel.id}&limit=20&offset=${RANKED_MATCHES - 20}`);
     expect(previews(await last.json())).toEqual(Array.from({ length: 20 }, (_, i) => `plain ${w} ${20 - i}`));
