@@ -20,9 +20,9 @@ export interface ChannelAccess {
  * can_read was taken away stays out, microDAO or not.
  */
 export async function readableChannel(sql: Sql, callerId: string, channelId: string): Promise<ChannelAccess> {
-  const channel = await findChannel(sql, channelId);
+  // Both at once, one round trip instead of two; a membership of no channel is simply null.
+  const [channel, member] = await Promise.all([findChannel(sql, channelId), findMember(sql, channelId, callerId)]);
   if (!channel) throw notFound("channel");
-  const member = await findMember(sql, channelId, callerId);
   const inMicrodao = callerMicrodaos().includes(channel.microdao_id);
   // A membership whose can_read was taken away outweighs the microDAO claim.
   const readable = channel.visibility === "public" || (member ? member.can_read : channel.visibility === "microdao" && inMicrodao);
