@@ -18,8 +18,8 @@ export type RankedRow = MessageRow & { rank: number };
 
 /**
  * How many matches are ranked: the newest ones. Ranking every match of a common word costs
- * the whole history of a big channel (tens of thousands of rows read and ranked); like Slack
- * and Mattermost, search looks at recent matches. Offset pages end at this bound.
+ * the whole history of a big channel (tens of thousands of rows read and ranked), and chat
+ * search favours recent messages anyway. Offset pages end at this bound.
  */
 export const RANKED_MATCHES = 1000;
 
