@@ -54,14 +54,35 @@ export async function threadStats(sql: Sql, rootIds: string[]): Promise<Map<stri
   return stats;
 }
 
-/** A thread's replies, newest first, paged by seq like the channel listing. */
+/**
+ * How many of the channel's messages created just before a `before=` instant are looked at to
+ * place that instant in seq order (seqBoundBefore). A message created before the instant is
+ * left off the before= page only when this many messages created between it and the instant
+ * were indexed before it (a Matrix sender's clock far behind, a reconcile backfill).
+ */
+export const BEFORE_LOOKBACK = 100;
+
+/**
+ * A thread's replies, newest first, paged by seq like the channel listing
+ * (messages_thread_seq_live_idx).
+ */
 export async function listThread(sql: Sql, channelId: string, rootId: string, page: MessagePage): Promise<MessageRow[]> {
+  if (page.before !== null) {
+    return sql<MessageRow[]>`
+      select * from messages
+      where thread_id = ${rootId} and channel_id = ${channelId}
+        and deleted_at is null and delivery_state <> 'failed'
+        and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
+        and seq <= (${seqBoundBefore(sql, channelId, page.before)})
+        and created_at < ${page.before}
+      order by seq desc
+      limit ${page.limit}`;
+  }
   return sql<MessageRow[]>`
     select * from messages
-    where channel_id = ${channelId} and thread_id = ${rootId}
+    where thread_id = ${rootId} and channel_id = ${channelId}
       and deleted_at is null and delivery_state <> 'failed'
       and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
-      and (${page.before}::timestamptz is null or created_at < ${page.before})
     order by seq desc
     limit ${page.limit}`;
 }
@@ -70,8 +91,25 @@ export async function listThread(sql: Sql, channelId: string, rootId: string, pa
  * Newest first. Paging by seq (the cursor) is stable: seq only grows, so new arrivals never
  * shift a page. Failed sends are not part of the conversation and are left out, and so are
  * thread replies: they are listed under their root (GET …/thread), which carries their count.
+ *
+ * `before` (the seed's timestamp paging) is placed in seq order first (seqBoundBefore), so
+ * its page is read from the seq index like a cursor page, O(page); filtering the seq index by
+ * created_at from the newest message down would cost the page's depth.
  */
 export async function listMessages(sql: Sql, channelId: string, page: MessagePage): Promise<MessageRow[]> {
+  if (page.before !== null) {
+    return sql<MessageRow[]>`
+      select * from messages
+      where channel_id = ${channelId}
+        and thread_id is null
+        and deleted_at is null
+        and delivery_state <> 'failed'
+        and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
+        and seq <= (${seqBoundBefore(sql, channelId, page.before)})
+        and created_at < ${page.before}
+      order by seq desc
+      limit ${page.limit}`;
+  }
   return sql<MessageRow[]>`
     select * from messages
     where channel_id = ${channelId}
@@ -79,9 +117,26 @@ export async function listMessages(sql: Sql, channelId: string, page: MessagePag
       and deleted_at is null
       and delivery_state <> 'failed'
       and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
-      and (${page.before}::timestamptz is null or created_at < ${page.before})
     order by seq desc
     limit ${page.limit}`;
+}
+
+/**
+ * The highest seq among the channel's BEFORE_LOOKBACK newest messages created before `before`
+ * (messages_channel_created_idx), as a scalar subquery; null when none was. seq and created_at
+ * run together except for messages indexed late, so every message created before `before`
+ * has a seq at most this, bar one indexed after BEFORE_LOOKBACK younger ones: it stays listed
+ * where it was indexed, on newer pages. Deleted messages, failed sends and replies count too:
+ * they can only raise the bound, and the listing filters them itself.
+ */
+function seqBoundBefore(sql: Sql, channelId: string, before: Date) {
+  return sql`
+    select max(seq) from (
+      select seq from messages
+      where channel_id = ${channelId} and created_at < ${before}
+      order by created_at desc
+      limit ${BEFORE_LOOKBACK}
+    ) as newest_before`;
 }
 
 export interface NewMessage {

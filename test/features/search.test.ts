@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { RANKED_MATCHES } from "../../src/features/search/store.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -97,6 +98,40 @@ describe("search (local backend)", () => {
     expect(ids(all).sort()).toEqual([...sent].sort());
     // Equal ranks: newest first.
     expect(ids(all)).toEqual([...sent].reverse());
+  });
+
+  test("ranks only the newest RANKED_MATCHES matches; pages end there; a narrower query finds an older best match", async () => {
+    const w = word();
+    const channel = await createChannel(server, "user:admin");
+    const best = await post(channel.id, "user:admin", { text: `${w} ${w} ${w}` });
+    // RANKED_MATCHES newer matches, each with the word once, indexed in bulk (seq 2…).
+    await server.app.deps.sql`
+      insert into messages (channel_id, seq, matrix_event_id, matrix_type, sender_id, sender_type, sender_matrix_id,
+                            content_preview, delivery_state, created_at)
+      select ${channel.id}, 1 + i, ${`$${w}-`} || i, 'm.room.message', 'user:admin', 'human', '@user-admin:daarion.city',
+             'plain ' || ${w} || ' ' || i, 'sent', ${best.created_at}::timestamptz + make_interval(secs => i)
+      from generate_series(1, ${RANKED_MATCHES}::int) as i`;
+    const previews = (hits: Array<{ content_preview: string }>) => hits.map((h) => h.content_preview);
+
+    const first = await search("user:admin", `q=${w}&channel_id=${channel.id}&limit=3`);
+    // The old message matches best but is not among the newest RANKED_MATCHES: equal ranks, newest first.
+    expect(previews(await first.json())).toEqual([`plain ${w} ${RANKED_MATCHES}`, `plain ${w} ${RANKED_MATCHES - 1}`, `plain ${w} ${RANKED_MATCHES - 2}`]);
+    expect(first.headers.get("x-next-offset")).toBe("3");
+    // The same across every readable channel (the word is this test's own).
+    const across = await search("user:admin", `q=${w}&limit=3`);
+    expect(previews(await across.json())).toEqual([`plain ${w} ${RANKED_MATCHES}`, `plain ${w} ${RANKED_MATCHES - 1}`, `plain ${w} ${RANKED_MATCHES - 2}`]);
+    const acrossPast = await search("user:admin", `q=${w}&offset=${RANKED_MATCHES}`);
+    expect(await acrossPast.json()).toEqual([]);
+
+    const last = await search("user:admin", `q=${w}&channel_id=${channel.id}&limit=20&offset=${RANKED_MATCHES - 20}`);
+    expect(previews(await last.json())).toEqual(Array.from({ length: 20 }, (_, i) => `plain ${w} ${20 - i}`));
+    expect(last.headers.get("x-next-offset")).toBeNull();
+    const past = await search("user:admin", `q=${w}&channel_id=${channel.id}&offset=${RANKED_MATCHES}`);
+    expect(past.status).toBe(200);
+    expect(await past.json()).toEqual([]);
+    expect(past.headers.get("x-next-offset")).toBeNull();
+
+    expect(ids(await (await search("user:admin", `q=${encodeURIComponent(`"${w} ${w}"`)}`)).json())).toEqual([best.id]);
   });
 
   test("bad input: no identity 401, missing or empty q, bad ids and unknown parameters 400; punctuation alone finds nothing", async () => {

@@ -26,7 +26,7 @@ export const searchController = (search: SearchService) =>
       detail: {
         summary: "Full-text search over message previews in the channels the caller may read",
         description:
-          "Best match first (ts_rank), then newest. Paged by offset: when more may follow, the X-Next-Offset response header carries the next page's `offset`. Thread replies are included; deleted messages and failed sends are not.",
+          "Best match first (ts_rank) among the newest 1,000 matches, then newest. Paged by offset: when more may follow, the X-Next-Offset response header carries the next page's `offset`; pages end at the 1,000th match. Thread replies are included; deleted messages and failed sends are not.",
         tags: ["messages"],
       },
     },

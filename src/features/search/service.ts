@@ -1,7 +1,7 @@
 import type { ServiceDeps } from "../../modules/deps.ts";
 import { readableChannel } from "../../modules/access.ts";
 import { threadStats, type ThreadStats } from "../../store/messages.ts";
-import { searchMessages, type RankedRow } from "./store.ts";
+import { RANKED_MATCHES, searchChannel, searchReadable, type RankedRow } from "./store.ts";
 import { callerMicrodaos } from "../../http/auth/scope.ts";
 
 export interface SearchPage {
@@ -11,6 +11,8 @@ export interface SearchPage {
   nextOffset: number | null;
 }
 
+const nothing = (): SearchPage => ({ hits: [], threads: new Map(), nextOffset: null });
+
 export class SearchService {
   constructor(private readonly deps: ServiceDeps) {}
 
@@ -18,18 +20,20 @@ export class SearchService {
     callerId: string,
     opts: { q: string; channelId: string | null; senderId: string | null; limit: number; offset: number },
   ): Promise<SearchPage> {
-    // A channel the caller may not read is a 404, as everywhere else, not an empty result.
-    if (opts.channelId) await readableChannel(this.deps.sql, callerId, opts.channelId);
-    const hits = await searchMessages(this.deps.sql, {
-      callerId,
-      callerMicrodaos: callerMicrodaos(),
-      query: opts.q,
-      channelId: opts.channelId,
-      senderId: opts.senderId,
-      limit: opts.limit,
-      offset: opts.offset,
-    });
+    if (opts.channelId) {
+      // A channel the caller may not read is a 404, as everywhere else, not an empty result.
+      const { channel } = await readableChannel(this.deps.sql, callerId, opts.channelId);
+      // Confidential channels are skipped even when named, as by the search across channels.
+      if (channel.is_encrypted) return nothing();
+    }
+    // Only the newest RANKED_MATCHES matches are ranked: past them there is nothing to page to.
+    if (opts.offset >= RANKED_MATCHES) return nothing();
+    const filter = { query: opts.q, senderId: opts.senderId, limit: opts.limit, offset: opts.offset };
+    const hits = opts.channelId
+      ? await searchChannel(this.deps.sql, opts.channelId, filter)
+      : await searchReadable(this.deps.sql, { ...filter, callerId, callerMicrodaos: callerMicrodaos() });
     const threads = await threadStats(this.deps.sql, hits.map((h) => h.id));
-    return { hits, threads, nextOffset: hits.length === opts.limit ? opts.offset + opts.limit : null };
+    const next = opts.offset + opts.limit;
+    return { hits, threads, nextOffset: hits.length === opts.limit && next < RANKED_MATCHES ? next : null };
   }
 }

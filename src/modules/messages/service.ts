@@ -25,12 +25,16 @@ export class MessageService {
     channelId: string,
     opts: { limit: number; cursor: string | null; before: Date | null },
   ): Promise<MessagePageResult> {
-    await readableChannel(this.deps.sql, callerId, channelId);
-    const messages = await listMessages(this.deps.sql, channelId, {
-      beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
-      before: opts.before,
-      limit: opts.limit,
-    });
+    // The page is read alongside the access check, a round trip less; a caller who may not
+    // read the channel gets the check's 404 and never the page.
+    const [, messages] = await Promise.all([
+      readableChannel(this.deps.sql, callerId, channelId),
+      listMessages(this.deps.sql, channelId, {
+        beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
+        before: opts.before,
+        limit: opts.limit,
+      }),
+    ]);
     return this.page(messages, opts.limit, callerId);
   }
 
@@ -41,8 +45,8 @@ export class MessageService {
     rootId: string,
     opts: { limit: number; cursor: string | null; before: Date | null },
   ): Promise<MessagePageResult> {
-    await readableChannel(this.deps.sql, callerId, channelId);
-    const root = await findMessage(this.deps.sql, channelId, rootId);
+    // As in list: the root is looked up alongside the access check.
+    const [, root] = await Promise.all([readableChannel(this.deps.sql, callerId, channelId), findMessage(this.deps.sql, channelId, rootId)]);
     if (!root || root.deleted_at) throw notFound("message");
     const messages = await listThread(this.deps.sql, channelId, root.thread_id ?? root.id, {
       beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
