@@ -55,7 +55,10 @@ export async function readScenario() {
       middle_page_before: `${base}/channels/${channel}/messages?limit=50&before=${encodeURIComponent(middle)}`,
       search_rare: `${base}/search?q=needle&channel_id=${channel}&limit=20`,
       search_common: `${base}/search?q=alpha&channel_id=${channel}&limit=20`,
-      search_common_deep: `${base}/search?q=alpha&channel_id=${channel}&limit=20&offset=2000`,
+      // The deepest page there is: search ranks the newest 1,000 matches (RANKED_MATCHES).
+      search_common_deep: `${base}/search?q=alpha&channel_id=${channel}&limit=20&offset=980`,
+      // Across every channel the caller may read (no channel_id): the matches of all of them.
+      search_common_all_channels: `${base}/search?q=alpha&limit=20`,
     };
     for (const [name, url] of Object.entries(queries)) {
       await run(url, 2, 0.5); // warm
