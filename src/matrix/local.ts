@@ -182,6 +182,10 @@ export class LocalMatrixBackend implements MatrixBackend {
    * One transaction (and one turn of the stream lock) for the whole batch, with the same
    * rules as sendEvent: a known txnId yields its event, a sender must be joined. The prefix
    * before the first refusal is committed; the refusal is the answer's error.
+   * The checks run before the stream lock, and the lock is taken by the INSERT itself: every
+   * room's sends queue on that one lock, so it is held for two round trips (insert, commit)
+   * rather than four. The room's own sends are serialised by its channel actor, so the
+   * checks cannot go stale in between.
    */
   async sendEvents(roomId: string, events: OutgoingEvent[]): Promise<SentEvents> {
     if (events.length === 0) return { eventIds: [] };
@@ -189,7 +193,7 @@ export class LocalMatrixBackend implements MatrixBackend {
     let error: unknown;
     try {
       this.assertOpen();
-      await this.write(async (tx) => {
+      await this.sql.begin(async (tx) => {
         const txnIds = events.map((e) => e.txnId);
         const senders = [...new Set(events.map((e) => e.asUser))];
         // What the rules need, in one round trip: the room, the txnIds already used, who is joined.
@@ -203,7 +207,7 @@ export class LocalMatrixBackend implements MatrixBackend {
         if (!facts?.room_exists) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
         const known = new Map(Object.entries(facts.known as Record<string, string>));
         const joined = new Set(facts.joined as string[]);
-        const fresh: Record<string, unknown>[] = [];
+        const fresh: Array<[number, string, string, string, string, string, number, string]> = [];
         const now = Date.now();
         for (const event of events) {
           const seen = known.get(event.txnId);
@@ -226,20 +230,20 @@ export class LocalMatrixBackend implements MatrixBackend {
           const eventId = `$${randomToken(32)}`;
           known.set(event.txnId, eventId);
           eventIds.push(eventId);
-          fresh.push({
-            event_id: eventId,
-            room_id: roomId,
-            sender: event.asUser,
-            type: event.type,
-            state_key: null,
-            content: tx.json(event.content as never),
-            origin_server_ts: now,
-            txn_id: event.txnId,
-          });
+          fresh.push([fresh.length, eventId, roomId, event.asUser, event.type, JSON.stringify(event.content), now, event.txnId]);
         }
-        // One statement keeps the batch's stream order: the rows get their orderings in list order.
-        if (fresh.length > 0) await tx`insert into local_matrix_events ${tx(fresh)}`;
+        // The sort runs after the lock is granted and before the first row takes its
+        // stream_ordering, which is so handed out in commit order, and in the batch's order.
+        if (fresh.length > 0) {
+          await tx`
+            insert into local_matrix_events (event_id, room_id, sender, type, content, origin_server_ts, txn_id)
+            select v.event_id, v.room_id, v.sender, v.type, v.content::jsonb, v.origin_server_ts::bigint, v.txn_id
+            from (values ${tx(fresh)}) as v (ord, event_id, room_id, sender, type, content, origin_server_ts, txn_id)
+            cross join (select pg_advisory_xact_lock(${STREAM_WRITE_LOCK})) as stream_lock
+            order by v.ord::int`;
+        }
       });
+      this.notify();
     } catch (err) {
       // Nothing of the batch was committed.
       return { eventIds: [], error: err };

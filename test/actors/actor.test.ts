@@ -5,6 +5,7 @@ import { createChannel, startTestServer, type TestServer } from "../helpers/serv
 import { MatrixGate } from "../helpers/gated-matrix.ts";
 import { MatrixError } from "../../src/matrix/port.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { settled } from "../helpers/settled.ts";
 
 const gate = new MatrixGate();
 let server: TestServer;
@@ -40,6 +41,7 @@ function actorStopped(channelId: string): Promise<void> {
 describe("channel actor", () => {
   test("a full mailbox answers 503 with Retry-After; queued work still completes", async () => {
     const channel = await createChannel(server, "user:admin");
+    await settled(server, channel.id);
     const before = gate.sends;
     gate.hold();
     const inFlight = post(channel.id, "first");

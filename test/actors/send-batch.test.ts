@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { MatrixGate } from "../helpers/gated-matrix.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { settled } from "../helpers/settled.ts";
 
 setDefaultTimeout(30_000);
 
@@ -38,6 +39,7 @@ describe("batched sends", () => {
     const root = await rootRes.json();
     const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:admin`);
 
+    await settled(server, channel.id);
     gate.hold();
     const sendsBefore = gate.sends;
     const first = post(channel.id, { text: "first" });
