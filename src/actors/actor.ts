@@ -9,7 +9,7 @@ import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, indexedPreview, refuseIfE
 import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
 import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
-import { findMember, markLeft, upsertMember } from "../store/members.ts";
+import { findMember, listMembers, markLeft, upsertMember } from "../store/members.ts";
 import {
   findMessage,
   findMessageByEvent,
@@ -1024,7 +1024,26 @@ export class ChannelActor {
     this.channel = updated;
     this.deps.broadcast(this.channelId, { type: "channel.updated", channel: toChannelView(updated) });
     this.publishChannelUpdated(actorId, Object.keys(patch), "api");
+    if (updated.visibility !== channel.visibility) await this.closeUnreadableSockets(updated);
     return updated;
+  }
+
+  /**
+   * A channel made private (or microdao) ends the sockets of those who could read it only while
+   * it was open, by the rule of readableChannel: a member's can_read decides; a non-member of a
+   * microdao channel may read it when their token lists its microDAO.
+   */
+  private async closeUnreadableSockets(channel: ChannelRow) {
+    if (channel.visibility === "public" || !this.deps.sockets) return;
+    const members = new Map((await listMembers(this.deps.sql, this.channelId)).map((m) => [m.member_id, m]));
+    this.deps.sockets.revokeUnless(
+      this.channelId,
+      (memberId, microdaos) => {
+        const member = members.get(memberId);
+        return member ? member.can_read : channel.visibility === "microdao" && microdaos.includes(channel.microdao_id);
+      },
+      `channel is now ${channel.visibility}`,
+    );
   }
 
   private async matrixCall<T>(fn: () => Promise<T>): Promise<T> {

@@ -7,6 +7,7 @@ import { hsToken, JWT_TEST, jwtTestEnv } from "../helpers/jwt.ts";
 import { freePort, LineWatcher, terminate } from "../helpers/process.ts";
 import * as secrets from "../../src/http/auth/secrets.ts";
 import { READ_REVOKED_CLOSE_CODE } from "../../src/modules/ws/sockets.ts";
+import { TOKEN_EXPIRED_CLOSE_CODE } from "../../src/modules/ws/expiry.ts";
 
 setDefaultTimeout(30_000);
 
@@ -169,6 +170,48 @@ describe("JWT bearer authentication (HS256)", () => {
     // And the kicked member cannot come back.
     const again = new WsInbox(new WebSocket(`${server.wsUrl}/ws/messaging/${ch.id}`, ["bearer", await hsToken("user:eve")]));
     await expect(again.opened).rejects.toThrow();
+  });
+
+  test(`a socket is closed with ${TOKEN_EXPIRED_CLOSE_CODE} when its token expires; one with a fresh token stays`, async () => {
+    const ch = await createChannel(server, "user:owner4");
+    // Expired 28 s ago, inside the 30 s clock skew: accepted for about 2 s more.
+    const expiring = new WsInbox(new WebSocket(`${server.wsUrl}/ws/messaging/${ch.id}`, ["bearer", await hsToken("user:owner4", { expiresIn: -28 })]));
+    const fresh = new WsInbox(new WebSocket(`${server.wsUrl}/ws/messaging/${ch.id}`, ["bearer", await hsToken("user:owner4")]));
+    await Promise.all([expiring.opened, fresh.opened]);
+    const opened = Date.now();
+    expect(await expiring.closed).toMatchObject({ code: TOKEN_EXPIRED_CLOSE_CODE, reason: "token expired" });
+    expect(Date.now() - opened).toBeLessThan(4000);
+    const sent = await server.api(`${channels}/${ch.id}/messages`, { method: "POST", as: "user:owner4", json: { text: "still here" } });
+    expect(sent.status).toBe(201);
+    expect(await fresh.nextJson()).toMatchObject({ type: "message.created", message: { content_preview: "still here" } });
+    fresh.close();
+  });
+
+  test(`a public channel made microdao, then private, closes the sockets of those who may no longer read it (${READ_REVOKED_CLOSE_CODE})`, async () => {
+    const ch = await createChannel(server, "user:owner5", { visibility: "public", microdao_id: "microdao:alpha" });
+    const open = async (sub: string, microdaos?: string[]) => {
+      const inbox = new WsInbox(new WebSocket(`${server.wsUrl}/ws/messaging/${ch.id}`, ["bearer", await hsToken(sub, { microdaos })]));
+      await inbox.opened;
+      return inbox;
+    };
+    const owner = await open("user:owner5");
+    const outsider = await open("user:gil");
+    const fromAlpha = await open("user:hal", ["microdao:alpha"]);
+    const patch = (visibility: string) =>
+      server.api(`${channels}/${ch.id}`, { method: "PATCH", as: "user:owner5", json: { visibility } });
+
+    expect((await patch("microdao")).status).toBe(200);
+    expect(await outsider.closed).toMatchObject({ code: READ_REVOKED_CLOSE_CODE, reason: "channel is now microdao" });
+    expect(await fromAlpha.nextJson()).toMatchObject({ type: "channel.updated", channel: { visibility: "microdao" } });
+
+    expect((await patch("private")).status).toBe(200);
+    expect(await fromAlpha.closed).toMatchObject({ code: READ_REVOKED_CLOSE_CODE, reason: "channel is now private" });
+    // The owner is a member with can_read: still connected, still receiving.
+    await server.api(`${channels}/${ch.id}/messages`, { method: "POST", as: "user:owner5", json: { text: "members only" } });
+    const frames: Array<{ type: string; message?: { content_preview: string } }> = [];
+    while (!frames.some((f) => f.type === "message.created")) frames.push(await owner.nextJson());
+    expect(frames.map((f) => f.type)).toEqual(["channel.updated", "channel.updated", "message.created"]);
+    owner.close();
   });
 
   test(`losing can_read closes the member's sockets with ${READ_REVOKED_CLOSE_CODE}`, async () => {

@@ -9,6 +9,8 @@ const daarionId = new RegExp(DAARION_ID_PATTERN);
 export interface Identity {
   caller: string;
   microdaos: string[];
+  /** When the token stops being accepted (its exp plus the allowed clock skew), ms since the epoch; none in dev mode. */
+  expiresAt?: number;
 }
 
 /** The WebSocket subprotocol that announces a token: `Sec-WebSocket-Protocol: bearer, <token>`. */

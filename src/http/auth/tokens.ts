@@ -45,7 +45,7 @@ export function tokenVerifier(s: TokenSettings): (token: string) => Promise<Iden
     if (!Array.isArray(listed) || !listed.every((m) => typeof m === "string" && microdaoId.test(m))) {
       throw new TokenRejected(`the token's ${MICRODAOS_CLAIM} claim must be a list of microdao:<id>`);
     }
-    return { caller: sub, microdaos: [...new Set(listed as string[])] };
+    return { caller: sub, microdaos: [...new Set(listed as string[])], expiresAt: (payload.exp! + s.clockSkewS) * 1000 };
   };
 }
 

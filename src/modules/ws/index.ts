@@ -10,6 +10,7 @@ import { lastSeq } from "../../store/messages.ts";
 import { ClientFrame, WsParams, WsQuery } from "./model.ts";
 import type { ChannelFanout } from "./fanout.ts";
 import { FrameFlood, WS_FLOOD_CLOSE_CODE } from "./flood.ts";
+import { closeWhenTokenExpires, forgetTokenExpiry } from "./expiry.ts";
 
 /** One replay at a time per socket: a resume frame sent during a replay starts after it. */
 const replays = new WeakMap<object, Promise<void>>();
@@ -48,7 +49,9 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
       const channelId = ws.data.params.channel_id;
       const since = ws.data.query.since_seq;
       // Registered by member, so a kick or a lost read right closes it (4403).
-      deps.sockets.add(channelId, socketIdentity(ws.data.request).caller, ws.raw);
+      const identity = socketIdentity(ws.data.request);
+      deps.sockets.add(channelId, identity.caller, ws.raw, identity.microdaos);
+      closeWhenTokenExpires(ws.raw, identity.expiresAt);
       void recheckSocket(deps, ws.data.request, channelId);
       if (since === undefined) fanout.subscribe(channelId, replaySocket(ws.raw));
       else await resume(replaySocket(ws.raw), channelId, parseSinceSeq(since));
@@ -91,6 +94,7 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
       socketDrained(ws.raw);
     },
     close(ws) {
+      forgetTokenExpiry(ws.raw);
       socketDrained(ws.raw);
       fanout.unsubscribe(ws.data.params.channel_id, replaySocket(ws.raw));
       deps.sockets.remove(ws.data.params.channel_id, socketIdentity(ws.data.request).caller, ws.raw);

@@ -11,14 +11,15 @@ export interface LiveSocket {
  * actor (src/features/membership/commands.ts) can end the sockets of whoever lost the read right.
  */
 export class SocketRegistry {
-  private readonly channels = new Map<string, Map<string, Set<LiveSocket>>>();
+  /** channel -> caller -> socket -> the microDAOs the socket's token listed. */
+  private readonly channels = new Map<string, Map<string, Map<LiveSocket, readonly string[]>>>();
 
-  add(channelId: string, memberId: string, socket: LiveSocket): void {
+  add(channelId: string, memberId: string, socket: LiveSocket, microdaos: readonly string[] = []): void {
     let members = this.channels.get(channelId);
     if (!members) this.channels.set(channelId, (members = new Map()));
     let sockets = members.get(memberId);
-    if (!sockets) members.set(memberId, (sockets = new Set()));
-    sockets.add(socket);
+    if (!sockets) members.set(memberId, (sockets = new Map()));
+    sockets.set(socket, microdaos);
   }
 
   remove(channelId: string, memberId: string, socket: LiveSocket): void {
@@ -33,12 +34,26 @@ export class SocketRegistry {
   revoke(channelId: string, memberId: string, reason: string): number {
     const sockets = this.channels.get(channelId)?.get(memberId);
     if (!sockets) return 0;
-    const ended = [...sockets];
+    const ended = [...sockets.keys()];
     for (const socket of ended) {
       this.remove(channelId, memberId, socket);
       // Closing takes it out of the channel's fan-out at once (it only sends to open sockets).
       socket.close(READ_REVOKED_CLOSE_CODE, reason);
     }
     return ended.length;
+  }
+
+  /** Revokes, as above, every socket on the channel whose caller (with its token's microDAOs) may no longer read it. */
+  revokeUnless(channelId: string, mayRead: (memberId: string, microdaos: readonly string[]) => boolean, reason: string): number {
+    let ended = 0;
+    for (const [memberId, sockets] of [...(this.channels.get(channelId) ?? [])]) {
+      for (const [socket, microdaos] of [...sockets]) {
+        if (mayRead(memberId, microdaos)) continue;
+        this.remove(channelId, memberId, socket);
+        socket.close(READ_REVOKED_CLOSE_CODE, reason);
+        ended++;
+      }
+    }
+    return ended;
   }
 }
