@@ -735,8 +735,9 @@ export class ChannelActor {
     const parent = parentEventId ? await findMessageByEvent(sql, parentEventId) : null;
     const sender = fromMatrixUserId(event.sender, matrix.serverName);
     const seq = this.seq + 1;
-    const row = await sql.begin(async (tx) => {
-      const inserted = await insertMessage(tx, {
+    const row = await insertMessage(
+      sql,
+      {
         id: Bun.randomUUIDv7(),
         channel_id: this.channelId,
         seq,
@@ -755,10 +756,9 @@ export class ChannelActor {
         outbox_content: null,
         created_at: new Date(event.origin_server_ts),
         media: mediaFromContent(event.content),
-      });
-      await consumeInboxEvent(tx, event.event_id);
-      return inserted;
-    });
+      },
+      { consumingInboxEvent: event.event_id },
+    );
     this.seq = seq;
     this.log.debug({ message_id: row.id, seq }, "indexed a message from matrix");
     await this.announceMessage(row);

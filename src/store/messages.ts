@@ -161,13 +161,17 @@ export interface NewMessage {
   media?: MediaColumns | null;
 }
 
-export async function insertMessage(sql: Sql | Tx, m: NewMessage): Promise<MessageRow> {
-  const [row] = await insertMessages(sql, [m]);
+/**
+ * `consumingInboxEvent`: the Matrix event this row indexes leaves the durable inbox in the same
+ * statement, hence the same transaction, in one round trip.
+ */
+export async function insertMessage(sql: Sql | Tx, m: NewMessage, opts: { consumingInboxEvent?: string } = {}): Promise<MessageRow> {
+  const [row] = await insertMessages(sql, [m], opts);
   return row!;
 }
 
 /** Several rows in one statement (one round trip); the answer keeps the order given. */
-export async function insertMessages(sql: Sql | Tx, messages: NewMessage[]): Promise<MessageRow[]> {
+export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts: { consumingInboxEvent?: string } = {}): Promise<MessageRow[]> {
   if (messages.length === 0) return [];
   const values = messages.map((m) => ({
     id: m.id,
@@ -193,7 +197,10 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[]): Pro
     media_size: m.media?.media_size ?? null,
     media_filename: m.media?.media_filename ?? null,
   }));
-  const rows = await sql<MessageRow[]>`insert into messages ${sql(values)} returning *`;
+  const consuming = opts.consumingInboxEvent
+    ? sql`with consumed as (delete from matrix_inbox where event_id = ${opts.consumingInboxEvent}) `
+    : sql``;
+  const rows = await sql<MessageRow[]>`${consuming}insert into messages ${sql(values)} returning *`;
   return inOrder(messages, rows);
 }
 
