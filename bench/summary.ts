@@ -18,7 +18,7 @@ export async function writeSummary(outDir: string, date: string) {
     out.push(`Sizes: BENCH_SIZE=${presets}. Durations: ${ran.map(([n, r]) => `${n} ${Math.round(r.duration_s)} s`).join(", ")}.`, "");
   }
   out.push(
-    "Measured on a shared, noisy 2-core machine while other engineers ran test suites. The load generator (and the WebSocket",
+    "Measured on a 2-core VM that may be shared with other work (the host line in each JSON file). The load generator (and the WebSocket",
     "subscriber processes) run **on the same machine** as the servers, so absolute figures are low and noisy; the service and",
     "its baselines run in the same run, alternating round by round, and the ratios are the figures to read.",
     "",

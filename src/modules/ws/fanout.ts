@@ -12,8 +12,9 @@ export const CLOSE_SLOW_CONSUMER = 4008;
 /**
  * The channel subscriptions, sent to one socket at a time instead of Bun's publish: Bun (uWS)
  * skips a frame for a subscriber over its backpressure limit and may go on sending later ones,
- * which would leave a gap. Here a subscriber over the limit gets nothing more, only a close
- * with CLOSE_SLOW_CONSUMER after what is already queued, and resumes from the last seq it got.
+ * which would leave a gap. Here a subscriber that goes over the limit gets nothing after the
+ * frame that took it there, only a close with CLOSE_SLOW_CONSUMER after what is already
+ * queued, and resumes from the last seq it got.
  */
 export class ChannelFanout {
   private readonly channels = new Map<string, Set<LiveSocket>>();
@@ -40,15 +41,23 @@ export class ChannelFanout {
     this.channels.clear();
   }
 
+  /**
+   * One native call per subscriber while it keeps up: Bun's send answers the bytes written, -1
+   * when the frame was queued behind unsent data, 0 when it was not taken (a closed socket).
+   * Only a queued frame needs a look at how much is waiting.
+   */
   publish(channelId: string, data: string) {
     for (const socket of this.channels.get(channelId) ?? []) {
-      if (socket.readyState !== 1) {
+      const sent = socket.send(data);
+      if (sent > 0) continue;
+      if (sent === 0) {
+        // Gone, or (past Bun's own cap, set above ours) a dropped frame: either way no more frames.
         this.unsubscribe(channelId, socket);
+        if (socket.readyState === 1) socket.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
       } else if (socket.getBufferedAmount() > this.limitBytes) {
+        // This frame is queued and goes out before the close; nothing after it does.
         this.unsubscribe(channelId, socket);
         socket.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
-      } else {
-        socket.send(data);
       }
     }
   }
