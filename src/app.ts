@@ -194,6 +194,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .listen({ port: config.PORT, hostname: config.HOST });
     const listening = app.server!;
     server = listening;
+    fanout.attach((topic, data) => void listening.publish(topic, data));
     releaseServer = acquire("http_server");
     stack.push("http-accept", () => {
       // Not awaited: it resolves only once every connection is gone, which the "http" step forces.

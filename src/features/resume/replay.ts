@@ -13,7 +13,7 @@ const PAGE = 200;
 const OPEN = 1;
 
 /** What a replay needs of a socket: Bun's ServerWebSocket (Elysia's copy of its type lacks getBufferedAmount). */
-export type ReplaySocket = Pick<ServerWebSocket<unknown>, "send" | "readyState" | "getBufferedAmount" | "close">;
+export type ReplaySocket = Pick<ServerWebSocket<unknown>, "send" | "readyState" | "getBufferedAmount" | "close" | "subscribe" | "unsubscribe">;
 
 /** Where the socket's live frames come from (the channel fan-out). */
 export interface LiveFeed {
