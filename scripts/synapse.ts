@@ -320,7 +320,8 @@ export function appserviceRegistration(s: SynapseSettings): Record<string, unkno
     hs_token: s.hsToken,
     sender_localpart: s.senderLocalpart,
     rate_limited: false,
-    receive_ephemeral: false,
+    // Typing and receipts reach push mode too (MSC2409's `ephemeral` in each transaction).
+    receive_ephemeral: true,
     namespaces: {
       users: APPSERVICE_USER_PREFIXES.map((prefix) => ({ exclusive: true, regex: `@${escapeRegex(prefix)}.*:${server}` })),
       aliases: [{ exclusive: false, regex: `#.*:${server}` }],

@@ -50,4 +50,21 @@ describe.skipIf(pushUnavailable())("push mode (Synapse pushes to the service)", 
     expect(await inbox.next()).toBe("pong");
     inbox.close();
   });
+
+  test("typing in the Matrix client arrives by push (the transaction's ephemeral events), and stops", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    await client.joinRoom(channel.matrix_alias);
+    const typing = async () => {
+      for (;;) {
+        const frame = await inbox.nextJson(30000);
+        if (frame.type === "typing") return frame;
+      }
+    };
+    await client.sendTyping(channel.matrix_room_id, true, 30000);
+    expect(await typing()).toEqual({ seq: 0, type: "typing", user_ids: [`matrix:${client.getUserId()}`] });
+    await client.sendTyping(channel.matrix_room_id, false, 0);
+    expect(await typing()).toEqual({ seq: 0, type: "typing", user_ids: [] });
+    inbox.close();
+  });
 });

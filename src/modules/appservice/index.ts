@@ -2,7 +2,7 @@ import { Elysia, t } from "elysia";
 import type { Sql } from "../../store/db.ts";
 import type { InboxDispatcher } from "../../matrix/dispatcher.ts";
 import { storePushTransaction } from "../../matrix/inbox.ts";
-import type { MatrixEvent } from "../../matrix/port.ts";
+import type { EphemeralEvent, MatrixEvent } from "../../matrix/port.ts";
 import { MatrixErrorBody, PushTransactionBody, TxnParams } from "./model.ts";
 import { MatrixApiError } from "../../errors.ts";
 import { sameSecret } from "../../http/auth/secrets.ts";
@@ -24,7 +24,15 @@ export const appserviceController = (deps: { sql: Sql; hsToken: string | undefin
       "/transactions/:txnId",
       async ({ params, body }) => {
         const fresh = await storePushTransaction(deps.sql, params.txnId, body.events as unknown as MatrixEvent[]);
-        if (fresh) void deps.dispatcher.drain();
+        if (fresh) {
+          // Typing and receipts are not made durable (a lost one is superseded by the next); they
+          // follow the timeline, so a receipt finds the message it names. The homeserver does not wait.
+          const ephemeral = (body.ephemeral ?? []).filter((e): e is EphemeralEvent => typeof e.room_id === "string");
+          void deps.dispatcher
+            .drain()
+            .then(() => (ephemeral.length > 0 ? deps.dispatcher.deliverEphemeral(ephemeral) : undefined))
+            .catch(() => {});
+        }
         return {};
       },
       {

@@ -17,6 +17,19 @@ export const PushTransactionBody = t.Object(
         { additionalProperties: true },
       ),
     ),
+    /** Typing and receipts (MSC2409, `receive_ephemeral: true` in the registration). */
+    ephemeral: t.Optional(
+      t.Array(
+        t.Object(
+          {
+            type: t.String({ minLength: 1, maxLength: 255 }),
+            room_id: t.Optional(t.String({ minLength: 1, maxLength: 255 })),
+            content: t.Record(t.String(), t.Unknown()),
+          },
+          { additionalProperties: true },
+        ),
+      ),
+    ),
   },
   { additionalProperties: true },
 );
