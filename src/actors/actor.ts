@@ -494,6 +494,17 @@ export class ChannelActor {
    * it failed with its reason.
    */
   private async pumpOutbox(): Promise<void> {
+    try {
+      await this.deliverOutbox();
+    } catch (err) {
+      // The index failed (a database restart, say) with sends still pending: they are tried
+      // again on their own, not only when the next send or echo comes along.
+      if (this.outbox.length > 0 && !this.retryTimer) this.retryLater(err);
+      throw err;
+    }
+  }
+
+  private async deliverOutbox(): Promise<void> {
     if (this.retryTimer) {
       clearTimeout(this.retryTimer);
       this.retryTimer = null;
@@ -547,14 +558,20 @@ export class ChannelActor {
         const pendingRow = rows.get(pendingId) ?? (await findMessage(this.deps.sql, this.channelId, pendingId));
         if (pendingRow) await this.announcePending(pendingRow);
       }
-      const delay = Math.min(OUTBOX_MAX_BACKOFF_MS, 500 * 2 ** this.retryAttempt++);
-      this.log.warn({ message_id: id, pending: this.outbox.length, retry_in_ms: delay, err: describe(err) }, "matrix unavailable; sends stay pending");
-      this.retryTimer = setTimeout(() => {
-        this.retryTimer = null;
-        if (!this.mailbox.isClosed) void this.mailbox.put({ run: () => this.pumpOutbox(), resolve: () => {}, reject: () => {} }).catch(() => {});
-      }, delay);
+      this.log.warn({ message_id: id, pending: this.outbox.length, err: describe(err) }, "matrix unavailable; sends stay pending");
+      this.retryLater(err);
       return;
     }
+  }
+
+  /** Brings the outbox back into the loop after a capped backoff. */
+  private retryLater(err: unknown) {
+    const delay = Math.min(OUTBOX_MAX_BACKOFF_MS, 500 * 2 ** this.retryAttempt++);
+    this.log.info({ pending: this.outbox.length, retry_in_ms: delay, err: describe(err) }, "pending sends will be tried again");
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      if (!this.mailbox.isClosed) void this.mailbox.put({ run: () => this.pumpOutbox(), resolve: () => {}, reject: () => {} }).catch(() => {});
+    }, delay);
   }
 
   private async outboxRowsOf(ids: string[]): Promise<Map<string, MessageRow>> {
