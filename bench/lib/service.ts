@@ -1,26 +1,11 @@
-import postgres from "postgres";
+import { freshPostgresDatabase } from "../../test/helpers/services.ts";
 import { freePort, spawnServer, type Child } from "./proc.ts";
 
 export const BENCH_USER = "user:bench";
 export const databaseUrl = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/postgres";
 
 /** A fresh database on the PostgreSQL server, dropped by the returned function. */
-export async function freshDatabase(prefix = "daarion_bench"): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
-  await admin.unsafe(`create database ${name}`);
-  await admin.end();
-  const url = new URL(databaseUrl);
-  url.pathname = `/${name}`;
-  return {
-    url: url.toString(),
-    async drop() {
-      const a = postgres(databaseUrl, { max: 1, onnotice: () => {} });
-      await a.unsafe(`drop database if exists ${name} with (force)`);
-      await a.end();
-    },
-  };
-}
+export const freshDatabase = (prefix = "daarion_bench") => freshPostgresDatabase(prefix, databaseUrl);
 
 export interface Service extends Child {
   dbUrl: string;

@@ -209,7 +209,7 @@ export class LocalMatrixBackend implements MatrixBackend {
         if (!facts?.room_exists) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
         const known = new Map(Object.entries(facts.known as Record<string, string>));
         const joined = new Set(facts.joined as string[]);
-        const fresh: Array<[number, string, string, string, string, string, number, string]> = [];
+        const fresh: EventRow[] = [];
         const now = Date.now();
         for (const event of events) {
           const seen = known.get(event.txnId);
@@ -234,16 +234,7 @@ export class LocalMatrixBackend implements MatrixBackend {
           eventIds.push(eventId);
           fresh.push([fresh.length, eventId, roomId, event.asUser, event.type, JSON.stringify(event.content), now, event.txnId]);
         }
-        // The sort runs after the lock is granted and before the first row takes its
-        // stream_ordering, which is so handed out in commit order, and in the batch's order.
-        if (fresh.length > 0) {
-          await tx`
-            insert into local_matrix_events (event_id, room_id, sender, type, content, origin_server_ts, txn_id)
-            select v.event_id, v.room_id, v.sender, v.type, v.content::jsonb, v.origin_server_ts::bigint, v.txn_id
-            from (values ${tx(fresh)}) as v (ord, event_id, room_id, sender, type, content, origin_server_ts, txn_id)
-            cross join (select pg_advisory_xact_lock(${STREAM_WRITE_LOCK})) as stream_lock
-            order by v.ord::int`;
-        }
+        if (fresh.length > 0) await insertInStreamOrder(tx, fresh);
       });
       this.notify();
     } catch (err) {
@@ -262,7 +253,7 @@ export class LocalMatrixBackend implements MatrixBackend {
   private async sendAllIfPlain(roomId: string, events: OutgoingEvent[]): Promise<string[] | null> {
     if (events.some((e) => e.type === "m.reaction")) return null;
     const now = Date.now();
-    const rows = events.map((e, i) => [i, `$${randomToken(32)}`, roomId, e.asUser, e.type, JSON.stringify(e.content), now, e.txnId]);
+    const rows = events.map((e, i): EventRow => [i, `$${randomToken(32)}`, roomId, e.asUser, e.type, JSON.stringify(e.content), now, e.txnId]);
     const senders = [...new Set(events.map((e) => e.asUser))];
     const [result] = await this.sql`
       with plain as (
@@ -272,20 +263,11 @@ export class LocalMatrixBackend implements MatrixBackend {
                  where room_id = ${roomId} and type = 'm.room.member' and state_key in ${this.sql(senders)}
                    and content->>'membership' = 'join') = ${senders.length}::int as ok
       ),
-      inserted as (
-        insert into local_matrix_events (event_id, room_id, sender, type, content, origin_server_ts, txn_id)
-        select v.event_id, v.room_id, v.sender, v.type, v.content::jsonb, v.origin_server_ts::bigint, v.txn_id
-        from (values ${this.sql(rows)}) as v (ord, event_id, room_id, sender, type, content, origin_server_ts, txn_id)
-        cross join plain
-        cross join (select pg_advisory_xact_lock(${STREAM_WRITE_LOCK})) as stream_lock
-        where plain.ok
-        order by v.ord::int
-        returning 1
-      )
+      inserted as (${insertInStreamOrder(this.sql, rows, this.sql`cross join plain where plain.ok`)} returning 1)
       select count(*)::int as n from inserted`;
     if (result?.n !== events.length) return null;
     this.notify();
-    return rows.map((row) => row[1] as string);
+    return rows.map((row) => row[1]);
   }
 
   async redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string) {
@@ -557,6 +539,24 @@ function powerOf(levels: Record<string, unknown> | null, user: string): number {
 }
 
 /** `s{timeline}_{epoch}_{ephemeral}`; a bare `s{timeline}` (written before ephemeral events existed) is valid too. */
+/** An event to insert: its place in the batch, event_id, room_id, sender, type, content (JSON), origin_server_ts, txn_id. */
+type EventRow = [number, string, string, string, string, string, number, string];
+
+/**
+ * Inserts events in the order given, taking the stream lock inside the statement: the sort
+ * runs after the lock is granted and before the first row takes its stream_ordering, which is
+ * so handed out in commit order, and in the batch's order. `onlyIf` may join a condition.
+ */
+function insertInStreamOrder(sql: Sql | Tx, rows: EventRow[], onlyIf = sql``) {
+  return sql`
+    insert into local_matrix_events (event_id, room_id, sender, type, content, origin_server_ts, txn_id)
+    select v.event_id, v.room_id, v.sender, v.type, v.content::jsonb, v.origin_server_ts::bigint, v.txn_id
+    from (values ${sql(rows)}) as v (ord, event_id, room_id, sender, type, content, origin_server_ts, txn_id)
+    cross join (select pg_advisory_xact_lock(${STREAM_WRITE_LOCK})) as stream_lock
+    ${onlyIf}
+    order by v.ord::int`;
+}
+
 function parseSince(since: string): { from: number; epoch: string | null; ephemeralFrom: number } {
   const m = /^s(\d+)(?:_([A-Za-z0-9]+)_(\d+))?$/.exec(since);
   if (!m) throw new MatrixError("M_INVALID_PARAM", "Invalid since token", 400);

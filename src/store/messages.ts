@@ -67,22 +67,12 @@ export const BEFORE_LOOKBACK = 100;
  * (messages_thread_seq_live_idx).
  */
 export async function listThread(sql: Sql, channelId: string, rootId: string, page: MessagePage): Promise<MessageRow[]> {
-  if (page.before !== null) {
-    return sql<MessageRow[]>`
-      select * from messages
-      where thread_id = ${rootId} and channel_id = ${channelId}
-        and deleted_at is null and delivery_state <> 'failed'
-        and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
-        and seq <= (${seqBoundBefore(sql, channelId, page.before)})
-        and created_at < ${page.before}
-      order by seq desc
-      limit ${page.limit}`;
-  }
   return sql<MessageRow[]>`
     select * from messages
     where thread_id = ${rootId} and channel_id = ${channelId}
       and deleted_at is null and delivery_state <> 'failed'
       and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
+      ${createdBefore(sql, channelId, page.before)}
     order by seq desc
     limit ${page.limit}`;
 }
@@ -97,19 +87,6 @@ export async function listThread(sql: Sql, channelId: string, rootId: string, pa
  * created_at from the newest message down would cost the page's depth.
  */
 export async function listMessages(sql: Sql, channelId: string, page: MessagePage): Promise<MessageRow[]> {
-  if (page.before !== null) {
-    return sql<MessageRow[]>`
-      select * from messages
-      where channel_id = ${channelId}
-        and thread_id is null
-        and deleted_at is null
-        and delivery_state <> 'failed'
-        and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
-        and seq <= (${seqBoundBefore(sql, channelId, page.before)})
-        and created_at < ${page.before}
-      order by seq desc
-      limit ${page.limit}`;
-  }
   return sql<MessageRow[]>`
     select * from messages
     where channel_id = ${channelId}
@@ -117,6 +94,7 @@ export async function listMessages(sql: Sql, channelId: string, page: MessagePag
       and deleted_at is null
       and delivery_state <> 'failed'
       and (${page.beforeSeq}::bigint is null or seq < ${page.beforeSeq})
+      ${createdBefore(sql, channelId, page.before)}
     order by seq desc
     limit ${page.limit}`;
 }
@@ -129,6 +107,11 @@ export async function listMessages(sql: Sql, channelId: string, page: MessagePag
  * where it was indexed, on newer pages. Deleted messages, failed sends and replies count too:
  * they can only raise the bound, and the listing filters them itself.
  */
+/** The `before=` condition of a page, read by seq (nothing when the page has no `before`). */
+function createdBefore(sql: Sql, channelId: string, before: Date | null) {
+  return before === null ? sql`` : sql`and seq <= (${seqBoundBefore(sql, channelId, before)}) and created_at < ${before}`;
+}
+
 function seqBoundBefore(sql: Sql, channelId: string, before: Date) {
   return sql`
     select max(seq) from (

@@ -16,21 +16,24 @@ export function serviceMissing(name: "DATABASE_URL" | "NATS_URL"): boolean {
 }
 
 /**
- * A fresh, empty PostgreSQL database for one suite, on the server DATABASE_URL points at.
- * Returns its URL and a function that drops it.
+ * A fresh, empty PostgreSQL database for one suite (or bench run), on the server DATABASE_URL
+ * points at unless `server` names another. Returns its URL and a function that drops it.
  */
-export async function freshPostgresDatabase(prefix = "daarion_test"): Promise<{ url: string; drop: () => Promise<void> }> {
-  if (!databaseUrl) throw new Error("DATABASE_URL is not set");
+export async function freshPostgresDatabase(
+  prefix = "daarion_test",
+  server: string | null = databaseUrl,
+): Promise<{ url: string; drop: () => Promise<void> }> {
+  if (!server) throw new Error("DATABASE_URL is not set");
   const name = `${prefix}_${crypto.randomUUID().replaceAll("-", "").slice(0, 12)}`;
-  const admin = postgres(databaseUrl, { max: 1, onnotice: () => {} });
+  const admin = postgres(server, { max: 1, onnotice: () => {} });
   await admin.unsafe(`create database ${name}`);
   await admin.end();
-  const url = new URL(databaseUrl);
+  const url = new URL(server);
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
     async drop() {
-      const a = postgres(databaseUrl!, { max: 1, onnotice: () => {} });
+      const a = postgres(server, { max: 1, onnotice: () => {} });
       await a.unsafe(`drop database if exists ${name} with (force)`);
       await a.end();
     },

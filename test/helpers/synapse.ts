@@ -1,4 +1,4 @@
-import { createClient, ClientEvent, RoomEvent, SyncState, type MatrixClient, type MatrixEvent as SdkEvent } from "matrix-js-sdk";
+import { createClient, ClientEvent, SyncState, type MatrixClient } from "matrix-js-sdk";
 import { logger as sdkGlobalLogger, type Logger as SdkLogger } from "matrix-js-sdk/lib/logger.js";
 import pino from "pino";
 import { sharedSecretRegistrationMac } from "../../scripts/synapse.ts";
@@ -102,20 +102,4 @@ export async function elementClient(user: { userId: string; accessToken: string 
   return client;
 }
 
-/** The first timeline event in `roomId` that the Matrix client sees and `pred` accepts. */
-export function nextRoomEvent(client: MatrixClient, roomId: string, pred: (e: SdkEvent) => boolean, timeoutMs = 20000): Promise<SdkEvent> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      client.off(RoomEvent.Timeline, onEvent);
-      reject(new Error("the Matrix client saw no matching event"));
-    }, timeoutMs);
-    const onEvent = (e: SdkEvent) => {
-      if (e.getRoomId() === roomId && pred(e)) {
-        clearTimeout(timer);
-        client.off(RoomEvent.Timeline, onEvent);
-        resolve(e);
-      }
-    };
-    client.on(RoomEvent.Timeline, onEvent);
-  });
-}
+export { nextRoomEvent } from "./room-events.ts";

@@ -97,31 +97,25 @@ export async function replayThenSubscribe(
   }
   let cursor = sinceSeq;
   let replayed = 0;
-  for (;;) {
-    const rows = await messagesAfter(sql, channelId, cursor, PAGE);
-    for (const frame of await framesOf(sql, rows)) {
-      if (socket.readyState !== OPEN) return;
-      socket.send(frame.data);
-      cursor = frame.seq;
-      replayed++;
-      if (socket.getBufferedAmount() > backpressureLimit / 2 && !(await drained(socket))) return;
+  /** Sends page by page from the cursor; false once the socket is gone (or did not drain when waited for). */
+  const sendFromCursor = async (waitForRoom: boolean): Promise<boolean> => {
+    for (;;) {
+      const rows = await messagesAfter(sql, channelId, cursor, PAGE);
+      for (const frame of await framesOf(sql, rows)) {
+        if (socket.readyState !== OPEN) return false;
+        socket.send(frame.data);
+        cursor = frame.seq;
+        replayed++;
+        if (waitForRoom && socket.getBufferedAmount() > backpressureLimit / 2 && !(await drained(socket))) return false;
+      }
+      if (rows.length < PAGE) return true;
     }
-    if (rows.length < PAGE) break;
-  }
+  };
+  if (!(await sendFromCursor(true))) return;
   try {
     await deps.registry.get(channelId).observe(async (ctx) => {
       // Inside the loop: only what arrived since the bulk, bounded by the mailbox.
-      for (;;) {
-        const rows = await messagesAfter(sql, channelId, cursor, PAGE);
-        for (const frame of await framesOf(sql, rows)) {
-          if (socket.readyState !== OPEN) return;
-          socket.send(frame.data);
-          cursor = frame.seq;
-          replayed++;
-        }
-        if (rows.length < PAGE) break;
-      }
-      if (socket.readyState !== OPEN) return;
+      if (!(await sendFromCursor(false)) || socket.readyState !== OPEN) return;
       live.subscribe();
       socket.send(JSON.stringify({ type: "resumed", seq: ctx.seq, since_seq: sinceSeq, replayed }));
     });
