@@ -1,4 +1,5 @@
 import type { Logger } from "../log.ts";
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import { Subjects } from "../events/model.ts";
@@ -85,7 +86,8 @@ export interface PendingInvite {
 
 type DeliveryWaiter = { resolve: (row: MessageRow) => void; reject: (err: unknown) => void; accepted?: (row: MessageRow) => void };
 
-const OUTBOX_MAX_BACKOFF_MS = 30_000;
+/** Pending sends are tried again after 0.5 s, doubling to 30 s, jittered so channels do not retry in step. */
+const OUTBOX_BACKOFF: BackoffPolicy = { baseMs: 500, capMs: 30_000 };
 
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
@@ -490,7 +492,7 @@ export class ChannelActor {
   /**
    * Delivers pending sends to Matrix in seq order, each with its message id as txnId, so a
    * retry can never create a second event. A transient failure (unreachable, 5xx, 429 past the
-   * retry budget) keeps the row pending and retries later with capped backoff; a refusal marks
+   * retry budget) keeps the row pending and retries later with capped, jittered backoff; a refusal marks
    * it failed with its reason.
    */
   private async pumpOutbox(): Promise<void> {
@@ -564,9 +566,9 @@ export class ChannelActor {
     }
   }
 
-  /** Brings the outbox back into the loop after a capped backoff. */
+  /** Brings the outbox back into the loop after a capped, jittered backoff. */
   private retryLater(err: unknown) {
-    const delay = Math.min(OUTBOX_MAX_BACKOFF_MS, 500 * 2 ** this.retryAttempt++);
+    const delay = backoffDelay(this.retryAttempt++, OUTBOX_BACKOFF);
     this.log.info({ pending: this.outbox.length, retry_in_ms: delay, err: describe(err) }, "pending sends will be tried again");
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;
