@@ -429,11 +429,13 @@ export class ChannelActor {
     else this.waiters.set(id, [waiter]);
   }
 
-  /** Checks one send and builds its pending row (with the Matrix content to deliver). */
+  /**
+   * Checks one send and builds its pending row (with the Matrix content to deliver). Whatever
+   * can refuse it is checked before a first write joins the sender: a refused send writes nothing.
+   */
   private async prepareSend(cmd: SendCommand, seq: number): Promise<NewMessage> {
     const { sql } = this.deps;
     refuseIfEncrypted(this.channel);
-    if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
     let replyEventId: string | null = null;
     if (cmd.replyTo) {
       const target = await findMessage(sql, this.channelId, cmd.replyTo);
@@ -467,6 +469,7 @@ export class ChannelActor {
     } else if (replyEventId) {
       content["m.relates_to"] = { "m.in_reply_to": { event_id: replyEventId } };
     }
+    if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
     return {
       id: cmd.id ?? Bun.randomUUIDv7(),
       channel_id: this.channelId,

@@ -70,6 +70,5 @@ describe("outbox backoff", () => {
     for (const wait of firstRetryWaits) expect(wait).toBeGreaterThanOrEqual(245);
     expect(Math.min(...firstRetryWaits)).toBeLessThan(450);
     expect(Math.max(...firstRetryWaits) - Math.min(...firstRetryWaits)).toBeGreaterThan(30);
-
   });
 });

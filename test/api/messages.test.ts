@@ -173,6 +173,44 @@ describe("messages", () => {
     expect(agent.status).toBe(403);
   });
 
+  test("a refused first write (unknown reply_to or thread_id, unknown message to react to) does not join the sender", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    const badReply = await post(channel.id, "user:hasty", { text: "re: nothing", reply_to: crypto.randomUUID() });
+    expect(badReply.status).toBe(400);
+    expect((await badReply.json()).error).toBe("INVALID_REPLY_TO");
+    const badThread = await post(channel.id, "user:hasty", { text: "in no thread", thread_id: crypto.randomUUID() });
+    expect(badThread.status).toBe(400);
+    expect((await badThread.json()).error).toBe("INVALID_THREAD");
+    const form = new FormData();
+    form.append("file", new Blob(["%PDF-1.4"], { type: "application/pdf" }), "a.pdf");
+    form.append("thread_id", crypto.randomUUID());
+    const badUpload = await server.api(`/api/messaging/channels/${channel.id}/files`, { method: "POST", as: "user:hasty", body: form });
+    expect(badUpload.status).toBe(400);
+    expect((await badUpload.json()).error).toBe("INVALID_THREAD");
+    const badReaction = await server.api(`/api/messaging/channels/${channel.id}/messages/${crypto.randomUUID()}/reactions`, {
+      method: "POST",
+      as: "user:hasty",
+      json: { emoji: "👍" },
+    });
+    expect(badReaction.status).toBe(404);
+
+    const { sql } = server.app.deps;
+    expect(await sql`select member_id from channel_members where channel_id = ${channel.id} and member_id = 'user:hasty'`).toHaveLength(0);
+    expect(await sql`select event_type from channel_events where channel_id = ${channel.id} and (actor_id = 'user:hasty' or target_id = 'user:hasty')`).toHaveLength(0);
+    expect(await sql`select 1 from messages where channel_id = ${channel.id}`).toHaveLength(0);
+    // Not in the room either, as the homeserver sees it.
+    expect(await server.app.deps.matrix.getState(channel.matrix_room_id, "m.room.member", "@user-hasty:daarion.city")).toBeNull();
+    // No member.joined went out: the next thing on the socket is the answer to our ping.
+    inbox.ws.send("ping");
+    expect(await inbox.next()).toBe("pong");
+    inbox.close();
+
+    // A good first write still joins.
+    expect((await post(channel.id, "user:hasty", { text: "now for real" })).status).toBe(201);
+    expect(await sql`select member_id from channel_members where channel_id = ${channel.id} and member_id = 'user:hasty'`).toHaveLength(1);
+  });
+
   test("microdao and private channels: non-members get 404 on read and write", async () => {
     for (const visibility of ["microdao", "private"]) {
       const channel = await createChannel(server, "user:admin", { visibility });
