@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import pino from "pino";
+import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -298,5 +300,70 @@ describe("threads", () => {
     if (frame.type === "member.joined") frame = await inbox.nextJson();
     expect(frame).toMatchObject({ type: "message.created", message: { thread_id: root.id, reply_to: null, content_preview: "from a Matrix thread" } });
     inbox.close();
+  });
+});
+
+/**
+ * The local backend with Synapse's rule for reads: an application service may act only as
+ * users of its namespace, and a read can be refused outright while `refuseReads` is set.
+ */
+function synapseLikeReads(state: { refuseReads: boolean }) {
+  return (inner: MatrixBackend): MatrixBackend =>
+    new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === "getEvent") {
+          return (roomId: string, eventId: string, asUser?: string) => {
+            if (state.refuseReads) return Promise.reject(new MatrixError("M_FORBIDDEN", "User not in room", 403));
+            if (asUser && !/^@(user|agent|daarion)-/.test(asUser)) {
+              return Promise.reject(new MatrixError("M_FORBIDDEN", "Application service cannot masquerade as this user.", 403));
+            }
+            return target.getEvent(roomId, eventId);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+}
+
+describe("full content of messages from Matrix users outside the namespace", () => {
+  const reads = { refuseReads: false };
+  const logged: Array<Record<string, unknown>> = [];
+  let matrixServer: TestServer;
+  beforeAll(async () => {
+    const log = pino({ level: "warn" }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    matrixServer = await startTestServer({}, { wrapMatrix: synapseLikeReads(reads), log });
+  }, 60000);
+  afterAll(() => matrixServer?.stop(), 60000);
+
+  test("GET one message answers 200 with Dora's full content; a refused read is 502, logged without the content", async () => {
+    const channel = await createChannel(matrixServer, "user:admin", { visibility: "public" });
+    const { matrix } = matrixServer.app.deps;
+    const dora = "@dora:elsewhere.example";
+    await matrix.join(channel.matrix_room_id, dora);
+    const inbox = await WsInbox.open(`${matrixServer.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    const content = { msgtype: "m.text", body: `secret plans ${"y".repeat(600)}` };
+    const { eventId } = await matrix.sendEvent(channel.matrix_room_id, dora, "m.room.message", content, `dora-${crypto.randomUUID()}`);
+    let frame = await inbox.nextJson();
+    while (frame.type !== "message.created") frame = await inbox.nextJson();
+    inbox.close();
+    expect(frame.message).toMatchObject({ matrix_event_id: eventId, sender_id: `matrix:${dora}` });
+    const url = `/api/messaging/channels/${channel.id}/messages/${frame.message.id}`;
+
+    const res = await matrixServer.api(url, { as: "user:reader" });
+    expect(res.status).toBe(200);
+    expect((await res.json()).content).toEqual(content);
+
+    reads.refuseReads = true;
+    try {
+      const refused = await matrixServer.api(url, { as: "user:reader" });
+      expect(refused.status).toBe(502);
+      expect(await refused.json()).toEqual({ error: "MATRIX_UNAVAILABLE", message: "the Matrix homeserver did not return the message content" });
+    } finally {
+      reads.refuseReads = false;
+    }
+    const record = logged.find((r) => r.message_id === frame.message.id);
+    expect(record).toMatchObject({ level: 40, channel_id: channel.id, errcode: "M_FORBIDDEN", status: 403 });
+    expect(JSON.stringify(logged)).not.toContain("secret plans");
   });
 });
