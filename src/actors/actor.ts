@@ -28,6 +28,7 @@ import { Mailbox } from "./mailbox.ts";
 import type { ActorContext } from "./context.ts";
 import { eventIngesters, relationIngesters } from "./ingest-routes.ts";
 import { toMessageView } from "../modules/messages/view.ts";
+import { sendTargets } from "../modules/messages/targets.ts";
 import { toMemberView } from "../modules/members/model.ts";
 import { toChannelView } from "../modules/channels/model.ts";
 import { mediaFromContent } from "../features/files/media.ts";
@@ -436,35 +437,22 @@ export class ChannelActor {
   private async prepareSend(cmd: SendCommand, seq: number): Promise<NewMessage> {
     const { sql } = this.deps;
     refuseIfEncrypted(this.channel);
-    let replyEventId: string | null = null;
-    if (cmd.replyTo) {
-      const target = await findMessage(sql, this.channelId, cmd.replyTo);
-      if (!target?.matrix_event_id || target.deleted_at) {
-        throw new AppError(400, "INVALID_REPLY_TO", "reply_to must name a delivered message of this channel");
-      }
-      replyEventId = target.matrix_event_id;
-    }
+    const targets = await sendTargets(sql, this.channelId, cmd.replyTo, cmd.threadId);
+    const replyEventId = targets.replyTo?.matrix_event_id ?? null;
     const content: Record<string, unknown> = { ...cmd.extraContent, msgtype: cmd.msgtype, body: cmd.text };
     if (cmd.formattedBody) {
       content.format = "org.matrix.custom.html";
       content.formatted_body = cmd.formattedBody;
     }
-    let threadId: string | null = null;
-    if (cmd.threadId) {
-      const root = await findMessage(sql, this.channelId, cmd.threadId);
-      if (!root?.matrix_event_id || root.deleted_at) {
-        throw new AppError(400, "INVALID_THREAD", "thread_id must name a delivered message of this channel");
-      }
-      // A reply to a reply goes into the same thread: threads are one level deep, as in Matrix.
-      const rootRow = root.thread_id ? await findMessage(sql, this.channelId, root.thread_id) : root;
-      threadId = rootRow!.id;
-      const latest = await latestInThread(sql, threadId);
+    const root = targets.threadRoot;
+    if (root) {
+      const latest = await latestInThread(sql, root.id);
       content["m.relates_to"] = {
         rel_type: "m.thread",
-        event_id: rootRow!.matrix_event_id,
+        event_id: root.matrix_event_id,
         // Clients without threads show it as a reply: to the message named, or to the thread's latest.
         is_falling_back: !replyEventId,
-        "m.in_reply_to": { event_id: replyEventId ?? latest?.matrix_event_id ?? rootRow!.matrix_event_id },
+        "m.in_reply_to": { event_id: replyEventId ?? latest?.matrix_event_id ?? root.matrix_event_id },
       };
     } else if (replyEventId) {
       content["m.relates_to"] = { "m.in_reply_to": { event_id: replyEventId } };
@@ -483,7 +471,7 @@ export class ChannelActor {
       content_preview: cmd.text.slice(0, PREVIEW_LENGTH),
       content_type: CONTENT_TYPES[cmd.msgtype] ?? "text",
       msgtype: cmd.msgtype,
-      thread_id: threadId,
+      thread_id: root?.id ?? null,
       reply_to: cmd.replyTo,
       delivery_state: "pending",
       outbox_content: content,

@@ -201,6 +201,8 @@ describe("messages", () => {
     expect(await sql`select member_id from channel_members where channel_id = ${channel.id} and member_id = 'user:hasty'`).toHaveLength(0);
     expect(await sql`select event_type from channel_events where channel_id = ${channel.id} and (actor_id = 'user:hasty' or target_id = 'user:hasty')`).toHaveLength(0);
     expect(await sql`select 1 from messages where channel_id = ${channel.id}`).toHaveLength(0);
+    // The refused upload's file did not go into the media repository either.
+    expect(await sql`select 1 from local_matrix_media where uploader = '@user-hasty:daarion.city'`).toHaveLength(0);
     // Not in the room either, as the homeserver sees it.
     expect(await server.app.deps.matrix.getState(channel.matrix_room_id, "m.room.member", "@user-hasty:daarion.city")).toBeNull();
     // No member.joined went out: the next thing on the socket is the answer to our ping.
