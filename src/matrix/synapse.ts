@@ -440,8 +440,9 @@ const RETRY_BACKOFF: BackoffPolicy = { baseMs: 200, capMs: 4000 };
 function retryAfterMs(body: Json, headers: Headers): number {
   const fromBody = Number(body.retry_after_ms);
   if (Number.isFinite(fromBody) && fromBody >= 0) return fromBody;
-  const fromHeader = Number(headers.get("retry-after"));
-  return Number.isFinite(fromHeader) && fromHeader >= 0 && headers.has("retry-after") ? fromHeader * 1000 : 1000;
+  const header = headers.get("retry-after");
+  const fromHeader = header === null ? NaN : Number(header);
+  return Number.isFinite(fromHeader) && fromHeader >= 0 ? fromHeader * 1000 : 1000;
 }
 
 function parseJson(text: string): Json {
