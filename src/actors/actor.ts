@@ -1,4 +1,5 @@
 import type { Logger } from "../log.ts";
+import { backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import { Subjects } from "../events/model.ts";
@@ -27,6 +28,7 @@ import { Mailbox } from "./mailbox.ts";
 import type { ActorContext } from "./context.ts";
 import { eventIngesters, relationIngesters } from "./ingest-routes.ts";
 import { toMessageView } from "../modules/messages/view.ts";
+import { sendTargets } from "../modules/messages/targets.ts";
 import { toMemberView } from "../modules/members/model.ts";
 import { toChannelView } from "../modules/channels/model.ts";
 import { mediaFromContent } from "../features/files/media.ts";
@@ -85,7 +87,8 @@ export interface PendingInvite {
 
 type DeliveryWaiter = { resolve: (row: MessageRow) => void; reject: (err: unknown) => void; accepted?: (row: MessageRow) => void };
 
-const OUTBOX_MAX_BACKOFF_MS = 30_000;
+/** Pending sends are tried again after 0.5 s, doubling to 30 s, jittered so channels do not retry in step. */
+const OUTBOX_BACKOFF: BackoffPolicy = { baseMs: 500, capMs: 30_000 };
 
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
@@ -427,44 +430,34 @@ export class ChannelActor {
     else this.waiters.set(id, [waiter]);
   }
 
-  /** Checks one send and builds its pending row (with the Matrix content to deliver). */
+  /**
+   * Checks one send and builds its pending row (with the Matrix content to deliver). Whatever
+   * can refuse it is checked before a first write joins the sender: a refused send writes nothing.
+   */
   private async prepareSend(cmd: SendCommand, seq: number): Promise<NewMessage> {
     const { sql } = this.deps;
     refuseIfEncrypted(this.channel);
-    if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
-    let replyEventId: string | null = null;
-    if (cmd.replyTo) {
-      const target = await findMessage(sql, this.channelId, cmd.replyTo);
-      if (!target?.matrix_event_id || target.deleted_at) {
-        throw new AppError(400, "INVALID_REPLY_TO", "reply_to must name a delivered message of this channel");
-      }
-      replyEventId = target.matrix_event_id;
-    }
+    const targets = await sendTargets(sql, this.channelId, cmd.replyTo, cmd.threadId);
+    const replyEventId = targets.replyTo?.matrix_event_id ?? null;
     const content: Record<string, unknown> = { ...cmd.extraContent, msgtype: cmd.msgtype, body: cmd.text };
     if (cmd.formattedBody) {
       content.format = "org.matrix.custom.html";
       content.formatted_body = cmd.formattedBody;
     }
-    let threadId: string | null = null;
-    if (cmd.threadId) {
-      const root = await findMessage(sql, this.channelId, cmd.threadId);
-      if (!root?.matrix_event_id || root.deleted_at) {
-        throw new AppError(400, "INVALID_THREAD", "thread_id must name a delivered message of this channel");
-      }
-      // A reply to a reply goes into the same thread: threads are one level deep, as in Matrix.
-      const rootRow = root.thread_id ? await findMessage(sql, this.channelId, root.thread_id) : root;
-      threadId = rootRow!.id;
-      const latest = await latestInThread(sql, threadId);
+    const root = targets.threadRoot;
+    if (root) {
+      const latest = await latestInThread(sql, root.id);
       content["m.relates_to"] = {
         rel_type: "m.thread",
-        event_id: rootRow!.matrix_event_id,
+        event_id: root.matrix_event_id,
         // Clients without threads show it as a reply: to the message named, or to the thread's latest.
         is_falling_back: !replyEventId,
-        "m.in_reply_to": { event_id: replyEventId ?? latest?.matrix_event_id ?? rootRow!.matrix_event_id },
+        "m.in_reply_to": { event_id: replyEventId ?? latest?.matrix_event_id ?? root.matrix_event_id },
       };
     } else if (replyEventId) {
       content["m.relates_to"] = { "m.in_reply_to": { event_id: replyEventId } };
     }
+    if (cmd.joinFirst) await this.joinPublic(cmd.senderId);
     return {
       id: cmd.id ?? Bun.randomUUIDv7(),
       channel_id: this.channelId,
@@ -478,7 +471,7 @@ export class ChannelActor {
       content_preview: cmd.text.slice(0, PREVIEW_LENGTH),
       content_type: CONTENT_TYPES[cmd.msgtype] ?? "text",
       msgtype: cmd.msgtype,
-      thread_id: threadId,
+      thread_id: root?.id ?? null,
       reply_to: cmd.replyTo,
       delivery_state: "pending",
       outbox_content: content,
@@ -490,7 +483,7 @@ export class ChannelActor {
   /**
    * Delivers pending sends to Matrix in seq order, each with its message id as txnId, so a
    * retry can never create a second event. A transient failure (unreachable, 5xx, 429 past the
-   * retry budget) keeps the row pending and retries later with capped backoff; a refusal marks
+   * retry budget) keeps the row pending and retries later with capped, jittered backoff; a refusal marks
    * it failed with its reason.
    */
   private async pumpOutbox(): Promise<void> {
@@ -564,9 +557,9 @@ export class ChannelActor {
     }
   }
 
-  /** Brings the outbox back into the loop after a capped backoff. */
+  /** Brings the outbox back into the loop after a capped, jittered backoff. */
   private retryLater(err: unknown) {
-    const delay = Math.min(OUTBOX_MAX_BACKOFF_MS, 500 * 2 ** this.retryAttempt++);
+    const delay = backoffDelay(this.retryAttempt++, OUTBOX_BACKOFF);
     this.log.info({ pending: this.outbox.length, retry_in_ms: delay, err: describe(err) }, "pending sends will be tried again");
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;

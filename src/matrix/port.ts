@@ -126,6 +126,12 @@ export interface MatrixBackend {
    * transaction); Synapse sends one by one.
    */
   sendEvents(roomId: string, events: OutgoingEvent[]): Promise<SentEvents>;
+  /**
+   * One event with its full content, read by `asUser`: one of the service's own users who is
+   * in the room, by default the sync user (which joins every channel room). Never a Matrix
+   * user outside the namespace, such as the event's sender: an application service may not
+   * act as them (Synapse: M_FORBIDDEN "cannot masquerade as this user").
+   */
   getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent>;
   /** Redacts an event; idempotent per txnId like sendEvent. */
   redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string): Promise<{ eventId: string }>;

@@ -1,4 +1,5 @@
 import type { Logger } from "../log.ts";
+import { backoffAtLeast, backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import { EPHEMERAL_EVENT_TYPES, STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "./event-types.ts";
 import {
   MatrixError,
@@ -53,9 +54,9 @@ type Json = Record<string, any>;
 /**
  * The client-server API, spoken as an application service over plain fetch. It masquerades
  * as namespaced users with `user_id`, registers them on first use, and sends with
- * PUT …/send/{type}/{txnId} so a retry never makes a second event. 429s wait for
- * retry_after_ms; 5xx and network errors are retried with capped backoff within a time
- * budget; any other 4xx is final.
+ * PUT …/send/{type}/{txnId} so a retry never makes a second event. 429s wait at least
+ * retry_after_ms; 5xx and network errors are retried with capped, jittered backoff within a
+ * time budget; any other 4xx is final.
  */
 export class SynapseMatrixBackend implements MatrixBackend {
   readonly kind = "synapse" as const;
@@ -383,7 +384,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
         });
       } catch (err) {
         if (opts.signal?.aborted || this.inFlight.signal.aborted) throw new MatrixError("M_ABORTED", "request aborted", 503);
-        const wait = backoff(attempt);
+        const wait = backoffDelay(attempt, RETRY_BACKOFF);
         if (opts.retry === false || Date.now() + wait > deadline) {
           throw new MatrixError("M_UNREACHABLE", `homeserver unreachable: ${(err as Error).message}`, 502);
         }
@@ -398,8 +399,8 @@ export class SynapseMatrixBackend implements MatrixBackend {
       if (retryable && opts.retry !== false) {
         const wait =
           res.status === 429
-            ? Number(body.retry_after_ms ?? Number(res.headers.get("retry-after") ?? 1) * 1000)
-            : backoff(attempt);
+            ? backoffAtLeast(retryAfterMs(body, res.headers), attempt, RETRY_BACKOFF)
+            : backoffDelay(attempt, RETRY_BACKOFF);
         if (Date.now() + wait <= deadline) {
           this.opts.log.debug({ status: res.status, errcode, wait_ms: wait, path: redactPath(path) }, "retrying homeserver call");
           await abortableSleep(wait, opts.signal);
@@ -432,8 +433,16 @@ function localpartOf(userId: string): string {
 
 const enc = encodeURIComponent;
 
-function backoff(attempt: number): number {
-  return Math.min(4000, 200 * 2 ** attempt);
+/** 5xx and network errors: 100–200 ms at first, doubling to 2–4 s, jittered so channels do not retry in step. */
+const RETRY_BACKOFF: BackoffPolicy = { baseMs: 200, capMs: 4000 };
+
+/** What a 429 asks us to wait: retry_after_ms in the body, else the Retry-After header (seconds), else 1 s. */
+function retryAfterMs(body: Json, headers: Headers): number {
+  const fromBody = Number(body.retry_after_ms);
+  if (Number.isFinite(fromBody) && fromBody >= 0) return fromBody;
+  const header = headers.get("retry-after");
+  const fromHeader = header === null ? NaN : Number(header);
+  return Number.isFinite(fromHeader) && fromHeader >= 0 ? fromHeader * 1000 : 1000;
 }
 
 function parseJson(text: string): Json {

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import pino from "pino";
+import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
 
 let server: TestServer;
 beforeAll(async () => {
@@ -173,6 +175,46 @@ describe("messages", () => {
     expect(agent.status).toBe(403);
   });
 
+  test("a refused first write (unknown reply_to or thread_id, unknown message to react to) does not join the sender", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    const badReply = await post(channel.id, "user:hasty", { text: "re: nothing", reply_to: crypto.randomUUID() });
+    expect(badReply.status).toBe(400);
+    expect((await badReply.json()).error).toBe("INVALID_REPLY_TO");
+    const badThread = await post(channel.id, "user:hasty", { text: "in no thread", thread_id: crypto.randomUUID() });
+    expect(badThread.status).toBe(400);
+    expect((await badThread.json()).error).toBe("INVALID_THREAD");
+    const form = new FormData();
+    form.append("file", new Blob(["%PDF-1.4"], { type: "application/pdf" }), "a.pdf");
+    form.append("thread_id", crypto.randomUUID());
+    const badUpload = await server.api(`/api/messaging/channels/${channel.id}/files`, { method: "POST", as: "user:hasty", body: form });
+    expect(badUpload.status).toBe(400);
+    expect((await badUpload.json()).error).toBe("INVALID_THREAD");
+    const badReaction = await server.api(`/api/messaging/channels/${channel.id}/messages/${crypto.randomUUID()}/reactions`, {
+      method: "POST",
+      as: "user:hasty",
+      json: { emoji: "👍" },
+    });
+    expect(badReaction.status).toBe(404);
+
+    const { sql } = server.app.deps;
+    expect(await sql`select member_id from channel_members where channel_id = ${channel.id} and member_id = 'user:hasty'`).toHaveLength(0);
+    expect(await sql`select event_type from channel_events where channel_id = ${channel.id} and (actor_id = 'user:hasty' or target_id = 'user:hasty')`).toHaveLength(0);
+    expect(await sql`select 1 from messages where channel_id = ${channel.id}`).toHaveLength(0);
+    // The refused upload's file did not go into the media repository either.
+    expect(await sql`select 1 from local_matrix_media where uploader = '@user-hasty:daarion.city'`).toHaveLength(0);
+    // Not in the room either, as the homeserver sees it.
+    expect(await server.app.deps.matrix.getState(channel.matrix_room_id, "m.room.member", "@user-hasty:daarion.city")).toBeNull();
+    // No member.joined went out: the next thing on the socket is the answer to our ping.
+    inbox.ws.send("ping");
+    expect(await inbox.next()).toBe("pong");
+    inbox.close();
+
+    // A good first write still joins.
+    expect((await post(channel.id, "user:hasty", { text: "now for real" })).status).toBe(201);
+    expect(await sql`select member_id from channel_members where channel_id = ${channel.id} and member_id = 'user:hasty'`).toHaveLength(1);
+  });
+
   test("microdao and private channels: non-members get 404 on read and write", async () => {
     for (const visibility of ["microdao", "private"]) {
       const channel = await createChannel(server, "user:admin", { visibility });
@@ -260,5 +302,70 @@ describe("threads", () => {
     if (frame.type === "member.joined") frame = await inbox.nextJson();
     expect(frame).toMatchObject({ type: "message.created", message: { thread_id: root.id, reply_to: null, content_preview: "from a Matrix thread" } });
     inbox.close();
+  });
+});
+
+/**
+ * The local backend with Synapse's rule for reads: an application service may act only as
+ * users of its namespace, and a read can be refused outright while `refuseReads` is set.
+ */
+function synapseLikeReads(state: { refuseReads: boolean }) {
+  return (inner: MatrixBackend): MatrixBackend =>
+    new Proxy(inner, {
+      get(target, prop, receiver) {
+        if (prop === "getEvent") {
+          return (roomId: string, eventId: string, asUser?: string) => {
+            if (state.refuseReads) return Promise.reject(new MatrixError("M_FORBIDDEN", "User not in room", 403));
+            if (asUser && !/^@(user|agent|daarion)-/.test(asUser)) {
+              return Promise.reject(new MatrixError("M_FORBIDDEN", "Application service cannot masquerade as this user.", 403));
+            }
+            return target.getEvent(roomId, eventId);
+          };
+        }
+        const value = Reflect.get(target, prop, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+}
+
+describe("full content of messages from Matrix users outside the namespace", () => {
+  const reads = { refuseReads: false };
+  const logged: Array<Record<string, unknown>> = [];
+  let matrixServer: TestServer;
+  beforeAll(async () => {
+    const log = pino({ level: "warn" }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+    matrixServer = await startTestServer({}, { wrapMatrix: synapseLikeReads(reads), log });
+  }, 60000);
+  afterAll(() => matrixServer?.stop(), 60000);
+
+  test("GET one message answers 200 with Dora's full content; a refused read is 502, logged without the content", async () => {
+    const channel = await createChannel(matrixServer, "user:admin", { visibility: "public" });
+    const { matrix } = matrixServer.app.deps;
+    const dora = "@dora:elsewhere.example";
+    await matrix.join(channel.matrix_room_id, dora);
+    const inbox = await WsInbox.open(`${matrixServer.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    const content = { msgtype: "m.text", body: `secret plans ${"y".repeat(600)}` };
+    const { eventId } = await matrix.sendEvent(channel.matrix_room_id, dora, "m.room.message", content, `dora-${crypto.randomUUID()}`);
+    let frame = await inbox.nextJson();
+    while (frame.type !== "message.created") frame = await inbox.nextJson();
+    inbox.close();
+    expect(frame.message).toMatchObject({ matrix_event_id: eventId, sender_id: `matrix:${dora}` });
+    const url = `/api/messaging/channels/${channel.id}/messages/${frame.message.id}`;
+
+    const res = await matrixServer.api(url, { as: "user:reader" });
+    expect(res.status).toBe(200);
+    expect((await res.json()).content).toEqual(content);
+
+    reads.refuseReads = true;
+    try {
+      const refused = await matrixServer.api(url, { as: "user:reader" });
+      expect(refused.status).toBe(502);
+      expect(await refused.json()).toEqual({ error: "MATRIX_UNAVAILABLE", message: "the Matrix homeserver did not return the message content" });
+    } finally {
+      reads.refuseReads = false;
+    }
+    const record = logged.find((r) => r.message_id === frame.message.id);
+    expect(record).toMatchObject({ level: 40, channel_id: channel.id, errcode: "M_FORBIDDEN", status: 403 });
+    expect(JSON.stringify(logged)).not.toContain("secret plans");
   });
 });

@@ -65,6 +65,13 @@ for (const adapter of adapters) {
       expect(await refusal(m.getEvent(roomId, "$nope", alice))).toBe("M_NOT_FOUND");
     });
 
+    test("getEvent without asUser reads any member's event in a room the service created (as its sync user)", async () => {
+      const { roomId } = await newRoom("public");
+      await m.join(roomId, bob);
+      const { eventId } = await m.sendEvent(roomId, bob, "m.room.message", { msgtype: "m.text", body: "from bob" }, crypto.randomUUID());
+      expect(await m.getEvent(roomId, eventId)).toMatchObject({ event_id: eventId, sender: bob, content: { msgtype: "m.text", body: "from bob" } });
+    });
+
     test("sendEvents sends in order, keeps txnIds idempotent, and stops at the first refusal with the prefix sent", async () => {
       const { roomId } = await newRoom("private");
       const text = (body: string, asUser = alice) => ({ asUser, type: "m.room.message", content: { msgtype: "m.text", body }, txnId: crypto.randomUUID() });

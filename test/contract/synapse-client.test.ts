@@ -58,6 +58,36 @@ describe("Synapse client: rate limits, retries and refusals", () => {
     expect(seen[1]!.at - seen[0]!.at).toBeGreaterThanOrEqual(280);
   });
 
+  test("requests that failed together do not retry together (jittered backoff)", async () => {
+    seen.length = 0;
+    const n = 10;
+    script.push(...Array.from({ length: n }, () => ({ status: 503, body: { errcode: "M_UNKNOWN" } })));
+    const c = client();
+    await Promise.all(Array.from({ length: n }, (_, i) => c.sendEvent("!r:x", "@user-a:x", "m.room.message", {}, `txn-jitter-${i}`)));
+    const gaps = Array.from({ length: n }, (_, i) => {
+      const tries = seen.filter((s) => s.path.endsWith(`/txn-jitter-${i}`));
+      expect(tries).toHaveLength(2);
+      return tries[1]!.at - tries[0]!.at;
+    });
+    // Never immediate (the floor is half of the first 200 ms ceiling), and spread over the other half.
+    for (const gap of gaps) expect(gap).toBeGreaterThanOrEqual(95);
+    expect(Math.max(...gaps) - Math.min(...gaps)).toBeGreaterThan(20);
+  });
+
+  test("429 waits at least retry_after_ms, whatever the jitter", async () => {
+    seen.length = 0;
+    const n = 5;
+    script.push(...Array.from({ length: n }, () => ({ status: 429, body: { errcode: "M_LIMIT_EXCEEDED", error: "slow down", retry_after_ms: 400 } })));
+    const c = client();
+    await Promise.all(Array.from({ length: n }, (_, i) => c.sendEvent("!r:x", "@user-a:x", "m.room.message", {}, `txn-limit-${i}`)));
+    for (let i = 0; i < n; i++) {
+      const tries = seen.filter((s) => s.path.endsWith(`/txn-limit-${i}`));
+      expect(tries).toHaveLength(2);
+      // Timers may fire a millisecond or two early.
+      expect(tries[1]!.at - tries[0]!.at).toBeGreaterThanOrEqual(398);
+    }
+  });
+
   test("5xx is retried with backoff; any other 4xx is final", async () => {
     seen.length = 0;
     script.push({ status: 502, body: {} }, { status: 503, body: { errcode: "M_UNKNOWN" } });

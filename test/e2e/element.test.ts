@@ -163,6 +163,51 @@ describe.skipIf(synapseMissing())("Element round trip (Synapse)", () => {
     expect((await seen).getContent()["m.relates_to"]).toEqual({ "m.in_reply_to": { event_id: replyId } });
   });
 
+  test("the full content of a Matrix user's message: GET one message answers 200 with what Bob sent", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    await client.joinRoom(channel.matrix_alias);
+    // Longer than the index's 500-character preview: only Matrix has all of it.
+    const content = { msgtype: "m.text", body: `Bob's long story: ${"and then ".repeat(80)}the end.` };
+    const { event_id } = await client.sendMessage(channel.matrix_room_id, content as never);
+    const list = await untilListed(channel.id, (l) => l.some((m) => m.matrix_event_id === event_id));
+    const listed = list.find((m) => m.matrix_event_id === event_id)!;
+    expect(listed.sender_id).toBe(`matrix:${bob.userId}`);
+    expect(listed.content_preview.length).toBeLessThan(content.body.length);
+    const res = await server.api(`/api/messaging/channels/${channel.id}/messages/${listed.id}`, { as: "user:reader" });
+    expect(res.status).toBe(200);
+    const detail = await res.json();
+    expect(detail).toMatchObject({ id: listed.id, sender_id: `matrix:${bob.userId}`, matrix_event_id: event_id });
+    expect(detail.content).toEqual(content);
+  });
+
+  test("a refused first write (unknown reply_to or thread_id) does not join the sender to the Matrix room", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    await client.joinRoom(channel.matrix_alias);
+    const local = `hasty${Date.now().toString(36)}`;
+    const matrixId = `@user-${local}:${synapse!.serverName}`;
+    const send = (json: Record<string, unknown>) =>
+      server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: `user:${local}`, json });
+    const badReply = await send({ text: "re: nothing", reply_to: crypto.randomUUID() });
+    expect(badReply.status).toBe(400);
+    expect((await badReply.json()).error).toBe("INVALID_REPLY_TO");
+    const badThread = await send({ text: "in no thread", thread_id: crypto.randomUUID() });
+    expect(badThread.status).toBe(400);
+    expect((await badThread.json()).error).toBe("INVALID_THREAD");
+    // The room as Bob's client sees it: the refused sender never joined.
+    const { joined } = await client.getJoinedRoomMembers(channel.matrix_room_id);
+    expect(Object.keys(joined)).toContain(bob.userId);
+    expect(Object.keys(joined)).not.toContain(matrixId);
+    const { sql } = server.app.deps;
+    expect(await sql`select 1 from channel_members where channel_id = ${channel.id} and member_id = ${`user:${local}`}`).toHaveLength(0);
+    expect(await sql`select 1 from channel_events where channel_id = ${channel.id} and actor_id = ${`user:${local}`}`).toHaveLength(0);
+
+    // A good first write joins, in Matrix too.
+    const seen = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent().body === "now for real");
+    expect((await send({ text: "now for real" })).status).toBe(201);
+    expect((await seen).getSender()).toBe(matrixId);
+    expect(Object.keys((await client.getJoinedRoomMembers(channel.matrix_room_id)).joined)).toContain(matrixId);
+  });
+
   test("membership and room changes made in Matrix sync back", async () => {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });
     const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);

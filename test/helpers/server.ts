@@ -1,6 +1,7 @@
 import { loadConfig } from "../../src/config.ts";
 import { startApp, type RunningApp } from "../../src/app.ts";
 import type { MatrixBackend } from "../../src/matrix/port.ts";
+import type { Logger } from "../../src/log.ts";
 import { databaseUrl, freshPostgresDatabase, natsUrl } from "./services.ts";
 
 /** Test code reads response bodies loosely; assertions check their shape. */
@@ -25,6 +26,8 @@ export async function startTestServer(
     wrapMatrix?: (m: MatrixBackend) => MatrixBackend;
     /** JWT mode (with jwtTestEnv() from ./jwt.ts): `as` becomes `Authorization: Bearer <token(as)>`. */
     token?: (callerId: string) => Promise<string>;
+    /** The service's logger, for a test that checks what is logged. */
+    log?: Logger;
   } = {},
 ): Promise<TestServer> {
   // A suite that names its own database (to restart on it) keeps it; otherwise each server
@@ -45,7 +48,7 @@ export async function startTestServer(
     ...(natsUrl ? { NATS_URL: natsUrl } : {}),
     ...env,
   });
-  const app = await startApp(config, { wrapMatrix: opts.wrapMatrix });
+  const app = await startApp(config, { wrapMatrix: opts.wrapMatrix, log: opts.log });
   const url = app.url;
   return {
     app,

@@ -1,5 +1,6 @@
 import { refuseIfEncrypted } from "../confidential/policy.ts";
 import { sendAndConfirm, type SendOutcome } from "../../modules/messages/deliver.ts";
+import { sendTargets } from "../../modules/messages/targets.ts";
 import type { ServiceDeps } from "../../modules/deps.ts";
 import { findMessage } from "../../store/messages.ts";
 import { readableChannel, writeRight } from "../../modules/access.ts";
@@ -41,6 +42,8 @@ export class FileService {
     if (!ALLOWED_MIME_TYPES.has(mimetype)) {
       throw new AppError(415, "UNSUPPORTED_MEDIA_TYPE", `files of type '${mimetype || "unknown"}' are not accepted`);
     }
+    // Before the upload too: a refused send must not leave its file in the media repository.
+    await sendTargets(this.deps.sql, channelId, upload.replyTo, upload.threadId);
     const filename = cleanFilename(file.name);
     const bytes = new Uint8Array(await file.arrayBuffer());
     const sender = toMatrixUserId(callerId, this.deps.matrix.serverName);

@@ -2,6 +2,7 @@ import type { ServiceDeps } from "../deps.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { findMessage, listMessages, listThread, threadStats, type ThreadStats } from "../../store/messages.ts";
 import { AppError, notFound } from "../../errors.ts";
+import { MatrixError } from "../../matrix/port.ts";
 import { readableChannel, writeRight } from "../access.ts";
 import type { SendMessageBody } from "./model.ts";
 import { sendAndConfirm, type SendOutcome } from "./deliver.ts";
@@ -92,10 +93,22 @@ export class MessageService {
     const extras = { thread: threads.get(row.id), reactions: reactions.get(row.id) ?? [] };
     if (!row.matrix_event_id) return { row, content: row.outbox_content ?? {}, ...extras };
     try {
-      const event = await this.deps.matrix.getEvent(channel.matrix_room_id, row.matrix_event_id, row.sender_matrix_id);
+      // Read as the service's sync user, which is in every channel room: not as the sender, who
+      // may be a Matrix user outside our namespace, as whom an application service may not act.
+      const event = await this.deps.matrix.getEvent(channel.matrix_room_id, row.matrix_event_id);
       return { row, content: event.content, ...extras };
-    } catch {
+    } catch (err) {
+      this.deps.log.warn(
+        { channel_id: channelId, message_id: row.id, ...matrixFailure(err) },
+        "the homeserver did not return a message's content",
+      );
       throw new AppError(502, "MATRIX_UNAVAILABLE", "the Matrix homeserver did not return the message content");
     }
   }
+}
+
+/** What a homeserver failure may tell the log: its errcode, status and reason, never the request. */
+function matrixFailure(err: unknown): Record<string, unknown> {
+  if (err instanceof MatrixError) return { errcode: err.errcode, status: err.httpStatus, reason: err.message };
+  return { err: err instanceof Error ? err.name : String(err) };
 }
