@@ -85,6 +85,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       log.info("stopped");
     })());
   try {
+    const limits = rateLimitConfig(config);
     const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX }, log);
     const releaseDb = acquire("database");
     stack.push("database", async () => {
@@ -92,7 +93,6 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseDb();
     });
     await migrate(db.sql, log);
-    const limits = rateLimitConfig(config);
     const pruning = startBucketPruning(db.sql, log);
     stack.push("rate-limit-pruning", () => pruning.stop());
 

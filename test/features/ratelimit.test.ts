@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, uniqueSlug, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
-import { hsToken, jwtTestEnv } from "../helpers/jwt.ts";
+import { hsToken, JWT_TEST, jwtTestEnv } from "../helpers/jwt.ts";
 import { pruneBuckets, takeTokens } from "../../src/http/rate-buckets.ts";
 import { createLogger } from "../../src/log.ts";
 
@@ -210,6 +210,48 @@ describe("rate limits (dev mode): all-or-nothing buckets, the client address, bo
   });
 });
 
+describe("rate limits: concurrency, idempotency, configuration", () => {
+  test("all or nothing under concurrency: exactly the user's burst is admitted and the channel loses only those tokens", async () => {
+    const sql = server.app.deps.sql;
+    const user = { key: `user-write:user:rl-race-${uniqueSlug()}`, rule: { perMinute: 1, burst: 2 } };
+    const channel = { key: `channel-write:rl-race-${uniqueSlug()}`, rule: { perMinute: 1, burst: 5 } };
+    const results = await Promise.all(Array.from({ length: 10 }, () => takeTokens(sql, [user, channel])));
+    expect(results.filter((states) => states.every((s) => s.allowed))).toHaveLength(2);
+    const [row] = await sql`select tokens from rate_limit_buckets where key = ${channel.key}`;
+    expect(Math.floor(Number(row!.tokens))).toBe(3);
+  });
+
+  test("a refused request can be retried with the same Idempotency-Key once a token is back", async () => {
+    const channel = await createChannel(server, "user:rl-idem");
+    for (let i = 0; i < 4; i++) expect((await send(channel.id, "user:rl-idem")).status).toBe(201);
+    const retry = () =>
+      server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:rl-idem", headers: { "idempotency-key": "rl-idem-1" }, json: { text: "once" } });
+    expect((await retry()).status).toBe(429);
+    await server.app.deps.sql`update rate_limit_buckets set updated_at = updated_at - interval '1 minute' where key = 'user-write:user:rl-idem'`;
+    const admitted = await retry();
+    expect(admitted.status).toBe(201);
+    expect(admitted.headers.get("idempotent-replayed")).toBeNull();
+  });
+
+  test("a bad TRUSTED_PROXIES stops start-up with one line naming the variable", async () => {
+    await expect(startTestServer({ TRUSTED_PROXIES: "proxy.local" })).rejects.toThrow(/^invalid environment variable TRUSTED_PROXIES=/);
+    await expect(startTestServer({ TRUSTED_PROXIES: "10.0.0.0/33" })).rejects.toThrow(/^invalid environment variable TRUSTED_PROXIES=.*"10\.0\.0\.0\/33"/);
+  });
+
+  test("the client address: X-Forwarded-For read from the right, only past trusted proxies", async () => {
+    const { clientAddress, parseTrustedProxies } = await import("../../src/http/client-address.ts");
+    const trusted = parseTrustedProxies("10.0.0.0/8, 2001:db8::/32");
+    expect(clientAddress("192.0.2.7", "203.0.113.1", trusted)).toBe("192.0.2.7");
+    expect(clientAddress("192.0.2.7", "203.0.113.1", null)).toBe("192.0.2.7");
+    expect(clientAddress("10.1.2.3", "203.0.113.1", trusted)).toBe("203.0.113.1");
+    expect(clientAddress("::ffff:10.1.2.3", "198.51.100.9, 203.0.113.1, 10.9.9.9", trusted)).toBe("203.0.113.1");
+    expect(clientAddress("2001:db8::5", "[2001:db8:ffff::1]:4711", trusted)).toBe("2001:db8:ffff::1");
+    expect(clientAddress("10.1.2.3", "203.0.113.1:4711", trusted)).toBe("203.0.113.1");
+    // Garbage from the client: the trusted proxy's own peer view stands.
+    expect(clientAddress("10.1.2.3", "10.4.4.4, not-an-ip", trusted)).toBe("10.1.2.3");
+  });
+});
+
 describe("rate limits (jwt mode): buckets keyed by the verified caller", () => {
   let jwt: TestServer;
   beforeAll(async () => {
@@ -272,5 +314,13 @@ describe("rate limits (jwt mode): buckets keyed by the verified caller", () => {
     expect((await jwt.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:jwt-rl-addr-owner", headers: { "x-forwarded-for": "203.0.113.10" }, json: { text: "hi" } })).status).toBe(201);
     expect(await bucketKeys(jwt, "address:203.0.113.1_")).toEqual(["address:203.0.113.10", "address:203.0.113.11"]);
     expect(await bucketKeys(jwt, `channel-write:${channel.id}`)).toHaveLength(1);
+  });
+
+  test("a service presenting INTERNAL_SERVICE_TOKEN is not limited as an unknown address", async () => {
+    const channel = await createChannel(jwt, "user:jwt-rl-svc-owner");
+    const path = `/internal/messaging/channels/${channel.id}/context`;
+    const headers = { "x-internal-service-token": JWT_TEST.internalToken, "x-forwarded-for": "203.0.113.50" };
+    for (let i = 0; i < 6; i++) expect((await raw(jwt, path, { headers })).status).toBe(200);
+    expect(await bucketKeys(jwt, "address:203.0.113.50")).toEqual([]);
   });
 });
