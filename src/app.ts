@@ -155,7 +155,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
-      .use(rateLimit(db.sql, limits, log, auth, config.INTERNAL_SERVICE_TOKEN))
+      .use(rateLimit(db.sql, limits, log, auth))
       .use(bodyLimit(config.MAX_BODY_BYTES))
       .use(rejectNulCharacters())
       .use(openApiCompletion("/docs/json"))

@@ -5,8 +5,7 @@ import type { Logger } from "../log.ts";
 import { AppError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import type { Authenticator } from "./auth/authenticator.ts";
-import { INTERNAL_TOKEN_HEADER } from "./auth/plugin.ts";
-import { sameSecret } from "./auth/secrets.ts";
+import { isFromKnownService } from "./auth/plugin.ts";
 import { clientAddress, parseTrustedProxies } from "./client-address.ts";
 import { takeTokens, type BucketRule, type BucketState, type Take } from "./rate-buckets.ts";
 
@@ -23,7 +22,7 @@ export interface RateLimitConfig {
 export interface Requester {
   /** The verified caller (dev: a valid X-User-Id; jwt: the token's sub); null when there is none. */
   caller: string | null;
-  /** An /internal request carrying the right X-Internal-Service-Token: a known service. */
+  /** An /internal request whose X-Internal-Service-Token internalOnly verified: a known service. */
   service: boolean;
   /** The client's address (see client-address.ts); null when the socket has none. */
   address: string | null;
@@ -65,13 +64,13 @@ export function bucketsFor(config: RateLimitConfig, method: string, path: string
  * answer, the request goes through (logged): a limiter must not turn a database hiccup into an
  * outage of its own.
  */
-export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: Authenticator, internalToken: string | undefined) =>
+export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: Authenticator) =>
   new Elysia({ name: "rate-limit" }).onRequest(async ({ request, server, set }) => {
     const path = new URL(request.url).pathname;
     if (!LIMITED_PREFIX.test(path)) return;
     const who: Requester = {
       caller: await auth.identify(request).then((identity) => identity.caller, () => null),
-      service: isKnownService(request, path, internalToken),
+      service: isFromKnownService(request),
       address: clientAddress(server?.requestIP(request)?.address ?? null, request.headers.get("x-forwarded-for"), config.trustedProxies),
     };
     const takes = bucketsFor(config, request.method, path, who);
@@ -98,12 +97,6 @@ export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: 
     }
     Object.assign(set.headers, headers);
   });
-
-function isKnownService(request: Request, path: string, internalToken: string | undefined): boolean {
-  if (!internalToken || !path.startsWith("/internal/")) return false;
-  const given = request.headers.get(INTERNAL_TOKEN_HEADER);
-  return given !== null && sameSecret(given, internalToken);
-}
 
 export function rateLimitConfig(c: Config): RateLimitConfig {
   return {
