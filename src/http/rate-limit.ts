@@ -31,6 +31,7 @@ export interface Requester {
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 const LIMITED_PREFIX = /^\/(api|internal)\//;
 const CHANNEL_IN_PATH = /\/channels\/([0-9a-fA-F-]{36})(?:\/|$)/;
+const on = (rule: BucketRule) => rule.perMinute > 0 && rule.burst > 0;
 
 /**
  * Which buckets a request draws from: none for health, docs, the Matrix API and WebSocket
@@ -40,7 +41,6 @@ const CHANNEL_IN_PATH = /\/channels\/([0-9a-fA-F-]{36})(?:\/|$)/;
  */
 export function bucketsFor(config: RateLimitConfig, method: string, path: string, who: Requester): Take[] {
   if (!LIMITED_PREFIX.test(path)) return [];
-  const on = (rule: BucketRule) => rule.perMinute > 0 && rule.burst > 0;
   const { caller } = who;
   if (!caller && !who.service) {
     return on(config.address) ? [{ key: `address:${who.address ?? "unknown"}`, rule: config.address }] : [];
@@ -66,6 +66,7 @@ export function bucketsFor(config: RateLimitConfig, method: string, path: string
  */
 export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: Authenticator) =>
   new Elysia({ name: "rate-limit" }).onRequest(async ({ request, server, set }) => {
+    if (!anyBucketOn(config)) return;
     const path = new URL(request.url).pathname;
     if (!LIMITED_PREFIX.test(path)) return;
     const who: Requester = {
@@ -97,6 +98,10 @@ export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: 
     }
     Object.assign(set.headers, headers);
   });
+
+function anyBucketOn(c: RateLimitConfig): boolean {
+  return [c.userWrite, c.channelWrite, c.userRead, c.address].some(on);
+}
 
 export function rateLimitConfig(c: Config): RateLimitConfig {
   return {
