@@ -22,6 +22,7 @@ import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
 import { idempotency } from "./http/idempotency.ts";
 import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
+import { startBucketPruning } from "./http/rate-buckets.ts";
 import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
@@ -84,6 +85,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       log.info("stopped");
     })());
   try {
+    const limits = rateLimitConfig(config);
     const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX }, log);
     const releaseDb = acquire("database");
     stack.push("database", async () => {
@@ -91,6 +93,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseDb();
     });
     await migrate(db.sql, log);
+    const pruning = startBucketPruning(db.sql, log);
+    stack.push("rate-limit-pruning", () => pruning.stop());
 
     const baseMatrix = createMatrixBackend(config, db.sql, log);
     const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
@@ -151,7 +155,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(idempotency(db.sql))
       .use(errorHandler(log))
       .use(requestLog(log))
-      .use(rateLimit(db.sql, rateLimitConfig(config), log))
+      .use(rateLimit(db.sql, limits, log, auth))
       .use(bodyLimit(config.MAX_BODY_BYTES))
       .use(rejectNulCharacters())
       .use(openApiCompletion("/docs/json"))

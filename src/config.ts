@@ -39,6 +39,11 @@ export const ConfigSchema = t.Object({
   RATE_LIMIT_CHANNEL_BURST: t.Integer({ minimum: 1, default: 300 }),
   RATE_LIMIT_READ_PER_MIN: t.Integer({ minimum: 0, default: 3000 }),
   RATE_LIMIT_READ_BURST: t.Integer({ minimum: 1, default: 600 }),
+  // Requests with no verified caller, per client address; TRUSTED_PROXIES may name that address
+  // in X-Forwarded-For (IPs or CIDRs, comma-separated; checked in src/http/client-address.ts).
+  RATE_LIMIT_ADDRESS_PER_MIN: t.Integer({ minimum: 0, default: 120 }),
+  RATE_LIMIT_ADDRESS_BURST: t.Integer({ minimum: 1, default: 60 }),
+  TRUSTED_PROXIES: t.Optional(t.String({ pattern: "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?([\\s,]+[0-9A-Fa-f:.]+(/[0-9]{1,3})?)*$" })),
   WS_MAX_FRAMES_PER_SEC: t.Integer({ minimum: 0, default: 20 }),
   NODE_ENV: t.Optional(t.String()),
   /** dev: X-User-Id is trusted (embedded setup); jwt: a verified Bearer token is required. */

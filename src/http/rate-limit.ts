@@ -1,74 +1,51 @@
 import { Elysia } from "elysia";
+import type { BlockList } from "node:net";
 import type { Sql } from "../store/db.ts";
 import type { Logger } from "../log.ts";
 import { AppError } from "../errors.ts";
-import { DAARION_ID_PATTERN } from "../matrix/mapping.ts";
 import type { Config } from "../config.ts";
-
-export interface BucketRule {
-  /** Tokens added per minute; 0 turns the bucket off. */
-  perMinute: number;
-  /** Capacity: how many requests may come at once after a quiet spell. */
-  burst: number;
-}
+import type { Authenticator } from "./auth/authenticator.ts";
+import { isFromKnownService } from "./auth/plugin.ts";
+import { clientAddress, parseTrustedProxies } from "./client-address.ts";
+import { takeTokens, type BucketRule, type BucketState, type Take } from "./rate-buckets.ts";
 
 export interface RateLimitConfig {
   userWrite: BucketRule;
   channelWrite: BucketRule;
   userRead: BucketRule;
+  /** Requests with no verified caller, per client address. */
+  address: BucketRule;
+  trustedProxies: BlockList | null;
 }
 
-interface Take {
-  key: string;
-  rule: BucketRule;
-}
-
-interface BucketState {
-  rule: BucketRule;
-  tokens: number;
-  allowed: boolean;
+/** Who a request is, as far as the limiter may rely on it. */
+export interface Requester {
+  /** The verified caller (dev: a valid X-User-Id; jwt: the token's sub); null when there is none. */
+  caller: string | null;
+  /** An /internal request whose X-Internal-Service-Token internalOnly verified: a known service. */
+  service: boolean;
+  /** The client's address (see client-address.ts); null when the socket has none. */
+  address: string | null;
 }
 
 const WRITE_METHODS = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 const LIMITED_PREFIX = /^\/(api|internal)\//;
 const CHANNEL_IN_PATH = /\/channels\/([0-9a-fA-F-]{36})(?:\/|$)/;
-const daarionId = new RegExp(DAARION_ID_PATTERN);
+const on = (rule: BucketRule) => rule.perMinute > 0 && rule.burst > 0;
 
 /**
- * Takes one token from each bucket in a single statement, so instances sharing the database
- * share the limits. The refill is computed by the database clock, never the caller's.
+ * Which buckets a request draws from: none for health, docs, the Matrix API and WebSocket
+ * upgrades. A verified caller (or a known service) draws from their own and the channel's
+ * buckets; anyone else only from their address's, so that nobody without credentials can spend
+ * a user's or a channel's budget.
  */
-export async function takeTokens(sql: Sql, takes: Take[]): Promise<BucketState[]> {
-  const keys = takes.map((t) => t.key);
-  const rates = takes.map((t) => t.rule.perMinute / 60);
-  const bursts = takes.map((t) => t.rule.burst);
-  // Refilled level: capped at burst, never below what is left (a clock step back adds nothing).
-  const rows = await sql`
-    insert into rate_limit_buckets as b (key, tokens, rate, burst, allowed, updated_at)
-    select r.k, r.burst - 1, r.rate, r.burst, true, clock_timestamp()
-      from unnest(${keys}::text[], ${rates}::float8[], ${bursts}::float8[]) as r(k, rate, burst)
-    on conflict (key) do update set
-      tokens = case
-        when least(excluded.burst, b.tokens + greatest(0, extract(epoch from clock_timestamp() - b.updated_at)) * excluded.rate) >= 1
-        then least(excluded.burst, b.tokens + greatest(0, extract(epoch from clock_timestamp() - b.updated_at)) * excluded.rate) - 1
-        else least(excluded.burst, b.tokens + greatest(0, extract(epoch from clock_timestamp() - b.updated_at)) * excluded.rate) end,
-      allowed = least(excluded.burst, b.tokens + greatest(0, extract(epoch from clock_timestamp() - b.updated_at)) * excluded.rate) >= 1,
-      rate = excluded.rate,
-      burst = excluded.burst,
-      updated_at = clock_timestamp()
-    returning key, tokens, allowed`;
-  const byKey = new Map(rows.map((r) => [r.key as string, r]));
-  return takes.map((t) => {
-    const row = byKey.get(t.key);
-    return { rule: t.rule, tokens: Number(row?.tokens ?? t.rule.burst), allowed: row ? Boolean(row.allowed) : true };
-  });
-}
-
-/** Which buckets a request draws from: none for health, docs, the Matrix API and WebSocket upgrades. */
-export function bucketsFor(config: RateLimitConfig, method: string, path: string, caller: string | null): Take[] {
+export function bucketsFor(config: RateLimitConfig, method: string, path: string, who: Requester): Take[] {
   if (!LIMITED_PREFIX.test(path)) return [];
+  const { caller } = who;
+  if (!caller && !who.service) {
+    return on(config.address) ? [{ key: `address:${who.address ?? "unknown"}`, rule: config.address }] : [];
+  }
   const takes: Take[] = [];
-  const on = (rule: BucketRule) => rule.perMinute > 0 && rule.burst > 0;
   if (WRITE_METHODS.has(method)) {
     if (caller && on(config.userWrite)) takes.push({ key: `user-write:${caller}`, rule: config.userWrite });
     const channel = CHANNEL_IN_PATH.exec(path)?.[1]?.toLowerCase();
@@ -80,19 +57,25 @@ export function bucketsFor(config: RateLimitConfig, method: string, path: string
 }
 
 /**
- * Token buckets per caller and per channel, kept in PostgreSQL (one upsert per request).
- * The tightest bucket of the request sets the X-RateLimit-* headers; an empty one answers 429
- * with Retry-After. If the database cannot answer, the request goes through (logged): a
- * limiter must not turn a database hiccup into an outage of its own.
+ * Token buckets per verified caller, per channel and per client address, kept in PostgreSQL (one
+ * statement per request). The caller is authenticated here first (the answer is cached for the
+ * route, which still answers 401 itself). The tightest bucket of the request sets the
+ * X-RateLimit-* headers; an empty one answers 429 with Retry-After. If the database cannot
+ * answer, the request goes through (logged): a limiter must not turn a database hiccup into an
+ * outage of its own.
  */
-export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger) =>
-  new Elysia({ name: "rate-limit" }).onRequest(async ({ request, set }) => {
+export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: Authenticator) =>
+  new Elysia({ name: "rate-limit" }).onRequest(async ({ request, server, set }) => {
+    if (!anyBucketOn(config)) return;
     const path = new URL(request.url).pathname;
-    const header = request.headers.get("x-user-id");
-    const caller = header && header.length <= 70 && daarionId.test(header) ? header : null;
-    const takes = bucketsFor(config, request.method, path, caller);
+    if (!LIMITED_PREFIX.test(path)) return;
+    const who: Requester = {
+      caller: await auth.identify(request).then((identity) => identity.caller, () => null),
+      service: isFromKnownService(request),
+      address: clientAddress(server?.requestIP(request)?.address ?? null, request.headers.get("x-forwarded-for"), config.trustedProxies),
+    };
+    const takes = bucketsFor(config, request.method, path, who);
     if (takes.length === 0) return;
-    if (Math.random() < 0.001) void pruneBuckets(sql).catch(() => {});
     let states: BucketState[];
     try {
       states = await takeTokens(sql, takes);
@@ -116,9 +99,8 @@ export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger) =>
     Object.assign(set.headers, headers);
   });
 
-/** Deletes buckets idle long enough to be full again (called now and then). */
-export async function pruneBuckets(sql: Sql): Promise<void> {
-  await sql`delete from rate_limit_buckets where updated_at < now() - interval '1 hour'`;
+function anyBucketOn(c: RateLimitConfig): boolean {
+  return [c.userWrite, c.channelWrite, c.userRead, c.address].some(on);
 }
 
 export function rateLimitConfig(c: Config): RateLimitConfig {
@@ -126,5 +108,7 @@ export function rateLimitConfig(c: Config): RateLimitConfig {
     userWrite: { perMinute: c.RATE_LIMIT_USER_PER_MIN, burst: c.RATE_LIMIT_USER_BURST },
     channelWrite: { perMinute: c.RATE_LIMIT_CHANNEL_PER_MIN, burst: c.RATE_LIMIT_CHANNEL_BURST },
     userRead: { perMinute: c.RATE_LIMIT_READ_PER_MIN, burst: c.RATE_LIMIT_READ_BURST },
+    address: { perMinute: c.RATE_LIMIT_ADDRESS_PER_MIN, burst: c.RATE_LIMIT_ADDRESS_BURST },
+    trustedProxies: parseTrustedProxies(c.TRUSTED_PROXIES),
   };
 }

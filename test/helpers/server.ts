@@ -44,6 +44,7 @@ export async function startTestServer(
     RATE_LIMIT_USER_PER_MIN: "0",
     RATE_LIMIT_CHANNEL_PER_MIN: "0",
     RATE_LIMIT_READ_PER_MIN: "0",
+    RATE_LIMIT_ADDRESS_PER_MIN: "0",
     ...(db ? { DATABASE_URL: db.url } : {}),
     ...(natsUrl ? { NATS_URL: natsUrl } : {}),
     ...env,

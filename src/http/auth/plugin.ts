@@ -12,6 +12,11 @@ export const authentication = (auth: Authenticator) =>
 
 export const INTERNAL_TOKEN_HEADER = "x-internal-service-token";
 
+const fromKnownService = new WeakSet<Request>();
+
+/** Whether internalOnly (which runs first) verified this request's X-Internal-Service-Token. */
+export const isFromKnownService = (request: Request): boolean => fromKnownService.has(request);
+
 /**
  * /internal/* is for other DAARION services: they present INTERNAL_SERVICE_TOKEN. Without a
  * configured token (dev mode only; production refuses to start) the endpoints stay open.
@@ -24,4 +29,5 @@ export const internalOnly = (token: string | undefined) =>
     const given = request.headers.get(INTERNAL_TOKEN_HEADER);
     if (!given) throw new AppError(401, "UNAUTHENTICATED", "X-Internal-Service-Token is required for /internal endpoints");
     if (!sameSecret(given, token)) throw new AppError(403, "FORBIDDEN", "X-Internal-Service-Token is not valid");
+    fromKnownService.add(request);
   });
