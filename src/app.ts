@@ -8,7 +8,7 @@ import { migrate } from "./store/migrate.ts";
 import { LocalMatrixBackend } from "./matrix/local.ts";
 import { SynapseMatrixBackend } from "./matrix/synapse.ts";
 import { InboxDispatcher } from "./matrix/dispatcher.ts";
-import { appserviceController } from "./modules/appservice/index.ts";
+import { appserviceController, homeserverAuthentication } from "./modules/appservice/index.ts";
 import type { Sql } from "./store/db.ts";
 import type { MatrixBackend } from "./matrix/port.ts";
 import { SyncPoller } from "./matrix/sync.ts";
@@ -152,6 +152,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(errorHandler(log))
       .use(requestLog(log))
       .use(rateLimit(db.sql, rateLimitConfig(config), log))
+      .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
       .use(bodyLimit(config.MAX_BODY_BYTES))
       .use(rejectNulCharacters())
       .use(openApiCompletion("/docs/json"))
@@ -190,7 +191,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(presenceController(deps))
       .use(searchController(new SearchService(deps)))
       .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
-      .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
+      .use(appserviceController({ sql: db.sql, dispatcher }))
       .listen({ port: config.PORT, hostname: config.HOST });
     const listening = app.server!;
     server = listening;
