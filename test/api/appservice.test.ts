@@ -47,7 +47,7 @@ describe("application-service push (as the homeserver calls it)", () => {
 
   test("the token is checked before the body is read: 401/403 whatever the body, even one that never ends", async () => {
     const channel = await createChannel(server, "user:admin");
-    const put = (txnId: string, token: string | null, init: { body: BodyInit; headers?: Record<string, string> }) =>
+    const put = (txnId: string, token: string | null, init: { body: string | ReadableStream<Uint8Array>; headers?: Record<string, string> }) =>
       fetch(`${server.url}/_matrix/app/v1/transactions/${txnId}`, {
         method: "PUT",
         headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...init.headers },
