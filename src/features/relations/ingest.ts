@@ -1,10 +1,9 @@
-import { indexedPreview } from "../confidential/policy.ts";
+import { indexedPreview } from "../../domain/preview.ts";
 import type { Ingester } from "../../actors/ingest-routes.ts";
 import { consumeInboxEvent } from "../../matrix/inbox.ts";
 import { fromMatrixUserId } from "../../matrix/mapping.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
-import { PREVIEW_LENGTH } from "./commands.ts";
 import { findEditByEvent, findReactionByEvent, markMessageDeleted, markReactionRemoved, recordEdit, upsertReaction } from "./store.ts";
 
 type Relation = { rel_type?: unknown; event_id?: unknown; key?: unknown };
@@ -56,7 +55,7 @@ export const ingestEdit: Ingester = async (ctx, event) => {
     const recorded = await recordEdit(tx, target, {
       matrix_event_id: event.event_id,
       editor_id: editor.id,
-      content_preview: indexedPreview(ctx.channel, body, PREVIEW_LENGTH),
+      content_preview: indexedPreview(ctx.channel, body),
       formatted_body: formatted,
       created_at: new Date(event.origin_server_ts),
     });
