@@ -1,4 +1,5 @@
 import { indexedPreview } from "../../domain/preview.ts";
+import { safeFormattedBody } from "../../domain/html.ts";
 import type { Ingester } from "../../actors/ingest-routes.ts";
 import { consumeInboxEvent } from "../../matrix/inbox.ts";
 import { fromMatrixUserId } from "../../matrix/mapping.ts";
@@ -50,7 +51,7 @@ export const ingestEdit: Ingester = async (ctx, event) => {
   if (!target || target.channel_id !== ctx.channelId || target.deleted_at || target.sender_matrix_id !== event.sender) return skip();
   const editor = fromMatrixUserId(event.sender, matrix.serverName);
   const body = newContent.body;
-  const formatted = typeof newContent.formatted_body === "string" ? newContent.formatted_body : null;
+  const formatted = typeof newContent.formatted_body === "string" ? safeFormattedBody(newContent.formatted_body) : null;
   const { message, version } = await sql.begin(async (tx) => {
     const recorded = await recordEdit(tx, target, {
       matrix_event_id: event.event_id,
