@@ -40,12 +40,6 @@ describe.skipIf(synapseMissing())("HTML in formatted_body (Synapse)", () => {
     return { channel, inbox };
   }
 
-  async function nextFrame(inbox: WsInbox, type: string): Promise<any> {
-    for (;;) {
-      const frame = await inbox.nextJson(20000);
-      if (frame.type === type) return frame;
-    }
-  }
 
   test("an API send and edit reach Matrix sanitised, and are served sanitised", async () => {
     const { channel, inbox } = await channelWithElementUser();
@@ -89,7 +83,7 @@ describe.skipIf(synapseMissing())("HTML in formatted_body (Synapse)", () => {
         format: "org.matrix.custom.html",
         formatted_body: HOSTILE,
       } as never);
-      const created = await nextFrame(inbox, "message.created");
+      const created = await inbox.nextOfType("message.created");
       expect(created.message.matrix_event_id).toBe(original);
       const detail = await (await api(`/${channel.id}/messages/${created.message.id}`, { as: "user:alice" })).json();
       expect(detail.content).toMatchObject({ body: "bold link ok", format: "org.matrix.custom.html", formatted_body: SAFE });
@@ -102,7 +96,7 @@ describe.skipIf(synapseMissing())("HTML in formatted_body (Synapse)", () => {
         "m.new_content": { msgtype: "m.text", body: "edited", format: "org.matrix.custom.html", formatted_body: HOSTILE },
         "m.relates_to": { rel_type: "m.replace", event_id: original },
       } as never);
-      expect(await nextFrame(inbox, "message.updated")).toMatchObject({ message: { id: created.message.id, content_preview: "edited" } });
+      expect(await inbox.nextOfType("message.updated")).toMatchObject({ message: { id: created.message.id, content_preview: "edited" } });
       const versions = await (await api(`/${channel.id}/messages/${created.message.id}/edits`, { as: "user:alice" })).json();
       expect(versions.map((v: { formatted_body: string | null }) => v.formatted_body)).toEqual([null, SAFE]);
       const [stored] = await server.app.deps.sql`select formatted_body from message_edits where message_id = ${created.message.id} and version = 2`;

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { localMatrixUser } from "../helpers/local-matrix-user.ts";
 
 /**
  * formatted_body against the local Matrix backend: the API's HTML reaches Matrix sanitised, and
@@ -20,12 +21,6 @@ const SAFE = '<p>hi <a>there</a></p><code class="language-ts">x</code>';
 
 const api = (path: string, init: Parameters<TestServer["api"]>[1] = {}) => server.api(`/api/messaging/channels${path}`, init);
 
-async function nextFrame(inbox: WsInbox, type: string): Promise<any> {
-  for (;;) {
-    const frame = await inbox.nextJson(10000);
-    if (frame.type === type) return frame;
-  }
-}
 
 describe("formatted_body keeps to the Matrix HTML allow-list", () => {
   test("an API send and edit: Matrix gets the sanitised HTML, and so do API clients", async () => {
@@ -47,13 +42,9 @@ describe("formatted_body keeps to the Matrix HTML allow-list", () => {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });
     const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
     try {
-      const { matrix } = server.app.deps;
-      const carol = `@carol${Date.now().toString(36)}:daarion.city`;
-      await matrix.ensureUser(carol);
-      await matrix.join(channel.matrix_room_id, carol);
-      const send = (content: Record<string, unknown>) => matrix.sendEvent(channel.matrix_room_id, carol, "m.room.message", content, crypto.randomUUID());
-      const { eventId: original } = await send({ msgtype: "m.text", body: "hi there", format: "org.matrix.custom.html", formatted_body: HOSTILE });
-      const created = await nextFrame(inbox, "message.created");
+      const send = await localMatrixUser(server, channel.matrix_room_id);
+      const original = await send({ msgtype: "m.text", body: "hi there", format: "org.matrix.custom.html", formatted_body: HOSTILE });
+      const created = await inbox.nextOfType("message.created");
       const detail = await (await api(`/${channel.id}/messages/${created.message.id}`, { as: "user:alice" })).json();
       expect(detail.content).toEqual({ msgtype: "m.text", body: "hi there", format: "org.matrix.custom.html", formatted_body: SAFE });
 
@@ -63,7 +54,7 @@ describe("formatted_body keeps to the Matrix HTML allow-list", () => {
         "m.new_content": { msgtype: "m.text", body: "edited", format: "org.matrix.custom.html", formatted_body: HOSTILE },
         "m.relates_to": { rel_type: "m.replace", event_id: original },
       });
-      await nextFrame(inbox, "message.updated");
+      await inbox.nextOfType("message.updated");
       const [stored] = await server.app.deps.sql`select formatted_body from message_edits where message_id = ${created.message.id} and version = 2`;
       expect(stored!.formatted_body).toBe(SAFE);
       // A version written before HTML was sanitised on the way in.

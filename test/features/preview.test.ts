@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { localMatrixUser } from "../helpers/local-matrix-user.ts";
 
 /**
  * content_preview keeps at most 500 UTF-16 code units and is cut at a whole grapheme, however
@@ -32,20 +33,7 @@ function expectWholeGraphemes(preview: string, expected: string) {
   expect({ wellFormed: preview.isWellFormed(), withinLimit: preview.length <= 500, preview }).toEqual({ wellFormed: true, withinLimit: true, preview: expected });
 }
 
-async function matrixUserIn(roomId: string) {
-  const user = `@carol${Date.now().toString(36)}:daarion.city`;
-  const { matrix } = server.app.deps;
-  await matrix.ensureUser(user);
-  await matrix.join(roomId, user);
-  return (content: Record<string, unknown>) => matrix.sendEvent(roomId, user, "m.room.message", content, crypto.randomUUID()).then((r) => r.eventId);
-}
 
-async function nextFrame(inbox: WsInbox, type: string): Promise<any> {
-  for (;;) {
-    const frame = await inbox.nextJson(10000);
-    if (frame.type === type) return frame;
-  }
-}
 
 describe("content_preview is cut at a whole grapheme", () => {
   test("an API send and an upload caption", async () => {
@@ -82,20 +70,20 @@ describe("content_preview is cut at a whole grapheme", () => {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });
     const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
     try {
-      const send = await matrixUserIn(channel.matrix_room_id);
+      const send = await localMatrixUser(server, channel.matrix_room_id);
       for (const [text, expected] of CASES) {
         for (const body of [text, `> <@someone:daarion.city> quoted\n\n${text}`]) {
           await send({ msgtype: "m.text", body });
-          const frame = await nextFrame(inbox, "message.created");
+          const frame = await inbox.nextOfType("message.created");
           expectWholeGraphemes(frame.message.content_preview, expected);
           expectWholeGraphemes(await storedPreview(frame.message.id), expected);
         }
       }
       const original = await send({ msgtype: "m.text", body: "to be edited" });
-      const created = await nextFrame(inbox, "message.created");
+      const created = await inbox.nextOfType("message.created");
       const [text, expected] = CASES[1]!;
       await send({ msgtype: "m.text", body: `* ${text}`, "m.new_content": { msgtype: "m.text", body: text }, "m.relates_to": { rel_type: "m.replace", event_id: original } });
-      const updated = await nextFrame(inbox, "message.updated");
+      const updated = await inbox.nextOfType("message.updated");
       expect(updated.message.id).toBe(created.message.id);
       expectWholeGraphemes(updated.message.content_preview, expected);
       expectWholeGraphemes(await storedPreview(created.message.id), expected);
