@@ -30,6 +30,8 @@ const MATRIX_HTML: sanitizeHtml.IOptions = {
   exclusiveFilter: (frame) => frame.tag === "img" && !frame.attribs.src,
   // A relative src has no scheme to check: only mxc:// images are kept.
   transformTags: {
+    font: (tagName, attribs) => ({ tagName, attribs: withHexColors(attribs) }),
+    span: (tagName, attribs) => ({ tagName, attribs: withHexColors(attribs) }),
     img: (tagName, attribs) => {
       const kept = { ...attribs };
       if (!/^mxc:\/\//i.test(kept.src ?? "")) delete kept.src;
@@ -39,6 +41,15 @@ const MATRIX_HTML: sanitizeHtml.IOptions = {
   // A reply fallback (mx-reply) quotes another message; clients strip it, and so do previews.
   nonTextTags: ["script", "style", "textarea", "option", "noscript", "mx-reply"],
 };
+
+/** The spec's colours are 6-digit hex codes, which clients turn into CSS: nothing else may reach it. */
+function withHexColors(attribs: sanitizeHtml.Attributes): sanitizeHtml.Attributes {
+  const kept = { ...attribs };
+  for (const name of ["data-mx-color", "data-mx-bg-color"]) {
+    if (kept[name] !== undefined && !/^#[0-9a-f]{6}$/i.test(kept[name])) delete kept[name];
+  }
+  return kept;
+}
 
 /** `html` reduced to the Matrix allow-list. */
 export function sanitizeMatrixHtml(html: string): string {

@@ -16,8 +16,10 @@ beforeAll(async () => {
 }, 60000);
 afterAll(() => server?.stop(), 60000);
 
-const HOSTILE = '<p onmouseover="x()">hi <a href="javascript:alert(1)">there</a></p><script>alert(2)</script><img src="https://evil.example/t.png"><code class="language-ts hljs">x</code>';
-const SAFE = '<p>hi <a>there</a></p><code class="language-ts">x</code>';
+const HOSTILE =
+  '<p onmouseover="x()">hi <a href="javascript:alert(1)">there</a></p><script>alert(2)</script><img src="https://evil.example/t.png"><code class="language-ts hljs">x</code>' +
+  '<span data-mx-color="#ff00AA" data-mx-bg-color="red;background:url(https://evil.example)" data-mx-spoiler="">s</span><style>*{}</style>';
+const SAFE = '<p>hi <a>there</a></p><code class="language-ts">x</code><span data-mx-color="#ff00AA" data-mx-spoiler>s</span>';
 
 const api = (path: string, init: Parameters<TestServer["api"]>[1] = {}) => server.api(`/api/messaging/channels${path}`, init);
 
