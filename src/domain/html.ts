@@ -28,10 +28,10 @@ const MATRIX_HTML: sanitizeHtml.IOptions = {
   allowProtocolRelative: false,
   // An image whose src went (not mxc://) shows nothing: drop it.
   exclusiveFilter: (frame) => frame.tag === "img" && !frame.attribs.src,
-  // A relative src has no scheme to check: only mxc:// images are kept.
   transformTags: {
     font: (tagName, attribs) => ({ tagName, attribs: withHexColors(attribs) }),
     span: (tagName, attribs) => ({ tagName, attribs: withHexColors(attribs) }),
+    // A relative src has no scheme to check: only mxc:// images are kept.
     img: (tagName, attribs) => {
       const kept = { ...attribs };
       if (!/^mxc:\/\//i.test(kept.src ?? "")) delete kept.src;
