@@ -191,7 +191,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(presenceController(deps))
       .use(searchController(new SearchService(deps)))
       .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
-      .use(appserviceController({ sql: db.sql, dispatcher }))
+      .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
       .listen({ port: config.PORT, hostname: config.HOST });
     const listening = app.server!;
     server = listening;

@@ -12,10 +12,11 @@ const APPSERVICE_PATH = /^\/_matrix\/app\//;
 /**
  * The homeserver authenticates with hs_token. Checked when the request arrives, before its body
  * (up to 32 MiB) is read, parsed or validated: a caller without the token costs nothing.
- * Registered ahead of the body limit, so a wrong token is 401/403 whatever the body.
+ * The app registers it ahead of the body limit, so a wrong token is 401/403 whatever the body.
  */
 export const homeserverAuthentication = (hsToken: string | undefined) =>
-  new Elysia({ name: "appservice.auth" }).onRequest(({ request }) => {
+  // Named (and seeded) so that using it again, as the controller does, adds no second check.
+  new Elysia({ name: "appservice.auth", seed: hsToken ?? "" }).onRequest(({ request }) => {
     const url = new URL(request.url);
     if (!APPSERVICE_PATH.test(url.pathname)) return;
     const auth = request.headers.get("authorization");
@@ -30,8 +31,9 @@ export const homeserverAuthentication = (hsToken: string | undefined) =>
  * caller is a homeserver. A transaction is answered 200 only after its events and its txnId
  * are committed together; a repeated txnId is a no-op.
  */
-export const appserviceController = (deps: { sql: Sql; dispatcher: InboxDispatcher }) =>
+export const appserviceController = (deps: { sql: Sql; hsToken: string | undefined; dispatcher: InboxDispatcher }) =>
   new Elysia({ name: "appservice.controller", prefix: "/_matrix/app/v1" })
+    .use(homeserverAuthentication(deps.hsToken))
     .put(
       "/transactions/:txnId",
       async ({ params, body }) => {
