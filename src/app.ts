@@ -8,7 +8,7 @@ import { migrate } from "./store/migrate.ts";
 import { LocalMatrixBackend } from "./matrix/local.ts";
 import { SynapseMatrixBackend } from "./matrix/synapse.ts";
 import { InboxDispatcher } from "./matrix/dispatcher.ts";
-import { appserviceController } from "./modules/appservice/index.ts";
+import { appserviceController, homeserverAuthentication } from "./modules/appservice/index.ts";
 import type { Sql } from "./store/db.ts";
 import type { MatrixBackend } from "./matrix/port.ts";
 import { SyncPoller } from "./matrix/sync.ts";
@@ -156,6 +156,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(errorHandler(log))
       .use(requestLog(log))
       .use(rateLimit(db.sql, limits, log, auth))
+      .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
       .use(bodyLimit(config.MAX_BODY_BYTES))
       .use(rejectNulCharacters())
       .use(openApiCompletion("/docs/json"))

@@ -6,7 +6,8 @@ import { Subjects } from "../events/model.ts";
 import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent, type SentEvents } from "../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
 import { consumeInboxEvent, consumeInboxEvents } from "../matrix/inbox.ts";
-import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, indexedPreview, refuseIfEncrypted } from "../features/confidential/policy.ts";
+import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, refuseIfEncrypted } from "../features/confidential/policy.ts";
+import { indexedPreview } from "../domain/preview.ts";
 import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
 import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
@@ -122,7 +123,6 @@ const SEND_BATCH_MAX = 64;
 /** Event ids of our own sends whose echo from the homeserver has not come back yet. */
 const OWN_ECHOES_MAX = 10_000;
 
-const PREVIEW_LENGTH = 500;
 const CONTENT_TYPES: Record<string, string> = {
   "m.image": "image",
   "m.file": "file",
@@ -468,7 +468,7 @@ export class ChannelActor {
       sender_type: senderTypeOf(cmd.senderId),
       sender_matrix_id: this.matrixId(cmd.senderId),
       sender_display_name: null,
-      content_preview: cmd.text.slice(0, PREVIEW_LENGTH),
+      content_preview: indexedPreview(this.channel, cmd.text),
       content_type: CONTENT_TYPES[cmd.msgtype] ?? "text",
       msgtype: cmd.msgtype,
       thread_id: root?.id ?? null,
@@ -757,7 +757,7 @@ export class ChannelActor {
         sender_type: sender.type,
         sender_matrix_id: event.sender,
         sender_display_name: event.sender_display_name ?? null,
-        content_preview: indexedPreview(this.channel, stripReplyFallback(rawBody), PREVIEW_LENGTH),
+        content_preview: indexedPreview(this.channel, stripReplyFallback(rawBody)),
         content_type: event.type === ENCRYPTED_EVENT_TYPE ? ENCRYPTED_CONTENT_TYPE : (CONTENT_TYPES[msgtype] ?? "text"),
         msgtype: event.type === ENCRYPTED_EVENT_TYPE ? null : msgtype,
         thread_id: threadRoot?.channel_id === this.channelId ? threadRoot.id : null,

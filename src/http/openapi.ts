@@ -2,7 +2,7 @@ import { Elysia } from "elysia";
 
 type Operation = {
   parameters?: Array<{ in: string; name: string }>;
-  requestBody?: unknown;
+  requestBody?: { content?: Record<string, unknown> };
   responses?: Record<string, { description?: string; content?: Record<string, { schema: unknown }> }>;
 };
 type Document = { paths?: Record<string, Record<string, Operation>>; components?: unknown };
@@ -16,8 +16,8 @@ const errorResponse = (description: string) => ({ description, content: { "appli
 
 /**
  * Makes /docs/json say what the server really answers, so clients and the fuzzer
- * (scripts/fuzz.ts) can hold it to that: responses are JSON only (the swagger plugin lists
- * every parser's type), and the refusals that come from shared middleware rather than the
+ * (scripts/fuzz.ts) can hold it to that: request bodies are JSON (multipart for uploads) and
+ * responses JSON only (the swagger plugin lists every parser's type), and the refusals that come from shared middleware rather than the
  * route itself are listed on every route they can reach: 400 for a request that fails its
  * schema, 401 without an identity, 413 past the body cap, and the Idempotency-Key answers
  * 409/422 on POST.
@@ -31,6 +31,10 @@ export function completeOpenApi(doc: Document): Document {
         const json = response.content?.["application/json"];
         if (json) response.content = { "application/json": json };
       }
+      // Bodies are JSON, and multipart only for uploads (src/http/body-limit.ts refuses it elsewhere).
+      const bodyType = path.endsWith("/files") ? "multipart/form-data" : "application/json";
+      const media = op.requestBody?.content?.[bodyType];
+      if (op.requestBody?.content && media) op.requestBody.content = { [bodyType]: media };
       const params = op.parameters ?? [];
       const takesInput = op.requestBody !== undefined || params.some((p) => p.in === "query" || p.in === "path");
       if (takesInput) responses["400"] ??= errorResponse("The request does not match its schema (VALIDATION_FAILED, INVALID_BODY)");

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { answerWithin, openBody } from "../helpers/open-body.ts";
 import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -40,6 +41,41 @@ describe("application-service push (as the homeserver calls it)", () => {
     const wrong = await push("t-wrong", [messageEvent(channel.matrix_room_id, "x")], "not-the-token");
     expect(wrong.status).toBe(403);
     expect(await wrong.json()).toMatchObject({ errcode: "M_FORBIDDEN" });
+    const [stored] = await server.app.deps.sql`select count(*)::int as n from matrix_push_transactions`;
+    expect(stored!.n).toBe(0);
+  });
+
+  test("the token is checked before the body is read: 401/403 whatever the body, even one that never ends", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const put = (txnId: string, token: string | null, init: { body: string | ReadableStream<Uint8Array>; headers?: Record<string, string> }) =>
+      fetch(`${server.url}/_matrix/app/v1/transactions/${txnId}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}), ...init.headers },
+        body: init.body,
+        duplex: "half",
+      } as RequestInit);
+    const invalid = '{"events":[{"type":"m.room.message"}]}';
+    for (const [token, status, errcode] of [[null, 401, "M_UNAUTHORIZED"], ["not-the-token", 403, "M_FORBIDDEN"]] as const) {
+      // A schema-violating body, broken JSON, and a declared length past the 32 MiB push limit: never looked at.
+      for (const body of [invalid, "{broken", JSON.stringify({ events: [messageEvent(channel.matrix_room_id, "x")] })]) {
+        const res = await put(`t-${status}`, token, { body });
+        expect({ status: res.status, body: await res.json() }).toEqual({ status, body: { errcode, error: expect.any(String) } });
+      }
+      const huge = await fetch(`${server.url}/_matrix/app/v1/transactions/t-huge-${status}`, {
+        method: "PUT",
+        headers: { "content-type": "application/json", "content-length": String(64 * 1024 * 1024), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        body: openBody(['{"events":[']).body,
+        duplex: "half",
+      } as RequestInit).catch((err: unknown) => err);
+      expect(huge instanceof Response ? huge.status : String(huge)).toBe(status);
+      const open = openBody(['{"events":[', JSON.stringify(messageEvent(channel.matrix_room_id, "x"))]);
+      try {
+        const res = await answerWithin(put(`t-open-${status}`, token, { body: open.body }), 5000);
+        expect({ status: res.status, body: await res.json() }).toEqual({ status, body: { errcode, error: expect.any(String) } });
+      } finally {
+        open.close();
+      }
+    }
     const [stored] = await server.app.deps.sql`select count(*)::int as n from matrix_push_transactions`;
     expect(stored!.n).toBe(0);
   });

@@ -130,6 +130,9 @@ describe("health and docs", () => {
     const send = spec.paths["/api/messaging/channels/{id}/messages"].post;
     const schema = send.requestBody.content["application/json"].schema;
     expect(schema.properties.text).toMatchObject({ minLength: 1, maxLength: 10000 });
+    // Only what the server takes: JSON bodies, multipart for uploads alone.
+    expect(Object.keys(send.requestBody.content)).toEqual(["application/json"]);
+    expect(Object.keys(spec.paths["/api/messaging/channels/{id}/files"].post.requestBody.content)).toEqual(["multipart/form-data"]);
     expect(Object.keys(send.responses)).toEqual(expect.arrayContaining(["201", "400", "401", "403", "404", "502", "503"]));
     const ui = await server.api("/docs");
     expect(ui.status).toBe(200);

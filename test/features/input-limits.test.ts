@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { answerWithin, openBody } from "../helpers/open-body.ts";
 
 let server: TestServer;
 let channelId: string;
@@ -162,25 +163,92 @@ describe("hostile input never produces a 5xx or a stack trace", () => {
     }
   });
 
+  /** One valid body for every JSON route that takes one. */
+  function bodyRoutes(channelId: string, messageId: string): Array<[string, string, Record<string, unknown>]> {
+    return [
+      ["POST", "/api/messaging/channels", { slug: "ok-slug", name: "x", microdao_id: "microdao:daarion", visibility: "public" }],
+      ["PATCH", `/api/messaging/channels/${channelId}`, { name: "y" }],
+      ["POST", `/api/messaging/channels/${channelId}/messages`, { text: "hi" }],
+      ["PATCH", `/api/messaging/channels/${channelId}/messages/${messageId}`, { text: "hi" }],
+      ["POST", `/api/messaging/channels/${channelId}/messages/${messageId}/reactions`, { emoji: "👍" }],
+      ["POST", `/api/messaging/channels/${channelId}/members`, { member_id: "user:z" }],
+      ["PATCH", `/api/messaging/channels/${channelId}/members/user:owner`, { role: "admin" }],
+      ["POST", `/api/messaging/channels/${channelId}/pins`, { message_id: messageId }],
+      ["POST", `/api/messaging/channels/${channelId}/typing`, { typing: true }],
+      ["POST", `/api/messaging/channels/${channelId}/read`, { message_id: messageId }],
+      ["POST", `/internal/agents/agent:bot/post-to-channel`, { channel_id: channelId, text: "hi" }],
+    ];
+  }
+
   test("unknown fields are refused on every body", async () => {
     const { channelId, messageId } = await freshChannel();
-    const bodies: Array<[string, string, unknown]> = [
-      ["POST", "/api/messaging/channels", { slug: "ok-slug", name: "x", microdao_id: "microdao:daarion", visibility: "public", extra: 1 }],
-      ["PATCH", `/api/messaging/channels/${channelId}`, { name: "y", extra: 1 }],
-      ["POST", `/api/messaging/channels/${channelId}/messages`, { text: "hi", extra: 1 }],
-      ["PATCH", `/api/messaging/channels/${channelId}/messages/${messageId}`, { text: "hi", extra: 1 }],
-      ["POST", `/api/messaging/channels/${channelId}/messages/${messageId}/reactions`, { emoji: "👍", extra: 1 }],
-      ["POST", `/api/messaging/channels/${channelId}/members`, { member_id: "user:z", extra: 1 }],
-      ["PATCH", `/api/messaging/channels/${channelId}/members/user:owner`, { role: "admin", extra: 1 }],
-      ["POST", `/api/messaging/channels/${channelId}/pins`, { message_id: messageId, extra: 1 }],
-      ["POST", `/api/messaging/channels/${channelId}/typing`, { typing: true, extra: 1 }],
-      ["POST", `/api/messaging/channels/${channelId}/read`, { message_id: messageId, extra: 1 }],
-      ["POST", `/internal/agents/agent:bot/post-to-channel`, { channel_id: channelId, text: "hi", extra: 1 }],
-    ];
+    const bodies = bodyRoutes(channelId, messageId).map(([method, path, body]) => [method, path, { ...body, extra: 1 }] as const);
     for (const [method, path, body] of bodies) {
       const res = await server.api(path, { method, as: "user:owner", json: body });
       expect({ path, status: res.status, error: ((await res.json()) as { error: string }).error }).toEqual({ path, status: 400, error: "VALIDATION_FAILED" });
     }
+  });
+
+  test("an unknown __proto__ key is refused like any unknown field, on every body, and changes nothing", async () => {
+    const { channelId, messageId } = await freshChannel();
+    for (const [method, path, body] of bodyRoutes(channelId, messageId)) {
+      // JSON.stringify cannot write a "__proto__" key from an object literal: splice it into the text.
+      for (const raw of [JSON.stringify(body).replace(/^\{/, '{"__proto__":{"x":1},'), JSON.stringify({ ...body, nested: { ok: 1 } }).replace('"ok":1', '"__proto__":{"x":1}')]) {
+        const res = await server.api(path, { method, as: "user:owner", headers: { "content-type": "application/json" }, body: raw });
+        const answer = (await res.json()) as { error: string; message: string };
+        expect({ path, status: res.status, error: answer.error, namesField: answer.message.includes("__proto__") }).toEqual({ path, status: 400, error: "VALIDATION_FAILED", namesField: true });
+      }
+    }
+    const send = await server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as: "user:owner", headers: { "content-type": "application/json" }, body: '{"text":"hi","__proto__":{"x":1}}' });
+    expect(await send.json()).toEqual({ error: "VALIDATION_FAILED", message: "invalid body field '__proto__': unknown field" });
+    const [count] = await server.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channelId}`;
+    expect(count!.n).toBe(1);
+  });
+
+  test("multipart/form-data on a JSON route is 400 INVALID_BODY on every body route, and changes nothing", async () => {
+    const { channelId, messageId } = await freshChannel();
+    for (const [method, path, body] of bodyRoutes(channelId, messageId)) {
+      const form = new FormData();
+      for (const [key, value] of Object.entries(body)) form.set(key, String(value));
+      const res = await server.api(path, { method, as: "user:owner", body: form });
+      expect({ path, status: res.status, body: await res.json() }).toEqual({
+        path,
+        status: 400,
+        body: { error: "INVALID_BODY", message: "multipart bodies are accepted only by file uploads (POST …/files); send application/json" },
+      });
+    }
+    const [count] = await server.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channelId}`;
+    expect(count!.n).toBe(1);
+  });
+
+  test("a chunked body that never ends is answered at once on JSON routes: multipart 400 unread, JSON 413 at the cap", async () => {
+    const { channelId } = await freshChannel();
+    const send = (type: string, body: ReadableStream<Uint8Array>) =>
+      fetch(`${server.url}/api/messaging/channels/${channelId}/messages`, {
+        method: "POST",
+        headers: { "x-user-id": "user:owner", "content-type": type },
+        body,
+        duplex: "half",
+      } as RequestInit);
+    // 2 MiB of a file part sent, and the body still open: a server that buffers it to the end never answers.
+    const boundary = "----daarion-test";
+    const part = `--${boundary}\r\ncontent-disposition: form-data; name="text"\r\n\r\n`;
+    const multipart = openBody([part, ...Array.from({ length: 32 }, () => "m".repeat(64 * 1024))]);
+    try {
+      const res = await answerWithin(send(`multipart/form-data; boundary=${boundary}`, multipart.body), 5000);
+      expect({ status: res.status, error: ((await res.json()) as { error: string }).error }).toEqual({ status: 400, error: "INVALID_BODY" });
+    } finally {
+      multipart.close();
+    }
+    const json = openBody(['{"text":"', ...Array.from({ length: 32 }, () => "j".repeat(64 * 1024))]);
+    try {
+      const res = await answerWithin(send("application/json", json.body), 5000);
+      expect({ status: res.status, error: ((await res.json()) as { error: string }).error }).toEqual({ status: 413, error: "PAYLOAD_TOO_LARGE" });
+    } finally {
+      json.close();
+    }
+    const [count] = await server.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channelId}`;
+    expect(count!.n).toBe(1);
   });
 
   test("a body over MAX_BODY_BYTES is 413 PAYLOAD_TOO_LARGE, declared or chunked; uploads keep their own limit", async () => {

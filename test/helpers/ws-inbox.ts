@@ -55,6 +55,15 @@ export class WsInbox {
     return JSON.parse(await this.next(timeoutMs)) as T;
   }
 
+  /** The next frame of `type`, skipping others (membership frames, say). */
+  async nextOfType<T = any>(type: string, timeoutMs = 10000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const frame = await this.nextJson(Math.max(1, deadline - Date.now()));
+      if (frame.type === type) return frame as T;
+    }
+  }
+
   /** Frames received and not yet consumed. */
   get pending(): readonly string[] {
     return this.frames;

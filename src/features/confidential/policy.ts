@@ -16,11 +16,6 @@ export function refuseIfEncrypted(channel: { is_encrypted: boolean } | null | un
   if (channel?.is_encrypted) throw channelEncrypted();
 }
 
-/** What the index may keep of a message's text: nothing for a confidential channel. */
-export function indexedPreview(channel: { is_encrypted: boolean } | null | undefined, text: string, maxLength: number): string {
-  return channel?.is_encrypted ? "" : text.slice(0, maxLength);
-}
-
 /** Megolm-encrypted events: opaque to the service, indexed as messages without content. */
 export const ENCRYPTED_EVENT_TYPE = "m.room.encrypted";
 export const ENCRYPTED_CONTENT_TYPE = "encrypted";

@@ -1,4 +1,5 @@
 import { refuseIfEncrypted } from "../confidential/policy.ts";
+import { indexedPreview } from "../../domain/preview.ts";
 import type { ChannelRegistry } from "../../actors/registry.ts";
 import type { ActorContext } from "../../actors/context.ts";
 import { MatrixError } from "../../matrix/port.ts";
@@ -12,8 +13,6 @@ import { findReaction, markMessageDeleted, markReactionRemoved, reactionCount, r
 import type { MessageView } from "../../modules/messages/model.ts";
 import type { ReactionResult } from "./model.ts";
 
-/** As long as the message index keeps previews. */
-export const PREVIEW_LENGTH = 500;
 /** Media messages keep their url and info in Matrix; only text can be replaced here. */
 const EDITABLE_MSGTYPES = ["m.text", "m.notice", "m.emote"];
 
@@ -118,7 +117,7 @@ export function editMessage(
       recordEdit(tx, message, {
         matrix_event_id: eventId,
         editor_id: cmd.editorId,
-        content_preview: cmd.text.slice(0, PREVIEW_LENGTH),
+        content_preview: indexedPreview(ctx.channel, cmd.text),
         formatted_body: cmd.formattedBody,
         created_at: new Date(),
       }),

@@ -1,10 +1,10 @@
-import { indexedPreview } from "../confidential/policy.ts";
+import { indexedPreview } from "../../domain/preview.ts";
+import { safeFormattedBody } from "../../domain/html.ts";
 import type { Ingester } from "../../actors/ingest-routes.ts";
 import { consumeInboxEvent } from "../../matrix/inbox.ts";
 import { fromMatrixUserId } from "../../matrix/mapping.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
-import { PREVIEW_LENGTH } from "./commands.ts";
 import { findEditByEvent, findReactionByEvent, markMessageDeleted, markReactionRemoved, recordEdit, upsertReaction } from "./store.ts";
 
 type Relation = { rel_type?: unknown; event_id?: unknown; key?: unknown };
@@ -51,12 +51,12 @@ export const ingestEdit: Ingester = async (ctx, event) => {
   if (!target || target.channel_id !== ctx.channelId || target.deleted_at || target.sender_matrix_id !== event.sender) return skip();
   const editor = fromMatrixUserId(event.sender, matrix.serverName);
   const body = newContent.body;
-  const formatted = typeof newContent.formatted_body === "string" ? newContent.formatted_body : null;
+  const formatted = typeof newContent.formatted_body === "string" ? safeFormattedBody(newContent.formatted_body) : null;
   const { message, version } = await sql.begin(async (tx) => {
     const recorded = await recordEdit(tx, target, {
       matrix_event_id: event.event_id,
       editor_id: editor.id,
-      content_preview: indexedPreview(ctx.channel, body, PREVIEW_LENGTH),
+      content_preview: indexedPreview(ctx.channel, body),
       formatted_body: formatted,
       created_at: new Date(event.origin_server_ts),
     });

@@ -4,6 +4,7 @@ import { findMessage } from "../../store/messages.ts";
 import { notFound } from "../../errors.ts";
 import { addReaction, deleteMessage, editMessage, removeReaction } from "./commands.ts";
 import { listEdits } from "./store.ts";
+import { safeFormattedBody, sanitizeMatrixHtml } from "../../domain/html.ts";
 import type { EditBody, EditVersion, ReactionResult } from "./model.ts";
 import type { MessageView } from "../../modules/messages/model.ts";
 
@@ -29,7 +30,7 @@ export class RelationsService {
       messageId,
       editorId: callerId,
       text: body.text,
-      formattedBody: body.formatted_body ?? null,
+      formattedBody: safeFormattedBody(body.formatted_body),
     });
   }
 
@@ -61,7 +62,8 @@ export class RelationsService {
       version: r.version,
       editor_id: r.editor_id,
       content_preview: r.content_preview,
-      formatted_body: r.formatted_body,
+      // Versions indexed before HTML was sanitised on the way in are made safe here.
+      formatted_body: r.formatted_body === null ? null : sanitizeMatrixHtml(r.formatted_body),
       matrix_event_id: r.matrix_event_id,
       created_at: r.created_at.toISOString(),
     }));

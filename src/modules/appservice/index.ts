@@ -7,19 +7,33 @@ import { MatrixErrorBody, PushTransactionBody, TxnParams } from "./model.ts";
 import { MatrixApiError } from "../../errors.ts";
 import { sameSecret } from "../../http/auth/secrets.ts";
 
+const APPSERVICE_PATH = /^\/_matrix\/app\//;
+
 /**
- * The application-service API the homeserver pushes to. Errors here use Matrix's
- * `{errcode, error}` shape, since the caller is a homeserver. A transaction is answered 200
- * only after its events and its txnId are committed together; a repeated txnId is a no-op.
+ * The homeserver authenticates with hs_token. Checked when the request arrives, before its body
+ * (up to 32 MiB) is read, parsed or validated: a caller without the token costs nothing.
+ * The app registers it ahead of the body limit, so a wrong token is 401/403 whatever the body.
+ */
+export const homeserverAuthentication = (hsToken: string | undefined) =>
+  // Named (and seeded) so that using it again, as the controller does, adds no second check.
+  new Elysia({ name: "appservice.auth", seed: hsToken ?? "" }).onRequest(({ request }) => {
+    const url = new URL(request.url);
+    if (!APPSERVICE_PATH.test(url.pathname)) return;
+    const auth = request.headers.get("authorization");
+    const given = auth?.startsWith("Bearer ") ? auth.slice(7) : url.searchParams.get("access_token");
+    if (!given) throw new MatrixApiError(401, "M_UNAUTHORIZED", "missing hs_token");
+    if (!hsToken || !sameSecret(given, hsToken)) throw new MatrixApiError(403, "M_FORBIDDEN", "bad hs_token");
+  });
+
+/**
+ * The application-service API the homeserver pushes to (authenticated by
+ * homeserverAuthentication). Errors here use Matrix's `{errcode, error}` shape, since the
+ * caller is a homeserver. A transaction is answered 200 only after its events and its txnId
+ * are committed together; a repeated txnId is a no-op.
  */
 export const appserviceController = (deps: { sql: Sql; hsToken: string | undefined; dispatcher: InboxDispatcher }) =>
   new Elysia({ name: "appservice.controller", prefix: "/_matrix/app/v1" })
-    .onBeforeHandle(({ headers, query }) => {
-      const auth = headers.authorization;
-      const given = auth?.startsWith("Bearer ") ? auth.slice(7) : (query as Record<string, string | undefined>).access_token;
-      if (!given) throw new MatrixApiError(401, "M_UNAUTHORIZED", "missing hs_token");
-      if (!deps.hsToken || !sameSecret(given, deps.hsToken)) throw new MatrixApiError(403, "M_FORBIDDEN", "bad hs_token");
-    })
+    .use(homeserverAuthentication(deps.hsToken))
     .put(
       "/transactions/:txnId",
       async ({ params, body }) => {

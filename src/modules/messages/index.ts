@@ -4,6 +4,7 @@ import { idempotentId } from "../../http/idempotency.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import type { MessagePageResult, MessageService } from "./service.ts";
 import { toMessageView } from "./view.ts";
+import { withSafeHtml } from "../../domain/html.ts";
 import { ChannelIdParams, ListMessagesQuery, MessageDetail, MessageParams, MessageView, SendMessageBody } from "./model.ts";
 
 export const messagesController = (messages: MessageService) =>
@@ -67,7 +68,8 @@ export const messagesController = (messages: MessageService) =>
       "/:id/messages/:message_id",
       async ({ request, headers, params }) => {
         const { row, content, thread, reactions } = await messages.get(await authenticate(request), params.id, params.message_id);
-        return { ...toMessageView(row, thread, reactions), content };
+        // Matrix users' clients send any HTML they like: clients of the API get the allow-list only.
+        return { ...toMessageView(row, thread, reactions), content: withSafeHtml(content) };
       },
       {
         headers: IdentityHeaders,

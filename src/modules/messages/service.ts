@@ -7,6 +7,7 @@ import { readableChannel, writeRight } from "../access.ts";
 import type { SendMessageBody } from "./model.ts";
 import { sendAndConfirm, type SendOutcome } from "./deliver.ts";
 import { reactionSummaries } from "../../features/relations/store.ts";
+import { safeFormattedBody } from "../../domain/html.ts";
 import type { ReactionSummary } from "../../features/relations/summary.ts";
 
 export interface MessagePageResult {
@@ -73,7 +74,7 @@ export class MessageService {
       senderId: callerId,
       text: body.text,
       msgtype: body.msgtype ?? "m.text",
-      formattedBody: body.formatted_body ?? null,
+      formattedBody: safeFormattedBody(body.formatted_body),
       replyTo: body.reply_to ?? null,
       threadId: body.thread_id ?? null,
       joinFirst,
