@@ -21,6 +21,7 @@ import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
 import { idempotency } from "./http/idempotency.ts";
+import { IdempotencyOwner } from "./http/idempotency-owner.ts";
 import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
 import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
@@ -91,6 +92,9 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseDb();
     });
     await migrate(db.sql, log);
+    const idempotencyOwner = new IdempotencyOwner(db.sql, log);
+    await idempotencyOwner.start();
+    stack.push("idempotency-owner", () => idempotencyOwner.stop());
 
     const baseMatrix = createMatrixBackend(config, db.sql, log);
     const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
@@ -148,7 +152,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     })
       .use(authentication(auth))
       .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))
-      .use(idempotency(db.sql))
+      .use(idempotency(db.sql, idempotencyOwner))
       .use(errorHandler(log))
       .use(requestLog(log))
       .use(rateLimit(db.sql, rateLimitConfig(config), log))
