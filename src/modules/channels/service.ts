@@ -1,7 +1,7 @@
 import type { ServiceDeps } from "../deps.ts";
 import type { ChannelRow } from "../../store/rows.ts";
 import { beginChannelCreation, findChannel, listVisibleChannels, slugTaken, type ChannelPatch } from "../../store/channels.ts";
-import { announceChannelCreated, finishChannelCreation, slugTakenError } from "./create.ts";
+import { announceChannelCreated, finishChannelCreation, slugTakenError } from "./creation.ts";
 import { readableChannel, requireAdmin } from "../access.ts";
 import { callerMicrodaos } from "../../http/auth/scope.ts";
 import type { CreateChannelBody } from "./model.ts";
