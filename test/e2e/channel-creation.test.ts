@@ -56,8 +56,9 @@ function creationSuite(backend: string, env: () => Record<string, string>) {
       return lostRoom!;
     }
 
-    async function channelsWithSlug(slug: string) {
-      return server.app.deps.sql<{ id: string; matrix_room_id: string }[]>`select id, matrix_room_id from channels where slug = ${slug}`;
+    async function channelsWithSlug(slug: string): Promise<Array<{ id: string; matrix_room_id: string }>> {
+      const rows = await server.app.deps.sql<{ id: string; matrix_room_id: string }[]>`select id, matrix_room_id from channels where slug = ${slug}`;
+      return [...rows];
     }
 
     test("the retry with the same key finishes it: the first attempt's room becomes the channel", async () => {
