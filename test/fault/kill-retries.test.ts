@@ -76,25 +76,36 @@ describe.skipIf(synapseMissing() || serviceMissing("DATABASE_URL"))("kill -9 wit
     body: JSON.stringify(body),
   });
 
-  /** Runs every client's requests; once a third are answered the service is killed with -9 and started again. */
-  async function underKill<T>(perform: (client: number, i: number) => Promise<T>): Promise<T[]> {
+  /**
+   * Runs every client's requests and, once a few are answered, kills the service with -9 the
+   * moment `inFlight` sees a request past its first durable write (its answer is then lost),
+   * then starts it again. Answers whether the kill hit such a request.
+   */
+  async function underKill<T>(inFlight: () => Promise<boolean>, perform: (client: number, i: number) => Promise<T>): Promise<{ results: T[]; hit: boolean }> {
     let answered = 0;
-    let killNow: () => void = () => {};
-    const third = new Promise<void>((resolve) => (killNow = resolve));
+    let finished = false;
+    let warm: () => void = () => {};
+    const warmedUp = new Promise<void>((resolve) => (warm = resolve));
     const clients = Array.from({ length: CLIENTS }, async (_, c) => {
       const out: T[] = [];
       for (let i = 0; i < PER_CLIENT; i++) {
         out.push(await perform(c, i));
-        if (++answered === Math.floor((CLIENTS * PER_CLIENT) / 3)) killNow();
+        if (++answered === CLIENTS) warm();
       }
       return out;
     });
-    await third;
+    const all = Promise.all(clients).finally(() => (finished = true));
+    await warmedUp;
+    let hit = false;
+    while (!finished && !(hit = await inFlight()));
     service!.kill("SIGKILL");
     await service!.exited;
     await startService();
-    return (await Promise.all(clients)).flat();
+    return { results: (await all).flat(), hit };
   }
+
+  const pendingIn = (channelId: string) => async () =>
+    (await db`select 1 from messages where channel_id = ${channelId} and delivery_state = 'pending' limit 1`).length > 0;
 
   async function channel(slug: string, owner = "user:loader") {
     const res = await fetch(url("/api/messaging/channels"), {
@@ -138,17 +149,18 @@ describe.skipIf(synapseMissing() || serviceMissing("DATABASE_URL"))("kill -9 wit
     const target = await channel(`kill-agent-${run}`);
     const invited = await fetch(url(`/api/messaging/channels/${target.id}/members`), { method: "POST", ...json("user:loader", { member_id: "agent:faulter" }) });
     expect(invited.status).toBe(201);
-    const sent = await underKill(async (c, i) => {
+    const { results: sent, hit } = await underKill(pendingIn(target.id), async (c, i) => {
       const text = `agent c${c} m${i}`;
       const answer = await postReliably("/internal/agents/faulter/post-to-channel", `agent-${run}-${c}-${i}`, () => json(null, { channel_id: target.id, text }), [200, 202]);
       return { id: answer.message_id as string, text };
     });
+    expect(hit).toBe(true);
     await expectMessagesOnce("agent posts", target.id, target.matrix_room_id, sent);
   });
 
   test("kill -9 while files are uploaded, each upload retried with its key: every file once", async () => {
     const target = await channel(`kill-upload-${run}`);
-    const sent = await underKill(async (c, i) => {
+    const { results: sent, hit } = await underKill(pendingIn(target.id), async (c, i) => {
       const text = `upload c${c} m${i}`;
       const form = () => {
         const body = new FormData();
@@ -159,16 +171,20 @@ describe.skipIf(synapseMissing() || serviceMissing("DATABASE_URL"))("kill -9 wit
       const answer = await postReliably(`/api/messaging/channels/${target.id}/files`, `upload-${run}-${c}-${i}`, form, [201, 202]);
       return { id: answer.id as string, text };
     });
+    expect(hit).toBe(true);
     await expectMessagesOnce("uploads", target.id, target.matrix_room_id, sent);
   });
 
   test("kill -9 while channels are created, each creation retried with its key: every channel and room once", async () => {
     const creator = `user:creator-${run}`;
-    const made = await underKill(async (c, i) => {
+    // A creation's claim is running for as long as it is: mostly while Synapse makes the room.
+    const creating = async () => (await db`select 1 from idempotency_keys where state = 'running' and scope like '% /api/messaging/channels %' limit 1`).length > 0;
+    const { results: made, hit } = await underKill(creating, async (c, i) => {
       const slug = `kill-create-${run}-${c}-${i}`;
       const answer = await postReliably("/api/messaging/channels", `create-${slug}`, () => json(creator, { slug, name: slug, microdao_id: "microdao:daarion", visibility: "public" }), [201]);
       return { slug, id: answer.id as string, room: answer.matrix_room_id as string };
     });
+    expect(hit).toBe(true);
     const rows = await db<{ id: string; slug: string; matrix_room_id: string; matrix_alias: string }[]>`
       select id, slug, matrix_room_id, matrix_alias from channels where created_by = ${creator}`;
     const index = tally(made.map((m) => m.slug), rows.map((r) => r.slug));
