@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { startTestServer, uniqueSlug, type TestServer } from "../helpers/server.ts";
 import { elementClient, registerRealUser, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
-import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
+import { LostRoomAnswer } from "../helpers/lost-room-answer.ts";
 import { reconcileCreations } from "../../src/features/reconcile/orphans.ts";
 
 /**
@@ -14,28 +14,10 @@ setDefaultTimeout(60_000);
 function creationSuite(backend: string, env: () => Record<string, string>) {
   describe(`channel creation cut short (${backend})`, () => {
     let server: TestServer;
-    // The next createRoom makes the room, then its answer is lost.
-    let loseNextAnswer = false;
-    let lostRoom: { roomId: string; alias: string } | null = null;
-    const losingAnswers = (inner: MatrixBackend): MatrixBackend =>
-      new Proxy(inner, {
-        get(target, prop, receiver) {
-          if (prop === "createRoom") {
-            return async (req: Parameters<MatrixBackend["createRoom"]>[0]) => {
-              const room = await target.createRoom(req);
-              if (!loseNextAnswer) return room;
-              loseNextAnswer = false;
-              lostRoom = room;
-              throw new MatrixError("M_UNREACHABLE", "the connection dropped before the answer", 502);
-            };
-          }
-          const value = Reflect.get(target, prop, receiver);
-          return typeof value === "function" ? value.bind(target) : value;
-        },
-      });
+    const lostAnswer = new LostRoomAnswer();
 
     beforeAll(async () => {
-      server = await startTestServer(env(), { wrapMatrix: losingAnswers });
+      server = await startTestServer(env(), { wrapMatrix: lostAnswer.wrap });
     }, 120_000);
     afterAll(() => server?.stop(), 60_000);
 
@@ -48,12 +30,11 @@ function creationSuite(backend: string, env: () => Record<string, string>) {
       });
 
     async function cutShort(as: string, slug: string, key?: string): Promise<{ roomId: string; alias: string }> {
-      lostRoom = null;
-      loseNextAnswer = true;
+      lostAnswer.armNext();
       const first = await create(as, slug, key);
       expect(first.status).toBe(502);
-      expect(lostRoom).not.toBeNull();
-      return lostRoom!;
+      expect(lostAnswer.lost).not.toBeNull();
+      return lostAnswer.lost!;
     }
 
     async function channelsWithSlug(slug: string): Promise<Array<{ id: string; matrix_room_id: string }>> {
