@@ -19,6 +19,7 @@ import { NatsEventBus } from "../src/events/nats.ts";
 import type { EventBus } from "../src/events/bus.ts";
 import { reconcile, UnknownChannelError } from "../src/features/reconcile/reconcile.ts";
 import { channelReportLines, exitCodeFor, summaryLine } from "../src/features/reconcile/report.ts";
+import { orphanReportLines, reconcileCreations, unresolvedOrphans } from "../src/features/reconcile/orphans.ts";
 
 const USAGE = "usage: bun run reconcile [--channel ID] [--fix]";
 
@@ -68,8 +69,11 @@ async function main(): Promise<number> {
       { sql: db.sql, matrix, registry, log },
       { channelId: args.channelId, fix: args.fix, onChannel: (r) => console.log(channelReportLines(r, args.fix).join("\n")) },
     );
+    // Creations cut short (a room with our alias, no channel row) belong to no channel: whole runs only.
+    const orphans = args.channelId === null ? await reconcileCreations({ sql: db.sql, matrix, events, log }, args.fix) : [];
+    for (const line of orphanReportLines(orphans)) console.log(line);
     console.log(summaryLine(summary));
-    return exitCodeFor(summary, args.fix);
+    return unresolvedOrphans(orphans) > 0 ? 1 : exitCodeFor(summary, args.fix);
   } catch (err) {
     console.error(err instanceof UnknownChannelError ? err.message : `reconcile failed: ${err instanceof Error ? err.message : String(err)}`);
     return 2;

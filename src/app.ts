@@ -21,6 +21,7 @@ import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
 import { idempotency } from "./http/idempotency.ts";
+import { IdempotencyOwner } from "./http/idempotency-owner.ts";
 import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
 import { startBucketPruning } from "./http/rate-buckets.ts";
 import { bodyLimit } from "./http/body-limit.ts";
@@ -95,6 +96,9 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     await migrate(db.sql, log);
     const pruning = startBucketPruning(db.sql, log);
     stack.push("rate-limit-pruning", () => pruning.stop());
+    const idempotencyOwner = new IdempotencyOwner(db.sql, log);
+    await idempotencyOwner.start();
+    stack.push("idempotency-owner", () => idempotencyOwner.stop());
 
     const baseMatrix = createMatrixBackend(config, db.sql, log);
     const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
@@ -152,7 +156,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     })
       .use(authentication(auth))
       .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))
-      .use(idempotency(db.sql))
+      .use(idempotency(db.sql, idempotencyOwner))
       .use(errorHandler(log))
       .use(requestLog(log))
       .use(rateLimit(db.sql, limits, log, auth))

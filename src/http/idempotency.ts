@@ -3,16 +3,13 @@ import { Elysia } from "elysia";
 import { createHash } from "node:crypto";
 import type { Sql } from "../store/db.ts";
 import { AppError } from "../errors.ts";
+import { OWNER_GONE_AFTER, type IdempotencyOwner } from "./idempotency-owner.ts";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const RETENTION = "24 hours";
 
 type Claim = { scope: string };
 const claims = new WeakMap<Request, Claim>();
-// A claim still 'running' after this long was left by a crash: a retry may take it over. That is
-// safe for sends, whose message id derives from the key (idempotentId), so a rerun finds the
-// message the first attempt made instead of making another.
-const ABANDONED_AFTER = "15 seconds";
 
 /**
  * A stable uuid for what a request with this Idempotency-Key creates, so that even a rerun
@@ -26,9 +23,22 @@ export function idempotentId(callerId: string, path: string, key: string): strin
   return `${x.slice(0, 8)}-${x.slice(8, 12)}-${x.slice(12, 16)}-${x.slice(16, 20)}-${x.slice(20)}`;
 }
 
-function hashRequest(body: unknown): string {
+/**
+ * The idempotentId of what this request creates, when it carries an Idempotency-Key (scoped
+ * like the key itself: caller and path); undefined without one.
+ */
+export function requestIdempotentId(request: Request, callerId: string | null): string | undefined {
+  const key = request.headers.get("idempotency-key");
+  return key ? idempotentId(callerId ?? "-", new URL(request.url).pathname, key) : undefined;
+}
+
+/** The body's fields and, for an upload, the file's bytes: another file under the same key is another request. */
+async function hashRequest(body: unknown): Promise<string> {
   const h = createHash("sha256");
-  h.update(JSON.stringify(body ?? null, (_k, v) => (v instanceof Blob ? { size: v.size, type: v.type } : v)));
+  const blobs: Blob[] = [];
+  const describe = (v: Blob) => ({ blob: blobs.push(v) - 1, size: v.size, type: v.type, name: v instanceof File ? v.name : null });
+  h.update(JSON.stringify(body ?? null, (_k, v) => (v instanceof Blob ? describe(v) : v)));
+  for (const blob of blobs) h.update(new Uint8Array(await blob.arrayBuffer()));
   return h.digest("hex");
 }
 
@@ -37,9 +47,11 @@ function hashRequest(body: unknown): string {
  * (at least 24 h); a retry with the same key and body gets that answer back, marked
  * `Idempotent-Replayed: true`, and creates nothing; the same key with another body is 422;
  * a retry while the first is still running is 409. Keys are scoped by caller and path. A
- * request that fails is forgotten, so its retry runs again.
+ * request that fails is forgotten, so its retry runs again. A claim is taken over only when
+ * its owner process is gone (see IdempotencyOwner); that is safe because what a request
+ * creates has an id derived from its key (idempotentId), so the rerun finds it.
  */
-export const idempotency = (sql: Sql) => {
+export const idempotency = (sql: Sql, owner: IdempotencyOwner) => {
   return new Elysia({ name: "idempotency" })
     .onBeforeHandle({ as: "global" }, async ({ request, headers, body, set }) => {
       if (request.method !== "POST") return;
@@ -50,14 +62,26 @@ export const idempotency = (sql: Sql) => {
       }
       // Scoped by the authenticated caller (never a header a caller could pick in jwt mode).
       const scope = `${(await optionalCaller(request)) ?? "-"} ${new URL(request.url).pathname} ${key}`;
-      const hash = hashRequest(body);
+      const hash = await hashRequest(body);
       if (Math.random() < 0.01) await sql`delete from idempotency_keys where created_at < now() - ${RETENTION}::interval`;
-      const [claimed] = await sql`
-        insert into idempotency_keys (scope, request_hash) values (${scope}, ${hash})
-        on conflict (scope) do update set created_at = now()
-          where idempotency_keys.state = 'running' and idempotency_keys.request_hash = ${hash}
-            and idempotency_keys.created_at < now() - ${ABANDONED_AFTER}::interval
-        returning scope`;
+      // Marked running here before the claim, so a concurrent twin in this process never takes it over.
+      const runningHere = owner.running.has(scope);
+      if (!runningHere) owner.running.add(scope);
+      let claimed;
+      try {
+        [claimed] = await sql`
+          insert into idempotency_keys (scope, request_hash, owner) values (${scope}, ${hash}, ${owner.token})
+          on conflict (scope) do update set created_at = now(), owner = ${owner.token}
+            where idempotency_keys.state = 'running' and idempotency_keys.request_hash = ${hash}
+              and (case when idempotency_keys.owner = ${owner.token} then ${!runningHere}
+                   else not exists (
+                     select 1 from idempotency_owners o
+                     where o.owner = idempotency_keys.owner and o.seen_at > now() - ${OWNER_GONE_AFTER}::interval)
+                   end)
+          returning scope`;
+      } finally {
+        if (!claimed && !runningHere) owner.running.delete(scope);
+      }
       if (claimed) {
         claims.set(request, { scope });
         return;
@@ -79,9 +103,14 @@ export const idempotency = (sql: Sql) => {
       if (!claim) return;
       claims.delete(request);
       const status = typeof set.status === "number" ? set.status : 200;
-      await sql`
-        update idempotency_keys set state = 'done', status = ${status}, response = ${sql.json((responseValue ?? null) as never)}
-        where scope = ${claim.scope}`;
+      try {
+        await sql`
+          update idempotency_keys set state = 'done', status = ${status}, response = ${sql.json((responseValue ?? null) as never)}
+          where scope = ${claim.scope}`;
+      } finally {
+        // Only once the answer is stored: until then a twin here must still be told 409.
+        owner.running.delete(claim.scope);
+      }
     })
     // A failed request is forgotten before its error is answered, so a retry runs again.
     // (Registered before the error formatter, which answers and ends the error chain.)
@@ -96,7 +125,9 @@ export const idempotency = (sql: Sql) => {
     const claim = claims.get(request);
     if (!claim) return;
     claims.delete(request);
-    // If the database is down this fails too; the claim is then abandoned and taken over later.
+    // If the database is down this fails too; the claim is then abandoned, and its next retry
+    // here takes it over (it is no longer running in this process).
     await sql`delete from idempotency_keys where scope = ${claim.scope} and state = 'running'`.catch(() => {});
+    owner.running.delete(claim.scope);
   }
 };

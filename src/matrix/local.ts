@@ -73,10 +73,15 @@ export class LocalMatrixBackend implements MatrixBackend {
 
   async createRoom(req: CreateRoomRequest): Promise<{ roomId: string; alias: string }> {
     this.assertOpen();
-    const roomId = `!${randomToken(18)}:${this.serverName}`;
+    let roomId = `!${randomToken(18)}:${this.serverName}`;
     const alias = `#${req.aliasLocalpart}:${this.serverName}`;
     await this.write(async (tx) => {
-      const [taken] = await tx`select 1 from local_matrix_aliases where alias = ${alias}`;
+      const [taken] = await tx`
+        select a.room_id, r.creator from local_matrix_aliases a join local_matrix_rooms r using (room_id) where a.alias = ${alias}`;
+      if (taken?.creator === req.creator) {
+        roomId = taken.room_id;
+        return;
+      }
       if (taken) throw new MatrixError("M_ROOM_IN_USE", "Room alias already taken", 400);
       await tx`insert into local_matrix_rooms (room_id, creator) values (${roomId}, ${req.creator})`;
       await tx`insert into local_matrix_aliases (alias, room_id) values (${alias}, ${roomId})`;
@@ -96,6 +101,12 @@ export class LocalMatrixBackend implements MatrixBackend {
       }
     });
     return { roomId, alias };
+  }
+
+  async resolveAlias(alias: string): Promise<string | null> {
+    this.assertOpen();
+    const [row] = await this.sql`select room_id from local_matrix_aliases where alias = ${alias}`;
+    return row ? (row.room_id as string) : null;
   }
 
   async sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>) {

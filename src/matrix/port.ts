@@ -107,7 +107,14 @@ export interface MatrixBackend {
   readonly serverName: string;
   /** Registers a virtual user if it does not exist yet (idempotent). */
   ensureUser(userId: string, displayName?: string | null): Promise<void>;
+  /**
+   * Creates the room with its alias. Idempotent for the same creator: when the alias already
+   * names a room made by `req.creator` (a creation whose answer was lost), that room is the
+   * answer. An alias taken by anyone else is M_ROOM_IN_USE.
+   */
   createRoom(req: CreateRoomRequest): Promise<{ roomId: string; alias: string }>;
+  /** The room an alias names, or null. */
+  resolveAlias(alias: string): Promise<string | null>;
   sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>): Promise<{ eventId: string }>;
   invite(roomId: string, asUser: string, target: string): Promise<void>;
   join(roomId: string, userId: string): Promise<void>;

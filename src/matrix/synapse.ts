@@ -117,11 +117,37 @@ export class SynapseMatrixBackend implements MatrixBackend {
       power_level_content_override: { users: { [this.opts.syncUserId]: 50 } },
     };
     if (req.topic) body.topic = req.topic;
-    const res = await this.call("POST", `${CS}/createRoom`, { asUser: req.creator, body });
-    const roomId = res.room_id as string;
+    const alias = `#${req.aliasLocalpart}:${this.serverName}`;
+    let roomId: string;
+    try {
+      roomId = (await this.call("POST", `${CS}/createRoom`, { asUser: req.creator, body })).room_id as string;
+    } catch (err) {
+      // A creation whose answer was lost (a crash, a dropped connection): the alias names its room.
+      const earlier = err instanceof MatrixError && err.errcode === "M_ROOM_IN_USE" ? await this.roomCreatedBy(alias, req.creator) : null;
+      if (!earlier) throw err;
+      roomId = earlier;
+    }
     // The sync user sits in every channel room, so /sync sees what Element users write there.
     await this.join(roomId, this.opts.syncUserId);
-    return { roomId, alias: `#${req.aliasLocalpart}:${this.serverName}` };
+    return { roomId, alias };
+  }
+
+  async resolveAlias(alias: string): Promise<string | null> {
+    try {
+      return (await this.call("GET", `${CS}/directory/room/${enc(alias)}`)).room_id as string;
+    } catch (err) {
+      if (err instanceof MatrixError && err.errcode === "M_NOT_FOUND") return null;
+      throw err;
+    }
+  }
+
+  /** The room `alias` names, when `creator` made it (its m.room.create is theirs); else null. */
+  private async roomCreatedBy(alias: string, creator: string): Promise<string | null> {
+    const roomId = await this.resolveAlias(alias);
+    if (!roomId) return null;
+    const state = (await this.call("GET", `${CS}/rooms/${enc(roomId)}/state`, { asUser: creator }).catch(() => [])) as unknown as Json[];
+    const create = Array.isArray(state) ? state.find((e) => e.type === "m.room.create") : undefined;
+    return create?.sender === creator ? roomId : null;
   }
 
   async sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>) {

@@ -41,6 +41,7 @@ export async function listVisibleChannels(
 }
 
 export interface NewChannel {
+  id: string;
   slug: string;
   name: string;
   description: string | null;
@@ -55,11 +56,50 @@ export interface NewChannel {
 
 export async function insertChannel(tx: Tx, c: NewChannel): Promise<ChannelRow> {
   const [row] = await tx<ChannelRow[]>`
-    insert into channels (slug, name, description, topic, microdao_id, matrix_room_id, matrix_alias, visibility, is_encrypted, created_by)
-    values (${c.slug}, ${c.name}, ${c.description}, ${c.topic}, ${c.microdao_id}, ${c.matrix_room_id}, ${c.matrix_alias},
+    insert into channels (id, slug, name, description, topic, microdao_id, matrix_room_id, matrix_alias, visibility, is_encrypted, created_by)
+    values (${c.id}, ${c.slug}, ${c.name}, ${c.description}, ${c.topic}, ${c.microdao_id}, ${c.matrix_room_id}, ${c.matrix_alias},
             ${c.visibility}, ${c.is_encrypted}, ${c.created_by})
     returning *`;
   return row!;
+}
+
+/** A channel whose creation has begun: recorded before its room, deleted with the channel row's insert. */
+export interface ChannelCreation {
+  channel_id: string;
+  slug: string;
+  microdao_id: string;
+  created_by: string;
+  /** The create request's body, so whoever finishes the creation makes the channel that was asked for. */
+  request: Record<string, unknown>;
+  created_at: Date;
+}
+
+/**
+ * Records a creation, or answers the one already begun for this slug (by whoever began it;
+ * the caller decides whether it may resume it).
+ */
+export async function beginChannelCreation(
+  sql: Sql,
+  c: { channel_id: string; slug: string; microdao_id: string; created_by: string; request: Record<string, unknown> },
+): Promise<ChannelCreation> {
+  const [inserted] = await sql<ChannelCreation[]>`
+    insert into channel_creations (channel_id, slug, microdao_id, created_by, request)
+    values (${c.channel_id}, ${c.slug}, ${c.microdao_id}, ${c.created_by}, ${sql.json(c.request as never)})
+    on conflict do nothing
+    returning *`;
+  if (inserted) return inserted;
+  const [existing] = await sql<ChannelCreation[]>`
+    select * from channel_creations where (slug = ${c.slug} and microdao_id = ${c.microdao_id}) or channel_id = ${c.channel_id}`;
+  // Gone in between: it was finished (or dropped) just now; the caller's slug check decides.
+  return existing ?? (await beginChannelCreation(sql, c));
+}
+
+export async function channelCreations(sql: Sql): Promise<ChannelCreation[]> {
+  return sql<ChannelCreation[]>`select * from channel_creations order by created_at, channel_id`;
+}
+
+export async function dropChannelCreation(sql: Sql | Tx, channelId: string): Promise<void> {
+  await sql`delete from channel_creations where channel_id = ${channelId}`;
 }
 
 export interface ChannelPatch {

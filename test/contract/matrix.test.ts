@@ -44,13 +44,18 @@ for (const adapter of adapters) {
       await m.ensureUser(alice);
     });
 
-    test("createRoom gives a !room id on the server and the requested alias; a taken alias is M_ROOM_IN_USE", async () => {
+    test("createRoom gives a !room id on the server and the requested alias; the same creator again gets that room, anyone else M_ROOM_IN_USE", async () => {
       const localpart = alias();
-      const room = await m.createRoom({ creator: alice, aliasLocalpart: localpart, name: "N", topic: null, visibility: "public", isEncrypted: false, isDirect: false });
+      const request = { aliasLocalpart: localpart, name: "N", topic: null, visibility: "public" as const, isEncrypted: false, isDirect: false };
+      const room = await m.createRoom({ creator: alice, ...request });
       // Room ids are opaque: `!…:server` before room version 12, `!…` from it on.
       expect(room.roomId).toMatch(/^![^\s]+$/);
       expect(room.alias).toBe(`#${localpart}:${server}`);
-      expect(await refusal(m.createRoom({ creator: alice, aliasLocalpart: localpart, name: "N", topic: null, visibility: "public", isEncrypted: false, isDirect: false }))).toBe("M_ROOM_IN_USE");
+      expect(await m.resolveAlias(room.alias)).toBe(room.roomId);
+      expect(await m.resolveAlias(`#${alias()}:${server}`)).toBeNull();
+      // A creation whose answer was lost, asked again: the room it made.
+      expect(await m.createRoom({ creator: alice, ...request })).toEqual(room);
+      expect(await refusal(m.createRoom({ creator: bob, ...request }))).toBe("M_ROOM_IN_USE");
     });
 
     test("sendEvent is idempotent per txnId, and getEvent returns the full content", async () => {

@@ -7,7 +7,8 @@ import postgres from "postgres";
 import type { Subprocess } from "bun";
 import { databaseUrl, freshPostgresDatabase, requireServices, serviceMissing } from "../helpers/services.ts";
 import { freePort, LineWatcher } from "../helpers/process.ts";
-import { synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
+import { synapseMissing } from "../helpers/synapse.ts";
+import { matrixBodies, REPO, startServiceProcess, tally } from "./harness.ts";
 
 setDefaultTimeout(600_000);
 
@@ -18,8 +19,6 @@ setDefaultTimeout(600_000);
  * resumes from its last seq after every disconnect. After each fault heals, every accepted
  * message must be in Matrix, in the index, on the WebSocket and in JetStream exactly once.
  */
-const REPO = join(import.meta.dir, "..", "..");
-const MAIN = join(REPO, "src", "main.ts");
 const NATS_SERVER = "/usr/sbin/nats-server";
 const CLIENTS = 3;
 const PER_CLIENT = 12;
@@ -37,7 +36,6 @@ describe.skipIf(faultSuiteUnavailable())("fault suite", () => {
   let nats: Subprocess | null = null;
   let service: Subprocess | null = null;
   let servicePort: number;
-  let serviceOut: LineWatcher;
   let db: postgres.Sql;
   const figures: string[] = [];
 
@@ -48,30 +46,7 @@ describe.skipIf(faultSuiteUnavailable())("fault suite", () => {
   }
 
   async function startService() {
-    const proc = Bun.spawn(["bun", MAIN], {
-      cwd: REPO,
-      env: {
-        ...process.env,
-        ...synapseServiceEnv({
-          PORT: String(servicePort),
-          HOST: "127.0.0.1",
-          DATABASE_URL: dbUrl,
-          NATS_URL: `nats://127.0.0.1:${natsPort}`,
-          LOG_LEVEL: "info",
-          MATRIX_RETRY_MAX_MS: "1000",
-          SEND_CONFIRM_TIMEOUT_MS: "1500",
-          SYNC_TIMEOUT_MS: "2000",
-          RATE_LIMIT_USER_PER_MIN: "0",
-          RATE_LIMIT_CHANNEL_PER_MIN: "0",
-          RATE_LIMIT_READ_PER_MIN: "0",
-        }),
-      },
-      stdout: "pipe",
-      stderr: "inherit",
-    });
-    serviceOut = new LineWatcher(proc.stdout);
-    await serviceOut.waitFor((l) => l.includes("daarion-messaging listening"), 1, 60000);
-    service = proc;
+    service = await startServiceProcess({ PORT: String(servicePort), DATABASE_URL: dbUrl, NATS_URL: `nats://127.0.0.1:${natsPort}` });
   }
 
   beforeAll(async () => {
@@ -167,27 +142,6 @@ describe.skipIf(faultSuiteUnavailable())("fault suite", () => {
     };
   }
 
-  async function matrixBodies(roomId: string): Promise<string[]> {
-    const bodies: string[] = [];
-    let from: string | null = null;
-    for (let page = 0; page < 50; page++) {
-      const url = new URL(`${synapse!.url}/_matrix/client/v3/rooms/${encodeURIComponent(roomId)}/messages`);
-      url.searchParams.set("dir", "b");
-      url.searchParams.set("limit", "100");
-      url.searchParams.set("user_id", `@daarion-sync:${synapse!.serverName}`);
-      url.searchParams.set("filter", JSON.stringify({ types: ["m.room.message"] }));
-      if (from) url.searchParams.set("from", from);
-      const res = (await (await fetch(url, { headers: { authorization: `Bearer ${synapse!.asToken}` } })).json()) as {
-        chunk: Array<{ content: { body?: string } }>;
-        end?: string;
-      };
-      for (const e of res.chunk) if (e.content.body) bodies.push(e.content.body);
-      if (!res.end || res.chunk.length === 0) break;
-      from = res.end;
-    }
-    return bodies;
-  }
-
   async function jetstreamMessageIds(channelId: string): Promise<string[]> {
     const nc = await connect({ servers: `nats://127.0.0.1:${natsPort}` });
     try {
@@ -208,14 +162,6 @@ describe.skipIf(faultSuiteUnavailable())("fault suite", () => {
     } finally {
       await nc.close();
     }
-  }
-
-  function tally(expected: string[], seen: string[]) {
-    const counts = new Map<string, number>();
-    for (const s of seen) counts.set(s, (counts.get(s) ?? 0) + 1);
-    const missing = expected.filter((e) => !counts.has(e)).length;
-    const duplicated = [...counts.values()].filter((n) => n > 1).length;
-    return { count: expected.length - missing, missing, duplicated };
   }
 
   async function scenario(name: string, fault: () => Promise<void>) {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import postgres from "postgres";
-import { createChannel, startTestServer } from "../helpers/server.ts";
+import { createChannel, startTestServer, uniqueSlug } from "../helpers/server.ts";
+import { LostRoomAnswer } from "../helpers/lost-room-answer.ts";
 import { freshPostgresDatabase, serviceMissing } from "../helpers/services.ts";
 
 setDefaultTimeout(90_000);
@@ -101,5 +102,50 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bun run reconcile (PostgreSQL, 
     const unknown = await runCli(db.url, ["--channel", crypto.randomUUID()]);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain("unknown channel");
+  });
+});
+
+describe.skipIf(serviceMissing("DATABASE_URL"))("bun run reconcile: orphan rooms (PostgreSQL, local backend)", () => {
+  let db: { url: string; drop: () => Promise<void> };
+  const slug = uniqueSlug("orphan");
+  let room: { roomId: string; alias: string };
+
+  beforeAll(async () => {
+    db = await freshPostgresDatabase("daarion_reconcile_orphan");
+    const lostAnswer = new LostRoomAnswer();
+    const server = await startTestServer({ DATABASE_URL: db.url }, { wrapMatrix: lostAnswer.wrap });
+    try {
+      // The room is made, its answer lost, and nobody retries: a room with our alias, no channel row.
+      lostAnswer.armNext();
+      const res = await server.api("/api/messaging/channels", { method: "POST", as: "user:owner", json: { slug, name: "Orphan", microdao_id: "microdao:daarion" } });
+      expect(res.status).toBe(502);
+      room = lostAnswer.lost!;
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+  afterAll(() => db?.drop(), 60_000);
+
+  test("reports the orphan room (exit 1); --fix adopts it as the channel (exit 0); then nothing is left", async () => {
+    const report = await runCli(db.url, []);
+    expect(report.code).toBe(1);
+    expect(report.stdout).toContain(`orphan   ${room.alias}  room ${room.roomId}: creation of '${slug}' by user:owner`);
+    expect(report.summary).toEqual({ channels: 0, missing: 0, extra: 0, fixed: 0 });
+
+    const fixed = await runCli(db.url, ["--fix"]);
+    expect(fixed.code).toBe(0);
+    expect(fixed.stdout).toContain("(adopted as channel ");
+    const sql = postgres(db.url, { max: 1, onnotice: () => {} });
+    try {
+      const rows = await sql`select slug, matrix_room_id, created_by from channels`;
+      expect([...rows]).toEqual([{ slug, matrix_room_id: room.roomId, created_by: "user:owner" }]);
+    } finally {
+      await sql.end();
+    }
+
+    const clean = await runCli(db.url, []);
+    expect(clean.code).toBe(0);
+    expect(clean.stdout).not.toContain("orphan   ");
+    expect(clean.summary).toEqual({ channels: 1, missing: 0, extra: 0, fixed: 0 });
   });
 });

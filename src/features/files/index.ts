@@ -1,5 +1,6 @@
 import { Elysia, t } from "elysia";
 import { authenticate, IdentityHeaders } from "../../http/identity.ts";
+import { requestIdempotentId } from "../../http/idempotency.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { AppError } from "../../errors.ts";
 import { toMessageView } from "../../modules/messages/view.ts";
@@ -34,6 +35,8 @@ export const filesController = (files: FileService) =>
           caption: body.text ?? null,
           threadId: body.thread_id ?? null,
           replyTo: body.reply_to ?? null,
+          // With an Idempotency-Key the message id derives from it, so a retry after a crash finds the first upload's message.
+          id: requestIdempotentId(request, caller),
         });
         set.status = confirmed ? 201 : 202;
         return toMessageView(row);

@@ -14,6 +14,8 @@ export interface Upload {
   caption: string | null;
   threadId: string | null;
   replyTo: string | null;
+  /** The message id, derived from an Idempotency-Key: a rerun finds the message (and file) of the first attempt. */
+  id?: string;
 }
 
 export const tooLarge = (max: number) =>
@@ -46,20 +48,15 @@ export class FileService {
     await sendTargets(this.deps.sql, channelId, upload.replyTo, upload.threadId);
     const filename = cleanFilename(file.name);
     const bytes = new Uint8Array(await file.arrayBuffer());
-    const sender = toMatrixUserId(callerId, this.deps.matrix.serverName);
-    let contentUri: string;
-    try {
-      ({ contentUri } = await this.deps.matrix.uploadMedia(sender, bytes, mimetype, filename));
-    } catch (err) {
-      if (err instanceof MatrixError && err.errcode === "M_TOO_LARGE") throw tooLarge(this.maxUploadBytes);
-      const errcode = err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
-      throw new AppError(502, "MATRIX_UNAVAILABLE", `the Matrix media repository refused the file (${errcode})`);
-    }
+    // A rerun whose first attempt got as far as the message reuses its file rather than storing another.
+    const earlier = upload.id ? await findMessage(this.deps.sql, channelId, upload.id) : null;
+    const contentUri = earlier?.media_url ?? (await this.store(callerId, bytes, mimetype, filename));
     const msgtype = msgtypeFor(mimetype);
     const info: Record<string, unknown> = { mimetype, size: bytes.byteLength };
     const dimensions = msgtype === "m.image" ? imageSize(bytes) : null;
     if (dimensions) Object.assign(info, dimensions);
     return sendAndConfirm(this.deps.registry, channelId, {
+      id: upload.id,
       senderId: callerId,
       // Matrix v1.10 media captions: `body` is the caption when `filename` differs from it.
       text: upload.caption ?? filename,
@@ -70,6 +67,17 @@ export class FileService {
       extraContent: { url: contentUri, info, filename },
       joinFirst,
     }, this.deps.sendConfirmMs);
+  }
+
+  private async store(callerId: string, bytes: Uint8Array, mimetype: string, filename: string): Promise<string> {
+    const sender = toMatrixUserId(callerId, this.deps.matrix.serverName);
+    try {
+      return (await this.deps.matrix.uploadMedia(sender, bytes, mimetype, filename)).contentUri;
+    } catch (err) {
+      if (err instanceof MatrixError && err.errcode === "M_TOO_LARGE") throw tooLarge(this.maxUploadBytes);
+      const errcode = err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
+      throw new AppError(502, "MATRIX_UNAVAILABLE", `the Matrix media repository refused the file (${errcode})`);
+    }
   }
 
   /** The file of a media message, streamed from the media repository; the read right is the channel's. */

@@ -1,6 +1,7 @@
 import { Elysia } from "elysia";
 import { ErrorBody } from "../../http/errors.ts";
 import { authenticate, IdentityHeaders } from "../../http/identity.ts";
+import { requestIdempotentId } from "../../http/idempotency.ts";
 import { ChannelIdParams } from "../channels/model.ts";
 import { toMessageView } from "../messages/view.ts";
 import type { AgentService } from "./service.ts";
@@ -15,7 +16,9 @@ export const agentsController = (agents: AgentService) =>
         // The acting user is optional: a service may post on an agent's behalf alone.
         const namesCaller = request.headers.has("x-user-id") || request.headers.has("authorization");
         const caller = namesCaller ? await authenticate(request) : null;
-        const { row, confirmed } = await agents.post(agentId, caller, body.channel_id, body.text);
+        // With an Idempotency-Key the message id derives from it, so a retry after a crash finds the first post.
+        const id = requestIdempotentId(request, caller);
+        const { row, confirmed } = await agents.post(agentId, caller, body.channel_id, body.text, id);
         if (!confirmed) set.status = 202;
         return { status: confirmed ? ("posted" as const) : ("pending" as const), message_id: row.id, message: toMessageView(row) };
       },

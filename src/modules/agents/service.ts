@@ -9,7 +9,8 @@ export class AgentService {
   constructor(private readonly deps: ServiceDeps) {}
 
   /** Only a current member agent with the right to write may post; it goes out as m.notice. */
-  async post(agentId: string, callerId: string | null, channelId: string, text: string): Promise<SendOutcome> {
+  /** `id`, when given (derived from an Idempotency-Key), makes a rerun find the same message. */
+  async post(agentId: string, callerId: string | null, channelId: string, text: string, id?: string): Promise<SendOutcome> {
     if (callerId !== null && callerId !== agentId) throw forbidden(`${callerId} may not post as ${agentId}`);
     // A channel the agent may not read does not exist for it (404), like for any caller.
     const { channel, member } = await readableChannel(this.deps.sql, agentId, channelId);
@@ -17,6 +18,7 @@ export class AgentService {
     if (!member) throw forbidden(`${agentId} is not a member of this channel`);
     if (!member.can_write) throw forbidden(`${agentId} may not write in this channel`);
     return sendAndConfirm(this.deps.registry, channelId, {
+      id,
       senderId: agentId,
       text,
       msgtype: "m.notice",

@@ -1,5 +1,6 @@
 import { Elysia, t } from "elysia";
 import { authenticate, IdentityHeaders } from "../../http/identity.ts";
+import { requestIdempotentId } from "../../http/idempotency.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import type { ChannelService } from "./service.ts";
 import {
@@ -31,7 +32,9 @@ export const channelsController = (channels: ChannelService) =>
     .post(
       "/",
       async ({ request, headers, body, set }) => {
-        const row = await channels.create(await authenticate(request), body);
+        const caller = await authenticate(request);
+        // With an Idempotency-Key the channel id derives from it, so a retry after a crash finds (or finishes) the first creation.
+        const row = await channels.create(caller, body, requestIdempotentId(request, caller));
         set.status = 201;
         return toChannelView(row);
       },

@@ -1,11 +1,7 @@
 import type { ServiceDeps } from "../deps.ts";
 import type { ChannelRow } from "../../store/rows.ts";
-import { insertChannel, listVisibleChannels, recordChannelEvent, slugTaken, type ChannelPatch } from "../../store/channels.ts";
-import { upsertMember } from "../../store/members.ts";
-import { aliasLocalpartFor, senderTypeOf, toMatrixUserId } from "../../matrix/mapping.ts";
-import { MatrixError } from "../../matrix/port.ts";
-import { Subjects } from "../../events/model.ts";
-import { AppError, conflict } from "../../errors.ts";
+import { beginChannelCreation, findChannel, listVisibleChannels, slugTaken, type ChannelPatch } from "../../store/channels.ts";
+import { announceChannelCreated, finishChannelCreation, slugTakenError } from "./creation.ts";
 import { readableChannel, requireAdmin } from "../access.ts";
 import { callerMicrodaos } from "../../http/auth/scope.ts";
 import type { CreateChannelBody } from "./model.ts";
@@ -27,82 +23,32 @@ export class ChannelService {
     return (await readableChannel(this.deps.sql, callerId, channelId)).channel;
   }
 
-  /** Creates the Matrix room first, then the index rows in one transaction. */
-  async create(callerId: string, body: CreateChannelBody): Promise<ChannelRow> {
-    const { sql, matrix, events, log } = this.deps;
-    const visibility = body.visibility ?? "microdao";
-    if (await slugTaken(sql, body.slug, body.microdao_id)) {
-      throw conflict("SLUG_TAKEN", `channel slug '${body.slug}' already exists in ${body.microdao_id}`);
-    }
-    const creator = toMatrixUserId(callerId, matrix.serverName);
-    let room: { roomId: string; alias: string };
-    try {
-      await matrix.ensureUser(creator);
-      room = await matrix.createRoom({
-        creator,
-        aliasLocalpart: aliasLocalpartFor(body.slug, body.microdao_id),
-        name: body.name,
-        topic: body.topic ?? body.description ?? null,
-        visibility,
-        isEncrypted: body.is_encrypted ?? false,
-        isDirect: false,
-      });
-    } catch (err) {
-      if (err instanceof MatrixError && err.errcode === "M_ROOM_IN_USE") {
-        throw conflict("SLUG_TAKEN", `the room alias for '${body.slug}' is already taken on the homeserver`);
+  /**
+   * Records the creation (with the channel's id: derived from the Idempotency-Key when there is
+   * one), then makes the room and the channel rows. A creation cut short by a crash is finished
+   * by its retry: the same key, or the same creator asking for the same slug again.
+   */
+  async create(callerId: string, body: CreateChannelBody, keyedId?: string): Promise<ChannelRow> {
+    const { sql } = this.deps;
+    if (keyedId) {
+      // A rerun of a creation that finished before its answer was lost: that channel.
+      const made = await findChannel(sql, keyedId);
+      if (made?.created_by === callerId) {
+        await announceChannelCreated(this.deps, made);
+        return made;
       }
-      throw new AppError(502, "MATRIX_UNAVAILABLE", `the Matrix homeserver did not create the room (${errcodeOf(err)})`);
     }
-    let channel: ChannelRow;
-    try {
-      channel = await sql.begin(async (tx) => {
-        const row = await insertChannel(tx, {
-          slug: body.slug,
-          name: body.name,
-          description: body.description ?? null,
-          // The room's topic: Element shows it, and it defaults to the description.
-          topic: body.topic ?? body.description ?? null,
-          microdao_id: body.microdao_id,
-          matrix_room_id: room.roomId,
-          matrix_alias: room.alias,
-          visibility,
-          is_encrypted: body.is_encrypted ?? false,
-          created_by: callerId,
-        });
-        await upsertMember(tx, {
-          channel_id: row.id,
-          member_id: callerId,
-          member_type: senderTypeOf(callerId),
-          matrix_user_id: creator,
-          role: "owner",
-          can_read: true,
-          can_write: true,
-          can_invite: true,
-          can_kick: true,
-          can_create_tasks: true,
-          matrix_power_level: 100,
-          invited_by: null,
-        });
-        await recordChannelEvent(tx, { channel_id: row.id, event_type: "channel.created", actor_id: callerId });
-        return row;
-      });
-    } catch (err) {
-      // Lost a race for the same slug: the room just made is left orphaned in Matrix, logged.
-      if ((err as { code?: string }).code === "23505") {
-        log.warn({ matrix_room_id: room.roomId }, "channel insert lost a slug race; matrix room left orphaned");
-        throw conflict("SLUG_TAKEN", `channel slug '${body.slug}' already exists in ${body.microdao_id}`);
-      }
-      throw err;
-    }
-    log.info({ channel_id: channel.id, matrix_room_id: channel.matrix_room_id }, "channel created");
-    await events.publish(Subjects.channelCreated, {
-      event_id: `channel.created:${channel.id}`,
-      channel_id: channel.id,
-      microdao_id: channel.microdao_id,
-      matrix_room_id: channel.matrix_room_id,
+    if (await slugTaken(sql, body.slug, body.microdao_id)) throw slugTakenError(body.slug, body.microdao_id);
+    const creation = await beginChannelCreation(sql, {
+      channel_id: keyedId ?? Bun.randomUUIDv7(),
+      slug: body.slug,
+      microdao_id: body.microdao_id,
       created_by: callerId,
+      request: body,
     });
-    return channel;
+    // Someone else's creation of this slug is under way: theirs to finish.
+    if (creation.created_by !== callerId) throw slugTakenError(body.slug, body.microdao_id);
+    return finishChannelCreation(this.deps, creation);
   }
 
   async update(callerId: string, channelId: string, patch: ChannelPatch): Promise<ChannelRow> {
@@ -112,6 +58,3 @@ export class ChannelService {
   }
 }
 
-function errcodeOf(err: unknown): string {
-  return err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
-}

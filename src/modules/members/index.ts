@@ -20,7 +20,8 @@ export const membersController = (members: MemberService) =>
     .post(
       "/:id/members",
       async ({ request, headers, params, body, set }) => {
-        const result = await members.invite(await authenticate(request), params.id, body);
+        // With an Idempotency-Key, reaching here means no answer was kept: a rerun after a crash may find the first attempt's member.
+        const result = await members.invite(await authenticate(request), params.id, body, request.headers.has("idempotency-key"));
         if ("status" in result) {
           set.status = 202;
           return result;

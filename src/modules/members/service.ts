@@ -1,6 +1,6 @@
 import type { ServiceDeps } from "../deps.ts";
 import type { MemberRow } from "../../store/rows.ts";
-import { listMembers } from "../../store/members.ts";
+import { findMember, listMembers } from "../../store/members.ts";
 import { readableChannel, requireInviteRight } from "../access.ts";
 import type { InviteMemberBody } from "./model.ts";
 import type { PendingInvite } from "../../actors/actor.ts";
@@ -16,11 +16,16 @@ export class MemberService {
   /**
    * DAARION users and agents are virtual Matrix users: invited and joined at once. A Matrix
    * user from outside is only invited; they become a member (with these rights) when they
-   * accept in their client.
+   * accept in their client. `rerun` (the request carries an Idempotency-Key whose first run
+   * was cut short) answers the membership this caller's first attempt made, rather than 409.
    */
-  async invite(callerId: string, channelId: string, body: InviteMemberBody): Promise<MemberRow | PendingInvite> {
+  async invite(callerId: string, channelId: string, body: InviteMemberBody, rerun = false): Promise<MemberRow | PendingInvite> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     requireInviteRight(access);
+    if (rerun) {
+      const made = await findMember(this.deps.sql, channelId, body.member_id);
+      if (made?.invited_by === callerId) return made;
+    }
     return this.deps.registry.get(channelId).invite({
       inviterId: callerId,
       memberId: body.member_id,
