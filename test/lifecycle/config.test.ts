@@ -72,7 +72,7 @@ describe("config errors name a secret but never show it", () => {
   test("the line a refused start-up prints", async () => {
     const line = await expectRefused({ DATABASE_URL: "mysql://admin:hunter2@db.example/app" }, "DATABASE_URL");
     expect(line).not.toContain("hunter2");
-  });
+  }, 30000);
 
   test("values that are not secrets are still shown, to say what was wrong", () => {
     expect(() => loadConfig({ PORT: "seventy" })).toThrow('PORT="seventy"');
@@ -117,7 +117,7 @@ describe("NODE_ENV=production without the real services", () => {
   test("refused with one line naming DATABASE_URL, before anything starts", async () => {
     const line = await expectRefused(production, "DATABASE_URL");
     expect(line).toContain("ALLOW_EMBEDDED=1");
-  });
+  }, 30000);
 
   test("AUTH_MODE=jwt alone (a laptop with real tokens) still runs embedded", () => {
     expect(loadConfig(jwtTestEnv()).DATABASE_URL).toBeUndefined();

@@ -7,9 +7,9 @@ export const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
 /** Only what the child needs, so the developer's own DATABASE_URL or NATS_URL stays out. */
 const baseEnv = () => ({ PATH: process.env.PATH!, HOME: process.env.HOME ?? "/tmp" });
 
-/** Runs `bun src/main.ts` until it exits (a start-up that is refused). */
+/** Runs `bun src/main.ts` until it exits (a start-up that is refused), killed after 20 s if it does not. */
 export async function runMainToExit(env: Record<string, string>): Promise<{ code: number; stderr: string; stdout: string }> {
-  const proc = Bun.spawn(["bun", MAIN], { env: { ...baseEnv(), ...env }, stdout: "pipe", stderr: "pipe" });
+  const proc = Bun.spawn(["bun", MAIN], { env: { ...baseEnv(), ...env }, stdout: "pipe", stderr: "pipe", timeout: 20000, killSignal: "SIGKILL" });
   const [code, stderr, stdout] = await Promise.all([proc.exited, new Response(proc.stderr).text(), new Response(proc.stdout).text()]);
   return { code, stderr, stdout };
 }
