@@ -38,14 +38,16 @@ interface EmbeddedServer {
   key: string;
   host: string;
   port: number;
+  /** Resolves once the server has let go of its one connection, so the next client gets in. */
+  released(): Promise<void>;
   close(): Promise<void>;
 }
 
 /**
  * Under `bun --hot` (main.ts asks for it with keepEmbeddedDatabaseAcrossReloads) the embedded
  * server outlives one start: stop() ends only the postgres.js client, the next start after a
- * reload reuses the server, and closeKeptEmbeddedDatabase() closes it on the way out. Kept on
- * globalThis, which a reload does not reset.
+ * reload reuses the server, and closeKeptEmbeddedDatabase() closes it when the process stops.
+ * Kept on globalThis, which a reload does not reset.
  */
 type KeptState = { keep: boolean; server?: EmbeddedServer };
 const kept = ((globalThis as Record<symbol, unknown>)[Symbol.for("daarion-messaging.embedded-database")] ??= { keep: false }) as KeptState;
@@ -74,6 +76,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   } else {
     await closeKeptEmbeddedDatabase();
     server = await startEmbeddedServer(key);
+    if (kept.keep) kept.server = server;
     log.info({ db: "pglite", data_dir: key === ":memory:" ? key : join(key, "pglite") }, "embedded database started");
   }
   const embedded = server;
@@ -87,7 +90,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   }) as unknown as Sql;
   const close = async () => {
     await sql.end({ timeout: 5 });
-    if (kept.keep) kept.server = embedded;
+    if (kept.server === embedded) await embedded.released();
     else await embedded.close();
   };
   try {
@@ -124,6 +127,11 @@ async function startEmbeddedServer(key: string): Promise<EmbeddedServer> {
       key,
       host: host!,
       port: Number(port),
+      async released() {
+        // The socket server learns of the closed connection an event-loop turn or so later.
+        const deadline = Date.now() + 5000;
+        while (server.getStats().activeConnections > 0 && Date.now() < deadline) await Bun.sleep(5);
+      },
       async close() {
         await server.stop();
         await pglite.close();
