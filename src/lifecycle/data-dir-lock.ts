@@ -9,8 +9,9 @@ const LOCK_FILE = "daarion-messaging.lock";
  * One process per embedded data directory: PGlite has no lock of its own, and two processes on
  * one directory each hand out the same per-channel seq. The lock is a pid file; a holder that
  * died (kill -9, a crash) leaves a file naming a process that no longer runs, which the next
- * start takes over. Known gap: two processes starting at the same instant on a stale file may
- * both take it over. Returns the release.
+ * start takes over. Known gaps: a process in another pid namespace (another container sharing
+ * the volume) is not seen; two processes starting at the same instant on a stale file may both
+ * take it over. Returns the release.
  */
 export function lockDataDir(dir: string): () => void {
   const path = join(dir, LOCK_FILE);

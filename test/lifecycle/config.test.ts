@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { loadConfig } from "../../src/config.ts";
 import { terminate } from "../helpers/process.ts";
 import { jwtTestEnv } from "../helpers/jwt.ts";
-import { answers, runMainToExit, startMain } from "./main-process.ts";
+import { answers, otherAddressOfThisMachine, runMainToExit, startMain } from "./main-process.ts";
 
 /** Asserts a refused start-up: exit 1, one stderr line naming `name`, nothing on stdout. */
 async function expectRefused(env: Record<string, string>, name: string): Promise<string> {
@@ -91,12 +91,11 @@ describe("HOST", () => {
     expect(loadConfig(jwtTestEnv({ HOST: "10.1.2.3" })).HOST).toBe("10.1.2.3");
   });
 
-  // 127.0.0.2 is this machine too, but not the address dev mode binds.
   test("a dev-mode server does not answer on another address of this machine", async () => {
     const dev = await startMain({ DATA_DIR: ":memory:" });
     try {
       expect(await answers("127.0.0.1", dev.port)).toBe(true);
-      expect(await answers("127.0.0.2", dev.port)).toBe(false);
+      expect(await answers(otherAddressOfThisMachine(), dev.port)).toBe(false);
     } finally {
       await terminate(dev.proc);
     }
@@ -127,7 +126,7 @@ describe("NODE_ENV=production without the real services", () => {
     const box = await startMain({ ...production, ALLOW_EMBEDDED: "1" });
     try {
       await box.out.waitFor((l) => l.includes('"database":"pglite"') && l.includes('"matrix":"local"') && l.includes('"events":"memory"'));
-      expect(await answers("127.0.0.2", box.port)).toBe(true);
+      expect(await answers(otherAddressOfThisMachine(), box.port)).toBe(true);
     } finally {
       await terminate(box.proc);
     }

@@ -1,4 +1,5 @@
 import type { Subprocess } from "bun";
+import { networkInterfaces } from "node:os";
 import { join } from "node:path";
 import { LineWatcher } from "../helpers/process.ts";
 
@@ -40,4 +41,15 @@ export async function answers(host: string, port: number): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * An address of this machine that is not 127.0.0.1: a network interface's, or else 127.0.0.2
+ * (Linux routes all of 127/8 to the loopback interface).
+ */
+export function otherAddressOfThisMachine(): string {
+  const external = Object.values(networkInterfaces())
+    .flat()
+    .find((a) => a && a.family === "IPv4" && !a.internal);
+  return external?.address ?? "127.0.0.2";
 }
