@@ -1,8 +1,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { terminate } from "../helpers/process.ts";
+import { lockDataDir } from "../../src/lifecycle/data-dir-lock.ts";
 import { runMainToExit, startMain } from "./main-process.ts";
 
 describe("one process per embedded DATA_DIR", () => {
@@ -33,4 +34,15 @@ describe("one process per embedded DATA_DIR", () => {
       if (third) await terminate(third.proc);
     }
   }, 90000);
+
+  // After a container restart the dead holder's pid often belongs to some other live process.
+  test.skipIf(!existsSync("/proc/self/stat"))("a lock naming a live process that started at another time is stale, and taken over", () => {
+    const lockDir = mkdtempSync(join(dir, "reused-"));
+    const lockFile = join(lockDir, "daarion-messaging.lock");
+    writeFileSync(lockFile, `${process.ppid} 1`);
+    const release = lockDataDir(lockDir);
+    expect(readFileSync(lockFile, "utf8")).toStartWith(`${process.pid} `);
+    release();
+    expect(existsSync(lockFile)).toBe(false);
+  });
 });
