@@ -142,7 +142,8 @@ describe("bun --hot", () => {
       const rssAfterLastReload = rssBytes(proc.pid);
 
       expect(out.lines.filter((l) => l.includes('"msg":"embedded database started"'))).toHaveLength(1);
-      expect(out.lines.filter((l) => l.includes('"msg":"embedded database kept across reload"'))).toHaveLength(reloads);
+      // At least: one write to the entry file may reach the watcher as two changes.
+      expect(out.lines.filter((l) => l.includes('"msg":"embedded database kept across reload"')).length).toBeGreaterThanOrEqual(reloads);
       expect(await send("after reloads")).toBe(2);
       if (rssAfterFirstReload !== null && rssAfterLastReload !== null) {
         // Reopening PGlite cost about 40 MB a reload; what is left is garbage-collector noise.
