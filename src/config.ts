@@ -8,7 +8,7 @@ const LogLevel = t.Union(
 /** Every variable the service reads. Defaults describe the embedded, single-laptop setup. */
 export const ConfigSchema = t.Object({
   PORT: t.Integer({ minimum: 0, maximum: 65535, default: 7004 }),
-  /** Unset: 127.0.0.1 in dev mode (which trusts X-User-Id), 0.0.0.0 in jwt mode; see resolveHost. */
+  /** Unset: 127.0.0.1 in dev mode (which trusts X-User-Id), 0.0.0.0 in jwt mode (see defaultHost). */
   HOST: t.Optional(t.String({ minLength: 1 })),
   DATA_DIR: t.String({ minLength: 1, default: "./data" }),
   DATABASE_URL: t.Optional(t.String({ pattern: "^postgres(ql)?://" })),
