@@ -8,7 +8,8 @@ const LogLevel = t.Union(
 /** Every variable the service reads. Defaults describe the embedded, single-laptop setup. */
 export const ConfigSchema = t.Object({
   PORT: t.Integer({ minimum: 0, maximum: 65535, default: 7004 }),
-  HOST: t.String({ minLength: 1, default: "0.0.0.0" }),
+  /** Unset: 127.0.0.1 in dev mode (which trusts X-User-Id), 0.0.0.0 in jwt mode (see defaultHost). */
+  HOST: t.Optional(t.String({ minLength: 1 })),
   DATA_DIR: t.String({ minLength: 1, default: "./data" }),
   DATABASE_URL: t.Optional(t.String({ pattern: "^postgres(ql)?://" })),
   DATABASE_POOL_MAX: t.Integer({ minimum: 1, maximum: 100, default: 10 }),
@@ -46,6 +47,8 @@ export const ConfigSchema = t.Object({
   TRUSTED_PROXIES: t.Optional(t.String({ pattern: "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?([\\s,]+[0-9A-Fa-f:.]+(/[0-9]{1,3})?)*$" })),
   WS_MAX_FRAMES_PER_SEC: t.Integer({ minimum: 0, default: 20 }),
   NODE_ENV: t.Optional(t.String()),
+  /** 1: NODE_ENV=production may run on the embedded stand-ins (a single-box deployment). */
+  ALLOW_EMBEDDED: t.Optional(t.Union([t.Literal("0"), t.Literal("1")])),
   /** dev: X-User-Id is trusted (embedded setup); jwt: a verified Bearer token is required. */
   AUTH_MODE: t.Optional(t.Union([t.Literal("dev"), t.Literal("jwt")])),
   JWT_SECRET: t.Optional(t.String({ minLength: 32 })),
@@ -56,10 +59,11 @@ export const ConfigSchema = t.Object({
   INTERNAL_SERVICE_TOKEN: t.Optional(t.String({ minLength: 16 })),
 });
 
-export type Config = Static<typeof ConfigSchema>;
+/** The configuration after loadConfig: HOST is always resolved. */
+export type Config = Omit<Static<typeof ConfigSchema>, "HOST"> & { HOST: string };
 
 /** AUTH_MODE resolved: jwt when NODE_ENV=production and nothing else was said. */
-export function authMode(config: Config): "dev" | "jwt" {
+export function authMode(config: Pick<Config, "AUTH_MODE" | "NODE_ENV">): "dev" | "jwt" {
   return config.AUTH_MODE ?? (config.NODE_ENV === "production" ? "jwt" : "dev");
 }
 
@@ -93,9 +97,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const firstError = Value.Errors(ConfigSchema, withDefaults).First();
   if (firstError) {
     const name = firstError.path.replace(/^\//, "");
-    throw new ConfigError(`invalid environment variable ${name}=${JSON.stringify(env[name] ?? "")}: ${firstError.message}`);
+    const shown = holdsSecret(name) ? "" : `=${JSON.stringify(env[name] ?? "")}`;
+    throw new ConfigError(`invalid environment variable ${name}${shown}: ${firstError.message}`);
   }
-  const config = withDefaults as Config;
+  const validated = withDefaults as Static<typeof ConfigSchema>;
+  const config: Config = { ...validated, HOST: validated.HOST ?? defaultHost(validated) };
   if (config.MATRIX_HOMESERVER_URL && !config.MATRIX_AS_TOKEN) {
     throw new ConfigError("invalid environment variable MATRIX_AS_TOKEN: required when MATRIX_HOMESERVER_URL is set");
   }
@@ -103,12 +109,46 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError("invalid environment variable MATRIX_HS_TOKEN: required when MATRIX_EVENTS_MODE=push");
   }
   checkAuth(config);
+  checkProductionBackends(config);
   if (!LogLevel.anyOf.some((l) => l.const === config.LOG_LEVEL)) {
     throw new ConfigError(
       `invalid environment variable LOG_LEVEL=${JSON.stringify(config.LOG_LEVEL)}: expected one of fatal, error, warn, info, debug, trace, silent`,
     );
   }
   return config;
+}
+
+/**
+ * Secrets, tokens and URLs (which may carry a password) are named in errors but never echoed:
+ * a start-up error ends up in logs that many people read.
+ */
+function holdsSecret(name: string): boolean {
+  return /SECRET|TOKEN|PASSWORD|_URL$/.test(name);
+}
+
+/** Dev mode trusts X-User-Id, so unless told otherwise it is reachable from this machine only. */
+function defaultHost(config: Pick<Config, "AUTH_MODE" | "NODE_ENV">): string {
+  return authMode(config) === "dev" ? "127.0.0.1" : "0.0.0.0";
+}
+
+/**
+ * NODE_ENV=production runs on PostgreSQL, Synapse and NATS; the embedded stand-ins (one
+ * process, one disk) only when ALLOW_EMBEDDED=1 says a single box is meant.
+ */
+function checkProductionBackends(config: Config): void {
+  if (config.NODE_ENV !== "production" || config.ALLOW_EMBEDDED === "1") return;
+  const standIns = [
+    ["DATABASE_URL", config.DATABASE_URL, "the embedded PGlite"],
+    ["MATRIX_HOMESERVER_URL", config.MATRIX_HOMESERVER_URL, "the built-in Matrix stand-in"],
+    ["NATS_URL", config.NATS_URL, "the in-process event bus"],
+  ] as const;
+  const missing = standIns.find(([, value]) => !value);
+  if (missing) {
+    const [name, , standIn] = missing;
+    throw new ConfigError(
+      `invalid environment variable ${name}: required when NODE_ENV=production (unset runs ${standIn}; set ALLOW_EMBEDDED=1 for a single-box production)`,
+    );
+  }
 }
 
 /** Values copied from examples, which must never guard a production service. */

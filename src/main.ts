@@ -1,12 +1,16 @@
 import { ConfigError, loadConfig, type Config } from "./config.ts";
 import { startApp, type RunningApp } from "./app.ts";
+import { createLogger, type Logger } from "./log.ts";
+import { closeKeptEmbeddedDatabase, keepEmbeddedDatabaseAcrossReloads } from "./store/db.ts";
 
 /**
  * Entry point. Under `bun --hot` this module is evaluated again on every change; the running
  * instance is kept on globalThis and fully stopped before the new one starts, so a reload
- * never leaves a second server, poller, actor set or database connection behind.
+ * never leaves a second server, poller, actor set or database connection behind. The embedded
+ * database alone is kept across reloads (reopening PGlite costs tens of MB each time) and
+ * closed when the process stops.
  */
-type HotState = { current?: Promise<RunningApp | null>; signalsInstalled?: boolean };
+type HotState = { current?: Promise<RunningApp | null>; signalsInstalled?: boolean; log?: Logger };
 const hot = ((globalThis as Record<symbol, unknown>)[Symbol.for("daarion-messaging.main")] ??= {}) as HotState;
 
 function readConfig(): Config {
@@ -22,13 +26,17 @@ function readConfig(): Config {
 }
 
 const config = readConfig();
+const log = createLogger(config.LOG_LEVEL);
+hot.log = log;
+keepEmbeddedDatabaseAcrossReloads();
 const previous = hot.current;
 hot.current = (async () => {
   const old = await previous?.catch(() => null);
   await old?.stop();
-  return startApp(config);
-})().catch((err) => {
+  return startApp(config, { log });
+})().catch(async (err) => {
   console.error(`daarion-messaging failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  await closeKeptEmbeddedDatabase().catch(() => {});
   process.exit(1);
 });
 
@@ -37,7 +45,7 @@ if (!hot.signalsInstalled) {
   // A stray failure in background work (a database restart mid-query, say) is logged, and must
   // not take the whole service, and every channel with it, down.
   process.on("unhandledRejection", (reason) => {
-    console.error(JSON.stringify({ level: 50, msg: "unhandled rejection", err: reason instanceof Error ? `${reason.name}: ${reason.message}` : String(reason) }));
+    hot.log?.error({ err: reason }, "unhandled rejection");
   });
   for (const signal of ["SIGTERM", "SIGINT"] as const) {
     process.once(signal, async () => {
@@ -49,6 +57,7 @@ if (!hot.signalsInstalled) {
       }, config.SHUTDOWN_TIMEOUT_MS);
       const running = await hot.current?.catch(() => null);
       await running?.stop();
+      await closeKeptEmbeddedDatabase();
       clearTimeout(deadline);
       process.exit(0);
     });

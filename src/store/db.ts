@@ -1,7 +1,8 @@
 import { mkdirSync } from "node:fs";
-import { resolve } from "node:path";
+import { join, resolve } from "node:path";
 import postgres from "postgres";
 import type { Logger } from "../log.ts";
+import { lockDataDir } from "../lifecycle/data-dir-lock.ts";
 
 export type Sql = postgres.Sql<{}>;
 export type Tx = postgres.TransactionSql<{}>;
@@ -32,6 +33,35 @@ export async function openDatabase(
   return openEmbedded(opts.dataDir, log);
 }
 
+/** PGlite and its socket server: what the embedded database costs (tens of MB) to create. */
+interface EmbeddedServer {
+  key: string;
+  host: string;
+  port: number;
+  /** Resolves once the server has let go of its one connection, so the next client gets in. */
+  released(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * Under `bun --hot` (main.ts asks for it with keepEmbeddedDatabaseAcrossReloads) the embedded
+ * server outlives one start: stop() ends only the postgres.js client, the next start after a
+ * reload reuses the server, and closeKeptEmbeddedDatabase() closes it when the process stops.
+ * Kept on globalThis, which a reload does not reset.
+ */
+type KeptState = { keep: boolean; server?: EmbeddedServer };
+const kept = ((globalThis as Record<symbol, unknown>)[Symbol.for("daarion-messaging.embedded-database")] ??= { keep: false }) as KeptState;
+
+export function keepEmbeddedDatabaseAcrossReloads(): void {
+  kept.keep = true;
+}
+
+export async function closeKeptEmbeddedDatabase(): Promise<void> {
+  const server = kept.server;
+  kept.server = undefined;
+  await server?.close();
+}
+
 /**
  * PGlite behind pglite-socket, so that the embedded database is reached through the same
  * postgres.js code (and the same migrations) as a real server. PGlite is one session, so
@@ -39,41 +69,77 @@ export async function openDatabase(
  * messages on one session is not safe.
  */
 async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
-  const { PGlite } = await import("@electric-sql/pglite");
-  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
-  const inMemory = dataDir === ":memory:";
-  let path: string | undefined;
-  if (!inMemory) {
-    path = resolve(dataDir, "pglite");
-    mkdirSync(path, { recursive: true });
+  const key = dataDir === ":memory:" ? dataDir : resolve(dataDir);
+  let server = kept.server?.key === key ? kept.server : undefined;
+  if (server) {
+    log.info({ db: "pglite" }, "embedded database kept across reload");
+  } else {
+    await closeKeptEmbeddedDatabase();
+    server = await startEmbeddedServer(key);
+    if (kept.keep) kept.server = server;
+    log.info({ db: "pglite", data_dir: key === ":memory:" ? key : join(key, "pglite") }, "embedded database started");
   }
-  const pglite = await PGlite.create(path);
-  const server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0, maxConnections: 1 });
-  await server.start();
-  const [host, port] = server.getServerConn().split(":");
+  const embedded = server;
   const sql = postgres({
     ...commonOptions,
-    host,
-    port: Number(port),
+    host: embedded.host,
+    port: embedded.port,
     user: "postgres",
     database: "postgres",
     max: 1,
   }) as unknown as Sql;
+  const close = async () => {
+    await sql.end({ timeout: 5 });
+    if (kept.server === embedded) await embedded.released();
+    else await embedded.close();
+  };
   try {
     await sql`select 1`;
   } catch (err) {
-    await server.stop();
-    await pglite.close();
+    await close();
     throw err;
   }
-  log.info({ db: "pglite", data_dir: inMemory ? ":memory:" : path }, "embedded database started");
-  return {
-    sql,
-    kind: "pglite",
-    async close() {
-      await sql.end({ timeout: 5 });
-      await server.stop();
+  return { sql, kind: "pglite", close };
+}
+
+async function startEmbeddedServer(key: string): Promise<EmbeddedServer> {
+  const { PGlite } = await import("@electric-sql/pglite");
+  const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
+  let unlock = () => {};
+  let path: string | undefined;
+  if (key !== ":memory:") {
+    mkdirSync(key, { recursive: true });
+    unlock = lockDataDir(key);
+    path = join(key, "pglite");
+    mkdirSync(path, { recursive: true });
+  }
+  try {
+    const pglite = await PGlite.create(path);
+    const server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0, maxConnections: 1 });
+    try {
+      await server.start();
+    } catch (err) {
       await pglite.close();
-    },
-  };
+      throw err;
+    }
+    const [host, port] = server.getServerConn().split(":");
+    return {
+      key,
+      host: host!,
+      port: Number(port),
+      async released() {
+        // The socket server learns of the closed connection an event-loop turn or so later.
+        const deadline = Date.now() + 5000;
+        while (server.getStats().activeConnections > 0 && Date.now() < deadline) await Bun.sleep(5);
+      },
+      async close() {
+        await server.stop();
+        await pglite.close();
+        unlock();
+      },
+    };
+  } catch (err) {
+    unlock();
+    throw err;
+  }
 }

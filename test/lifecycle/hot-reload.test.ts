@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import postgres from "postgres";
@@ -8,6 +8,27 @@ import { freePort, LineWatcher, terminate } from "../helpers/process.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 
 const MAIN = join(import.meta.dir, "..", "..", "src", "main.ts");
+
+/** `bun --hot` on an entry file that imports main.ts; writeEntry(n) changes it, which reloads. */
+function startHot(dir: string, env: Record<string, string>) {
+  const entry = join(dir, "entry.ts");
+  const writeEntry = (version: number, extra = "") => writeFileSync(entry, `import ${JSON.stringify(MAIN)}; // v${version}\n${extra}`);
+  writeEntry(1);
+  const proc = Bun.spawn(["bun", "--hot", entry], {
+    env: { ...process.env, HOST: "127.0.0.1", LOG_LEVEL: "info", ...env },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  return { proc, out: new LineWatcher(proc.stdout), err: new LineWatcher(proc.stderr), writeEntry };
+}
+
+/** Resident memory of a process (Linux), or null where /proc is not there. */
+function rssBytes(pid: number): number | null {
+  const status = `/proc/${pid}/status`;
+  if (!existsSync(status)) return null;
+  const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(status, "utf8"))?.[1];
+  return kb ? Number(kb) * 1024 : null;
+}
 
 describe("bun --hot", () => {
   const dir = mkdtempSync(join(tmpdir(), "daarion-hot-"));
@@ -86,5 +107,72 @@ describe("bun --hot", () => {
       await fresh?.drop();
     }
     await out.waitFor((l) => l.includes('"msg":"stopped"'), 2);
+  }, 60000);
+
+  test("the embedded database (PGlite and its socket server) is kept across reloads, not reopened each time", async () => {
+    const hotDir = mkdtempSync(join(dir, "embedded-"));
+    const port = await freePort();
+    const { proc, out, writeEntry } = startHot(hotDir, { PORT: String(port), DATA_DIR: join(hotDir, "data"), DATABASE_URL: "", NATS_URL: "" });
+    const base = `http://127.0.0.1:${port}`;
+    const headers = { "content-type": "application/json", "x-user-id": "user:admin" };
+    const listening = (l: string) => l.includes("daarion-messaging listening");
+    try {
+      await out.waitFor(listening);
+      const create = await fetch(`${base}/api/messaging/channels`, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ slug: "kept", name: "Kept", microdao_id: "microdao:daarion", visibility: "public" }),
+      });
+      expect(create.status).toBe(201);
+      const channel = (await create.json()) as { id: string };
+      const send = async (text: string) => {
+        const res = await fetch(`${base}/api/messaging/channels/${channel.id}/messages`, { method: "POST", headers, body: JSON.stringify({ text }) });
+        expect(res.status).toBe(201);
+        return ((await res.json()) as { seq: number }).seq;
+      };
+      expect(await send("before reloads")).toBe(1);
+
+      const reloads = 6;
+      let rssAfterFirstReload: number | null = null;
+      for (let n = 1; n <= reloads; n++) {
+        writeEntry(n + 1);
+        await out.waitFor(listening, n + 1, 30000);
+        if (n === 1) rssAfterFirstReload = rssBytes(proc.pid);
+      }
+      const rssAfterLastReload = rssBytes(proc.pid);
+
+      expect(out.lines.filter((l) => l.includes('"msg":"embedded database started"'))).toHaveLength(1);
+      // At least: one write to the entry file may reach the watcher as two changes.
+      expect(out.lines.filter((l) => l.includes('"msg":"embedded database kept across reload"')).length).toBeGreaterThanOrEqual(reloads);
+      expect(await send("after reloads")).toBe(2);
+      if (rssAfterFirstReload !== null && rssAfterLastReload !== null) {
+        // Reopening PGlite cost about 40 MB a reload; what is left is garbage-collector noise.
+        expect(rssAfterLastReload - rssAfterFirstReload).toBeLessThan(20 * 1024 * 1024 * (reloads - 1));
+      }
+    } finally {
+      await terminate(proc);
+    }
+    // Closed on the way out, lock and all: a new process opens the same directory.
+    expect(existsSync(join(hotDir, "data", "daarion-messaging.lock"))).toBe(false);
+  }, 120000);
+
+  test("an unhandled rejection (a module with a syntax error) is logged as pino JSON with the error's file and line", async () => {
+    const hotDir = mkdtempSync(join(dir, "rejection-"));
+    const broken = join(hotDir, "broken.ts");
+    writeFileSync(broken, "export const value = ;\n");
+    const { proc, out, err, writeEntry } = startHot(hotDir, { PORT: "0", DATA_DIR: ":memory:", DATABASE_URL: "", NATS_URL: "" });
+    try {
+      await out.waitFor((l) => l.includes("daarion-messaging listening"));
+      writeEntry(2, `void import(${JSON.stringify(broken)});\n`);
+      const [line] = await out.waitFor((l) => l.includes("unhandled rejection")).catch((e) => {
+        throw new Error(`${(e as Error).message}\nstderr:\n${err.lines.join("\n")}`);
+      });
+      const record = JSON.parse(line!) as { level: number; msg: string; err: { message: string; position?: { file: string; line: number; column: number } } };
+      expect(record).toMatchObject({ level: 50, msg: "unhandled rejection" });
+      expect(record.err.message).toContain("Unexpected");
+      expect(record.err.position).toMatchObject({ file: broken, line: 1, column: expect.any(Number) });
+    } finally {
+      await terminate(proc);
+    }
   }, 60000);
 });
