@@ -56,6 +56,7 @@ import { authMode } from "./config.ts";
 import { createAuthenticator } from "./http/auth/authenticator.ts";
 import { authentication, internalOnly } from "./http/auth/plugin.ts";
 import { SocketRegistry } from "./modules/ws/sockets.ts";
+import { realtimeDocsController } from "./realtime-docs/index.ts";
 
 export interface RunningApp {
   url: string;
@@ -186,6 +187,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
           },
         }),
       )
+      .use(realtimeDocsController())
       .use(healthController({ database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }))
       .use(channelsController(new ChannelService(deps)))
       .use(messagesController(new MessageService(deps)))
