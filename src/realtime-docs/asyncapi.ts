@@ -249,7 +249,22 @@ function jsonSchema(node: unknown, shared: Map<object, string>, replaceTop: bool
     if (!value || typeof value !== "object") return value;
     const name = shared.get(value);
     if (name && (!top || replaceTop)) return { $ref: `#/components/schemas/${name}` };
-    return Object.fromEntries(Object.entries(value).map(([key, item]) => [key, convert(item, false)]));
+    const plain = jsonNumber(value as Json) ?? value;
+    return Object.fromEntries(Object.entries(plain).map(([key, item]) => [key, convert(item, false)]));
   };
   return convert(node, true) as Json;
+}
+
+/**
+ * Elysia's t.Integer and t.Numeric also admit a numeric string, for query strings. Frames and
+ * events are JSON, where only the number passes the server's check: that branch alone is documented.
+ */
+function jsonNumber(schema: Json): Json | null {
+  const branches = schema.anyOf;
+  if (!Array.isArray(branches) || branches.length !== 2) return null;
+  const numeric = branches.find((b) => b.type === "integer" || b.type === "number");
+  const coerced = branches.find((b) => b.type === "string" && (b.format === "integer" || b.format === "numeric"));
+  if (!numeric || !coerced) return null;
+  const { anyOf: _, ...outer } = schema;
+  return { ...outer, ...numeric };
 }

@@ -86,6 +86,15 @@ describe("AsyncAPI document at /docs/asyncapi.json", () => {
     expect(replies).toEqual(["message.created", "resumed", "resync_required", "error"]);
   });
 
+  test("documents integers as JSON numbers, as the server checks frames (not Elysia's numeric query strings)", () => {
+    const text = JSON.stringify(doc);
+    expect(text).not.toContain('"format":"integer"');
+    expect(text).not.toContain('"format":"numeric"');
+    const resume = resolve(resolve(doc.operations.receiveResume.messages[0]).payload);
+    expect(resume.properties.since_seq).toEqual({ minimum: 0, type: "integer" });
+    expect(websocketPayloads("server").get("message.created")!.properties.seq).toEqual({ type: "integer" });
+  });
+
   test("lists the close codes", () => {
     const codes = doc.channels.websocket["x-close-codes"].map((c: Json) => c.code);
     for (const code of [4008, 4401, 4403, 4410, 4429, 1013, 1001]) expect(codes).toContain(code);
