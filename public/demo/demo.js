@@ -284,7 +284,8 @@ async function toggleReaction(messageId, emoji) {
 async function sendTyping(typing) {
   if (!state.channel || (!typing && !state.typingSentAt)) return;
   state.typingSentAt = typing ? Date.now() : 0;
-  await api(`/channels/${state.channel.id}/typing`, { method: "POST", body: typing ? { typing, timeout_ms: 6000 } : { typing } }).catch(problem);
+  // A viewer who has not written yet is not a member and may not type (403): say nothing until they send.
+  await api(`/channels/${state.channel.id}/typing`, { method: "POST", body: typing ? { typing, timeout_ms: 6000 } : { typing } }).catch(() => {});
 }
 $("text").oninput = () => {
   const hasText = $("text").value.trim() !== "";
