@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
-import type { Browser, Page } from "playwright-core";
-import { startTestServer, type TestServer } from "../helpers/server.ts";
+import type { Browser, Page, WebSocketRoute } from "playwright-core";
+import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { jwtTestEnv } from "../helpers/jwt.ts";
 import { chromiumMissing, launchChromium } from "../helpers/chromium.ts";
 
@@ -46,14 +46,19 @@ describe.skipIf(chromiumMissing())("demo page in Chromium: two people on one cha
   afterAll(() => Promise.all([browser?.close(), server?.stop()]), 60000);
 
   /** A page for `user` in its own browser context, recording script errors and the WebSocket URLs it opened. */
-  async function open(user: string, query = "") {
+  async function open(user: string, query = "", beforeLoad?: (page: Page) => Promise<void>) {
     const page = await (await browser.newContext({ viewport: { width: 1100, height: 720 } })).newPage();
     const sockets: string[] = [];
     page.on("pageerror", (err) => pageErrors.push(`${user}: ${err.message}`));
     page.on("websocket", (ws) => sockets.push(ws.url()));
+    await beforeLoad?.(page);
     await page.goto(`${server.url}/?user=${encodeURIComponent(user)}${query}`);
     return { page, sockets };
   }
+  const postAs = async (channelId: string, as: string, text: string) => {
+    const res = await server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as, json: { text } });
+    expect(res.status).toBe(201);
+  };
   const message = (page: Page, text: string) => page.locator(".message", { hasText: text });
   const live = (page: Page) => page.locator('#status[data-state="live"]').waitFor(WAIT);
 
@@ -99,14 +104,8 @@ describe.skipIf(chromiumMissing())("demo page in Chromium: two people on one cha
       const seqBefore = Number(await alice.page.locator(".message .seq").last().textContent().then((s) => s!.slice(1)));
       await alice.page.click("#pause");
       await alice.page.locator('#status[data-state="paused"]').waitFor(WAIT);
-      for (const text of ["while you were away 1", "while you were away 2"]) {
-        const res = await server.api(`/api/messaging/channels/${new URL(alice.page.url()).searchParams.get("channel")}/messages`, {
-          method: "POST",
-          as: "user:bob",
-          json: { text },
-        });
-        expect(res.status).toBe(201);
-      }
+      const channelId = new URL(alice.page.url()).searchParams.get("channel")!;
+      for (const text of ["while you were away 1", "while you were away 2"]) await postAs(channelId, "user:bob", text);
       await message(bob.page, "while you were away 2").waitFor(WAIT);
       expect(await message(alice.page, "while you were away").count()).toBe(0);
       await alice.page.click("#pause");
@@ -117,4 +116,27 @@ describe.skipIf(chromiumMissing())("demo page in Chromium: two people on one cha
     },
     120000,
   );
+
+  test("reconnects by itself when the connection drops (close 1001), resuming after the last seq", async () => {
+    const channel = await createChannel(server, "user:carol");
+    await postAs(channel.id, "user:carol", "before the drop");
+    // The page's sockets go through Playwright, which can end one as a server going away would.
+    const routes: WebSocketRoute[] = [];
+    const carol = await open("user:carol", `&channel=${channel.id}`, (page) =>
+      page.routeWebSocket(/\/ws\/messaging\//, (route) => {
+        route.connectToServer();
+        routes.push(route);
+      }),
+    );
+    await message(carol.page, "before the drop").waitFor(WAIT);
+    await live(carol.page);
+    await routes[0]!.close({ code: 1001, reason: "server shutting down: reconnect with since_seq" });
+    await carol.page.locator('#status[data-state="reconnecting"]', { hasText: "disconnected (1001); resuming after seq 1" }).waitFor(WAIT);
+    await postAs(channel.id, "user:dave", "after the drop");
+    await message(carol.page, "after the drop").waitFor(WAIT);
+    await live(carol.page);
+    expect(routes.map((r) => new URL(r.url()).searchParams.get("since_seq"))).toEqual(["1", "1"]);
+    expect(await carol.page.locator(".message").count()).toBe(2);
+    expect(pageErrors).toEqual([]);
+  }, 60000);
 });
