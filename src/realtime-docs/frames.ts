@@ -47,7 +47,7 @@ export const CLOSE_CODES: readonly CloseCode[] = [
   },
   {
     code: READ_REVOKED_CLOSE_CODE,
-    reason: "a description of the change",
+    reason: "kicked, left, can_read revoked, no longer readable, or channel is now <visibility>",
     meaning: "the caller lost the right to read the channel (left, kicked, can_read false, channel made private)",
     client_action: "do not reconnect until the right is back",
   },
