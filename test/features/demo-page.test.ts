@@ -28,10 +28,15 @@ describe("demo page: served in dev mode only", () => {
     }
   });
 
+  test("the page's routes are not in the OpenAPI document", async () => {
+    const paths = Object.keys((await (await dev.api("/docs/json")).json()).paths);
+    for (const path of ["/", "/demo/demo.js", "/demo/demo.css"]) expect(paths).not.toContain(path);
+  });
+
   test("jwt mode (production) has no demo: / is a 404 JSON error", async () => {
     for (const path of ["/", "/demo/demo.js"]) {
-      const res = await fetch(jwt.url + path);
-      expect({ path, status: res.status }).toEqual({ path, status: 404 });
+      const res = await jwt.api(path);
+      expect({ path, status: res.status, error: (await res.json()).error }).toEqual({ path, status: 404, error: "NOT_FOUND" });
     }
   });
 });
