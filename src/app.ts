@@ -56,6 +56,8 @@ import { authMode } from "./config.ts";
 import { createAuthenticator } from "./http/auth/authenticator.ts";
 import { authentication, internalOnly } from "./http/auth/plugin.ts";
 import { SocketRegistry } from "./modules/ws/sockets.ts";
+import { realtimeDocsController } from "./realtime-docs/index.ts";
+import { demoController } from "./demo/index.ts";
 
 export interface RunningApp {
   url: string;
@@ -186,6 +188,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
           },
         }),
       )
+      .use(realtimeDocsController())
+      .use(demoController(authMode(config) === "dev"))
       .use(healthController({ database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }))
       .use(channelsController(new ChannelService(deps)))
       .use(messagesController(new MessageService(deps)))
