@@ -4,8 +4,8 @@ import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import { Subjects } from "../events/model.ts";
 import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent, type SentEvents } from "../matrix/port.ts";
-import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
-import { consumeInboxEvent, consumeInboxEvents } from "../matrix/inbox.ts";
+import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../domain/ids.ts";
+import { consumeInboxEvent, consumeInboxEvents } from "../store/inbox.ts";
 import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, refuseIfEncrypted } from "../features/confidential/policy.ts";
 import { indexedPreview } from "../domain/preview.ts";
 import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
@@ -28,15 +28,15 @@ import {
 import { Mailbox } from "./mailbox.ts";
 import type { ActorContext } from "./context.ts";
 import { eventIngesters, relationIngesters } from "./ingest-routes.ts";
-import { toMessageView } from "../modules/messages/view.ts";
-import { sendTargets } from "../modules/messages/targets.ts";
-import { toMemberView } from "../modules/members/model.ts";
-import { toChannelView } from "../modules/channels/model.ts";
+import { toMessageView } from "../features/messages/view.ts";
+import { sendTargets } from "../features/messages/targets.ts";
+import { toMemberView } from "../features/members/model.ts";
+import { toChannelView } from "../features/channels/model.ts";
 import { mediaFromContent } from "../features/files/media.ts";
-import type { ServerFrame } from "../modules/ws/model.ts";
-import type { SocketRegistry } from "../modules/ws/sockets.ts";
-import { announceRemoval } from "../features/membership/commands.ts";
-import { setUserPower } from "../features/membership/power.ts";
+import type { ServerFrame } from "../realtime/model.ts";
+import type { SocketRegistry } from "../realtime/sockets.ts";
+import { announceRemoval } from "../features/members/commands.ts";
+import { setUserPower } from "../features/members/power.ts";
 
 export interface ActorDeps {
   sql: Sql;

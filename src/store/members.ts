@@ -1,6 +1,6 @@
 import type { Sql, Tx } from "./db.ts";
 import type { MemberRow, Role } from "./rows.ts";
-import type { SenderType } from "../matrix/mapping.ts";
+import type { SenderType } from "../domain/ids.ts";
 
 export async function findMember(sql: Sql | Tx, channelId: string, memberId: string): Promise<MemberRow | null> {
   const [row] = await sql<MemberRow[]>`

@@ -1,6 +1,6 @@
 import type { Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
-import type { SenderType } from "../matrix/mapping.ts";
+import type { SenderType } from "../domain/ids.ts";
 import type { MediaColumns } from "../features/files/media.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {

@@ -1,6 +1,6 @@
 /** Row shapes as postgres.js returns them. */
 import type { Visibility } from "../matrix/port.ts";
-import type { SenderType } from "../matrix/mapping.ts";
+import type { SenderType } from "../domain/ids.ts";
 
 export type DeliveryState = "pending" | "sent" | "failed";
 export type Role = "owner" | "admin" | "member" | "guest" | "agent";

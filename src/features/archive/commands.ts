@@ -1,10 +1,10 @@
-import type { ServiceDeps } from "../../modules/deps.ts";
+import type { ServiceDeps } from "../deps.ts";
 import { Subjects } from "../../events/model.ts";
 import { recordChannelEvent } from "../../store/channels.ts";
 import type { ChannelRow } from "../../store/rows.ts";
 import { channelArchived } from "../../errors.ts";
-import { toChannelView } from "../../modules/channels/model.ts";
-import { creatorOf, readPowerLevels } from "../membership/power.ts";
+import { toChannelView } from "../channels/model.ts";
+import { creatorOf, readPowerLevels } from "../members/power.ts";
 
 /**
  * Archives a channel. The room is kept (its history stays readable in Matrix too) but made

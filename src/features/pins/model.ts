@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageView } from "../../modules/messages/model.ts";
-import { toMessageView } from "../../modules/messages/view.ts";
+import { MessageView } from "../messages/model.ts";
+import { toMessageView } from "../messages/view.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import type { PinRow } from "./store.ts";
 

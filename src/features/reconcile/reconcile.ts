@@ -3,7 +3,7 @@ import type { Logger } from "../../log.ts";
 import type { ChannelRegistry } from "../../actors/registry.ts";
 import { MatrixError, type MatrixBackend, type MatrixEvent } from "../../matrix/port.ts";
 import type { ChannelRow, MessageRow } from "../../store/rows.ts";
-import { enqueueEvents } from "../../matrix/inbox.ts";
+import { enqueueEvents } from "../../store/inbox.ts";
 import { findMessageByEvent, pendingMessages } from "../../store/messages.ts";
 import { markMessageDeleted } from "../relations/store.ts";
 import { announceDeletion } from "../relations/announce.ts";

@@ -2,7 +2,7 @@ import type { ActorContext } from "../../actors/context.ts";
 import { Subjects } from "../../events/model.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { threadStats } from "../../store/messages.ts";
-import { toMessageView } from "../../modules/messages/view.ts";
+import { toMessageView } from "../messages/view.ts";
 import { reactionCount, reactionSummaries, type ReactionRow } from "./store.ts";
 
 /** WebSocket frame and NATS event for a reaction that was added or removed. */

@@ -1,8 +1,8 @@
 import { indexedPreview } from "../../domain/preview.ts";
 import { safeFormattedBody } from "../../domain/html.ts";
 import type { Ingester } from "../../actors/ingest-routes.ts";
-import { consumeInboxEvent } from "../../matrix/inbox.ts";
-import { fromMatrixUserId } from "../../matrix/mapping.ts";
+import { consumeInboxEvent } from "../../store/inbox.ts";
+import { fromMatrixUserId } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
 import { findEditByEvent, findReactionByEvent, markMessageDeleted, markReactionRemoved, recordEdit, upsertReaction } from "./store.ts";

@@ -1,6 +1,6 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageView } from "../../modules/messages/model.ts";
+import { MessageView } from "../messages/model.ts";
 import { ReactionSummary } from "./summary.ts";
 
 export { ReactionSummary };

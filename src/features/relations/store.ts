@@ -1,6 +1,6 @@
 import type { Sql, Tx } from "../../store/db.ts";
 import type { MessageRow } from "../../store/rows.ts";
-import type { SenderType } from "../../matrix/mapping.ts";
+import type { SenderType } from "../../domain/ids.ts";
 import type { ReactionSummary } from "./summary.ts";
 
 export interface ReactionRow {

@@ -1,6 +1,6 @@
 import { authMode, type Config } from "../../config.ts";
 import { AppError } from "../../errors.ts";
-import { DAARION_ID_PATTERN } from "../../matrix/mapping.ts";
+import { DAARION_ID_PATTERN } from "../../domain/ids.ts";
 import { TokenRejected, tokenVerifier } from "./tokens.ts";
 
 const daarionId = new RegExp(DAARION_ID_PATTERN);

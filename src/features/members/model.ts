@@ -1,0 +1,76 @@
+import { t } from "elysia";
+import type { Static } from "@sinclair/typebox";
+import { DAARION_ID_PATTERN, MATRIX_MEMBER_PATTERN } from "../../domain/ids.ts";
+import type { MemberRow } from "../../store/rows.ts";
+
+export const Role = t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")]);
+
+export const InviteMemberBody = t.Object(
+  {
+    member_id: t.Union(
+      [
+        t.String({ pattern: DAARION_ID_PATTERN, examples: ["user:alice", "agent:sofia"] }),
+        t.String({
+          pattern: MATRIX_MEMBER_PATTERN,
+          description: "A Matrix user outside DAARION: invited in Matrix, a member once they accept",
+          examples: ["matrix:@bob:daarion.city"],
+        }),
+      ],
+    ),
+    role: t.Optional(t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")])),
+    can_read: t.Optional(t.Boolean({ default: true })),
+    can_write: t.Optional(t.Boolean({ default: true })),
+    can_invite: t.Optional(t.Boolean({ default: false })),
+    can_kick: t.Optional(t.Boolean({ default: false })),
+    can_create_tasks: t.Optional(t.Boolean({ default: false })),
+  },
+  { additionalProperties: false },
+);
+export type InviteMemberBody = Static<typeof InviteMemberBody>;
+
+export const MemberView = t.Object({
+  id: t.String({ format: "uuid" }),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  member_type: t.Union([t.Literal("human"), t.Literal("agent")]),
+  matrix_user_id: t.String(),
+  role: Role,
+  can_read: t.Boolean(),
+  can_write: t.Boolean(),
+  can_invite: t.Boolean(),
+  can_kick: t.Boolean(),
+  can_create_tasks: t.Boolean(),
+  matrix_power_level: t.Integer(),
+  invited_by: t.Nullable(t.String()),
+  display_name: t.Nullable(t.String()),
+  joined_at: t.String({ format: "date-time" }),
+});
+export type MemberView = Static<typeof MemberView>;
+
+export function toMemberView(row: MemberRow): MemberView {
+  return {
+    id: row.id,
+    channel_id: row.channel_id,
+    member_id: row.member_id,
+    member_type: row.member_type,
+    matrix_user_id: row.matrix_user_id,
+    role: row.role,
+    can_read: row.can_read,
+    can_write: row.can_write,
+    can_invite: row.can_invite,
+    can_kick: row.can_kick,
+    can_create_tasks: row.can_create_tasks,
+    matrix_power_level: row.matrix_power_level,
+    invited_by: row.invited_by,
+    display_name: row.display_name,
+    joined_at: row.joined_at.toISOString(),
+  };
+}
+
+export const PendingInviteView = t.Object({
+  status: t.Literal("invited"),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  matrix_user_id: t.String(),
+  role: Role,
+});
