@@ -47,8 +47,6 @@ import { filesController } from "./features/files/http.ts";
 import { FileService } from "./features/files/service.ts";
 import { relationsController } from "./features/relations/http.ts";
 import { RelationsService } from "./features/relations/service.ts";
-import { membershipController } from "./features/members/changes-http.ts";
-import { MembershipService } from "./features/members/changes-service.ts";
 import { pinsController } from "./features/pins/http.ts";
 import { PinService } from "./features/pins/service.ts";
 import { archiveController } from "./features/archive/http.ts";
@@ -191,7 +189,6 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(messagesController(new MessageService(deps)))
       .use(relationsController(new RelationsService(deps)))
       .use(membersController(new MemberService(deps)))
-      .use(membershipController(new MembershipService(deps)))
       .use(pinsController(new PinService(deps)))
       .use(archiveController(deps))
       .use(agentsController(new AgentService(deps)))
