@@ -1,5 +1,7 @@
 import { channelArchived, forbidden } from "../errors.ts";
 
+export type Visibility = "public" | "private" | "microdao";
+
 /** What the rules below read of a channel, a membership and the caller's token. */
 export interface AccessFacts {
   channel: { visibility: string; archived_at: Date | null };

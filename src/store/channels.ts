@@ -1,6 +1,6 @@
 import type { Sql, Tx } from "./db.ts";
 import type { ChannelRow } from "./rows.ts";
-import type { Visibility } from "../matrix/port.ts";
+import type { Visibility } from "../domain/rights.ts";
 
 /** Archived channels too: they stay readable, and writes to them are refused (410) by access checks. */
 export async function findChannel(sql: Sql | Tx, id: string): Promise<ChannelRow | null> {

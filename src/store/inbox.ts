@@ -1,7 +1,5 @@
 import type { Sql, Tx } from "./db.ts";
-import type { MatrixEvent } from "../matrix/port.ts";
-
-import { EPHEMERAL_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "../domain/event-types.ts";
+import { EPHEMERAL_EVENT_TYPES, TIMELINE_EVENT_TYPES, type MatrixEvent } from "../domain/event-types.ts";
 
 /** Only what the actors index is worth making durable. */
 function inboxRows(sql: Sql | Tx, events: MatrixEvent[]) {

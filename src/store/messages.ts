@@ -1,7 +1,7 @@
 import type { Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
 import type { SenderType } from "../domain/ids.ts";
-import type { MediaColumns } from "../features/files/media.ts";
+import type { MediaColumns } from "./rows.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
   const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;

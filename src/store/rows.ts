@@ -1,5 +1,5 @@
 /** Row shapes as postgres.js returns them. */
-import type { Visibility } from "../matrix/port.ts";
+import type { Visibility } from "../domain/rights.ts";
 import type { SenderType } from "../domain/ids.ts";
 
 export type DeliveryState = "pending" | "sent" | "failed";
@@ -68,4 +68,12 @@ export interface MemberRow {
   display_name: string | null;
   joined_at: Date;
   left_at: Date | null;
+}
+
+/** What the index keeps of a media message, so downloads need no Matrix event. */
+export interface MediaColumns {
+  media_url: string;
+  media_mimetype: string | null;
+  media_size: number | null;
+  media_filename: string | null;
 }

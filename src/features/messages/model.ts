@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { ChannelIdParams } from "../channels/model.ts";
-import { ReactionSummary } from "../relations/summary.ts";
+import { ReactionSummary } from "../../wire/reaction-summary.ts";
 
 export const MSGTYPES = ["m.text", "m.notice", "m.image", "m.file", "m.audio", "m.video"] as const;
 export const Msgtype = t.Union(MSGTYPES.map((m) => t.Literal(m)), { default: "m.text" });

@@ -9,7 +9,7 @@ import type { SendMessageBody } from "./model.ts";
 import { sendAndConfirm, type SendOutcome } from "./deliver.ts";
 import { reactionSummaries } from "../relations/store.ts";
 import { safeFormattedBody } from "../../domain/html.ts";
-import type { ReactionSummary } from "../relations/summary.ts";
+import type { ReactionSummary } from "../../wire/reaction-summary.ts";
 
 export interface MessagePageResult {
   messages: MessageRow[];

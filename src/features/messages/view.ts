@@ -1,7 +1,7 @@
 import type { MessageRow } from "../../store/rows.ts";
 import type { ThreadStats } from "../../store/messages.ts";
 import type { MessageView } from "./model.ts";
-import type { ReactionSummary } from "../relations/summary.ts";
+import type { ReactionSummary } from "../../wire/reaction-summary.ts";
 
 export function toMessageView(row: MessageRow, thread?: ThreadStats, reactions: ReactionSummary[] = []): MessageView {
   return {
