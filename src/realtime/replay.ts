@@ -4,7 +4,7 @@ import type { MessageRow } from "../store/rows.ts";
 import type { ServiceDeps } from "../features/deps.ts";
 import { threadStats } from "../store/messages.ts";
 import { toMessageView } from "../features/messages/view.ts";
-import { reactionSummaries } from "../features/relations/store.ts";
+import { reactionSummaries } from "../store/reactions.ts";
 import { CLOSE_RESYNC_REQUIRED, CLOSE_TRY_AGAIN, REPLAY_MAX_MESSAGES } from "./replay-model.ts";
 import { AppError } from "../errors.ts";
 import { CLOSE_SLOW_CONSUMER } from "./fanout.ts";

@@ -6,7 +6,7 @@ import { readableChannel } from "../../access/channel-access.ts";
 import { requireAdmin } from "../../domain/rights.ts";
 import { callerMicrodaos } from "../../http/auth/scope.ts";
 import type { CreateChannelBody } from "./model.ts";
-import { unreadCounts } from "../presence/store.ts";
+import { unreadCounts } from "../../store/read-state.ts";
 
 export class ChannelService {
   constructor(private readonly deps: ServiceDeps) {}

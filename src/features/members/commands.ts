@@ -8,7 +8,7 @@ import type { MemberRow, Role } from "../../store/rows.ts";
 import { notFound } from "../../errors.ts";
 import { toMemberView } from "./model.ts";
 import { actingUser, kickLevel, powerForRole, readPowerLevels, setUserPower } from "./power.ts";
-import { updateMemberRights, type MemberRights } from "./store.ts";
+import { updateMemberRights, type MemberRights } from "../../store/channel-events.ts";
 
 /** Leaves (memberId is the caller) or kicks, in Matrix first, then in the index. */
 export function removeMember(

@@ -2,7 +2,7 @@ import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { DAARION_ID_PATTERN, MATRIX_MEMBER_PATTERN } from "../../domain/ids.ts";
 import type { MemberRow } from "../../store/rows.ts";
-import type { ChannelEventRow } from "./store.ts";
+import type { ChannelEventRow } from "../../store/channel-events.ts";
 
 export const Role = t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")]);
 

@@ -5,7 +5,7 @@ import { AppError, forbidden, notFound } from "../../errors.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { requireAdmin, requireInviteRight, requireNotArchived } from "../../domain/rights.ts";
 import { removeMember, updateMember, type MemberChange } from "./commands.ts";
-import { listChannelEvents, type ChannelEventRow } from "./store.ts";
+import { listChannelEvents, type ChannelEventRow } from "../../store/channel-events.ts";
 import type { InviteMemberBody } from "./model.ts";
 import type { PendingInvite } from "../../actors/actor.ts";
 

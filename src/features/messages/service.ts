@@ -7,7 +7,7 @@ import { readableChannel } from "../../access/channel-access.ts";
 import { writeRight } from "../../domain/rights.ts";
 import type { SendMessageBody } from "./model.ts";
 import { sendAndConfirm, type SendOutcome } from "./deliver.ts";
-import { reactionSummaries } from "../relations/store.ts";
+import { reactionSummaries } from "../../store/reactions.ts";
 import { safeFormattedBody } from "../../domain/html.ts";
 import type { ReactionSummary } from "../../wire/reaction-summary.ts";
 

@@ -7,7 +7,7 @@ import { findMessage } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { AppError, conflict, notFound } from "../../errors.ts";
 import { actingUser, readPowerLevels, stateLevel } from "../members/power.ts";
-import { deletePin, findPin, insertPin, type PinRow } from "./store.ts";
+import { deletePin, findPin, insertPin, type PinRow } from "../../store/pins.ts";
 import { toPinView } from "./model.ts";
 
 export const PINNED_EVENTS = "m.room.pinned_events";

@@ -4,7 +4,7 @@ import { fromMatrixUserId } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { PINNED_EVENTS, announcePin, announceUnpin, pinnedIn, recordPin, recordUnpin } from "./commands.ts";
-import { listPinRows, type PinRow } from "./store.ts";
+import { listPinRows, type PinRow } from "../../store/pins.ts";
 
 /**
  * m.room.pinned_events changed: the room's *current* list (not the event's, which an echo of

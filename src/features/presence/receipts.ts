@@ -4,7 +4,7 @@ import { fromMatrixUserId, isServiceUser } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { Subjects } from "../../events/model.ts";
-import { advanceReadState, findReadState, unreadCounts, type ReadStateRow } from "./store.ts";
+import { advanceReadState, findReadState, unreadCounts, type ReadStateRow } from "../../store/read-state.ts";
 import type { ReadStateView } from "./model.ts";
 
 /**

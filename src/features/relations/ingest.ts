@@ -5,7 +5,7 @@ import { consumeInboxEvent } from "../../store/inbox.ts";
 import { fromMatrixUserId } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
-import { findEditByEvent, findReactionByEvent, markMessageDeleted, markReactionRemoved, recordEdit, upsertReaction } from "./store.ts";
+import { findEditByEvent, findReactionByEvent, markMessageDeleted, markReactionRemoved, recordEdit, upsertReaction } from "../../store/reactions.ts";
 
 type Relation = { rel_type?: unknown; event_id?: unknown; key?: unknown };
 

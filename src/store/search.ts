@@ -1,5 +1,5 @@
-import type { Sql } from "../../store/db.ts";
-import type { MessageRow } from "../../store/rows.ts";
+import type { Sql } from "./db.ts";
+import type { MessageRow } from "./rows.ts";
 
 export interface SearchFilter {
   query: string;

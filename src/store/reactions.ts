@@ -1,7 +1,7 @@
-import type { Sql, Tx } from "../../store/db.ts";
-import type { MessageRow } from "../../store/rows.ts";
-import type { SenderType } from "../../domain/ids.ts";
-import type { ReactionSummary } from "../../wire/reaction-summary.ts";
+import type { Sql, Tx } from "./db.ts";
+import type { MessageRow } from "./rows.ts";
+import type { SenderType } from "../domain/ids.ts";
+import type { ReactionSummary } from "../wire/reaction-summary.ts";
 
 export interface ReactionRow {
   id: string;

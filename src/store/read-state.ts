@@ -1,4 +1,4 @@
-import type { Sql, Tx } from "../../store/db.ts";
+import type { Sql, Tx } from "./db.ts";
 
 export interface ReadStateRow {
   channel_id: string;

@@ -1,5 +1,5 @@
-import type { Sql, Tx } from "../../store/db.ts";
-import type { MemberRow, Role } from "../../store/rows.ts";
+import type { Sql, Tx } from "./db.ts";
+import type { MemberRow, Role } from "./rows.ts";
 
 export interface MemberRights {
   role: Role;

@@ -1,5 +1,5 @@
-import type { Sql, Tx } from "../../store/db.ts";
-import type { MessageRow } from "../../store/rows.ts";
+import type { Sql, Tx } from "./db.ts";
+import type { MessageRow } from "./rows.ts";
 
 export interface PinRow {
   channel_id: string;
