@@ -10,7 +10,8 @@ import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, refuseIfEncrypted } from 
 import { indexedPreview } from "../domain/preview.ts";
 import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
-import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
+import { findChannel, pendingInvite, updateChannel, type ChannelPatch } from "../store/channels.ts";
+import { recordChannelEvent } from "../store/channel-events.ts";
 import { findMember, listMembers, markLeft, upsertMember } from "../store/members.ts";
 import {
   findMessage,

@@ -121,16 +121,6 @@ export async function updateChannel(tx: Tx, id: string, patch: ChannelPatch): Pr
   return row!;
 }
 
-export async function recordChannelEvent(
-  tx: Sql | Tx,
-  e: { channel_id: string; event_type: string; actor_id: string; target_id?: string | null; metadata?: Record<string, unknown> | null },
-): Promise<void> {
-  await tx`
-    insert into channel_events (channel_id, event_type, actor_id, target_id, metadata)
-    values (${e.channel_id}, ${e.event_type}, ${e.actor_id}, ${e.target_id ?? null},
-            ${e.metadata ? tx.json(e.metadata as never) : null})`;
-}
-
 export interface PendingInviteRights {
   invited_by: string;
   role: "owner" | "admin" | "member" | "guest" | "agent";

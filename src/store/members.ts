@@ -72,3 +72,27 @@ export async function markLeft(tx: Sql | Tx, channelId: string, memberId: string
     returning *`;
   return row ?? null;
 }
+
+export interface MemberRights {
+  role: Role;
+  can_read: boolean;
+  can_write: boolean;
+  can_invite: boolean;
+  can_kick: boolean;
+  can_create_tasks: boolean;
+  matrix_power_level: number;
+}
+
+export async function updateMemberRights(tx: Sql | Tx, channelId: string, memberId: string, r: MemberRights): Promise<MemberRow> {
+  const [row] = await tx<MemberRow[]>`
+    update channel_members set role = ${r.role}, can_read = ${r.can_read}, can_write = ${r.can_write},
+      can_invite = ${r.can_invite}, can_kick = ${r.can_kick}, can_create_tasks = ${r.can_create_tasks},
+      matrix_power_level = ${r.matrix_power_level}
+    where channel_id = ${channelId} and member_id = ${memberId} and left_at is null
+    returning *`;
+  return row!;
+}
+
+export async function listCurrentMembers(sql: Sql | Tx, channelId: string): Promise<MemberRow[]> {
+  return sql<MemberRow[]>`select * from channel_members where channel_id = ${channelId} and left_at is null order by joined_at, id`;
+}

@@ -1,6 +1,6 @@
 import type { ServiceDeps } from "../deps.ts";
 import { Subjects } from "../../events/model.ts";
-import { recordChannelEvent } from "../../store/channels.ts";
+import { recordChannelEvent } from "../../store/channel-events.ts";
 import type { ChannelRow } from "../../store/rows.ts";
 import { channelArchived } from "../../errors.ts";
 import { toChannelView } from "../channels/model.ts";

@@ -1,6 +1,7 @@
 import type { ServiceDeps } from "../deps.ts";
 import type { ChannelRow } from "../../store/rows.ts";
-import { dropChannelCreation, findChannel, insertChannel, recordChannelEvent, type ChannelCreation } from "../../store/channels.ts";
+import { dropChannelCreation, findChannel, insertChannel, type ChannelCreation } from "../../store/channels.ts";
+import { recordChannelEvent } from "../../store/channel-events.ts";
 import { upsertMember } from "../../store/members.ts";
 import { aliasLocalpartFor, senderTypeOf, toMatrixUserId } from "../../domain/ids.ts";
 import { MatrixError } from "../../matrix/port.ts";

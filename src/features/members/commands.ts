@@ -2,13 +2,12 @@ import type { ServiceDeps } from "../deps.ts";
 import type { Tx } from "../../store/db.ts";
 import type { ActorContext } from "../../actors/context.ts";
 import { Subjects } from "../../events/model.ts";
-import { findMember, markLeft } from "../../store/members.ts";
-import { recordChannelEvent } from "../../store/channels.ts";
+import { findMember, markLeft, updateMemberRights, type MemberRights } from "../../store/members.ts";
+import { recordChannelEvent } from "../../store/channel-events.ts";
 import type { MemberRow, Role } from "../../store/rows.ts";
 import { notFound } from "../../errors.ts";
 import { toMemberView } from "./model.ts";
 import { actingUser, kickLevel, powerForRole, readPowerLevels, setUserPower } from "./power.ts";
-import { updateMemberRights, type MemberRights } from "../../store/channel-events.ts";
 
 /** Leaves (memberId is the caller) or kicks, in Matrix first, then in the index. */
 export function removeMember(

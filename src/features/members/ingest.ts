@@ -4,7 +4,7 @@ import { fromMatrixUserId, isServiceUser } from "../../domain/ids.ts";
 import type { MemberRow, Role } from "../../store/rows.ts";
 import { applyRights } from "./commands.ts";
 import { creatorOf, powerOf } from "./power.ts";
-import { listCurrentMembers } from "../../store/channel-events.ts";
+import { listCurrentMembers } from "../../store/members.ts";
 
 /** The role a Matrix power level means; below 50, an owner or admin goes back to member (or agent). */
 function roleFor(level: number, member: MemberRow): Role {

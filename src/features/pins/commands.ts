@@ -2,7 +2,7 @@ import type { ServiceDeps } from "../deps.ts";
 import type { ActorContext } from "../../actors/context.ts";
 import type { Tx } from "../../store/db.ts";
 import { Subjects } from "../../events/model.ts";
-import { recordChannelEvent } from "../../store/channels.ts";
+import { recordChannelEvent } from "../../store/channel-events.ts";
 import { findMessage } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { AppError, conflict, notFound } from "../../errors.ts";

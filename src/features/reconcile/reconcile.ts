@@ -5,7 +5,7 @@ import { MatrixError, type MatrixBackend, type MatrixEvent } from "../../matrix/
 import type { ChannelRow, MessageRow } from "../../store/rows.ts";
 import { enqueueEvents } from "../../store/inbox.ts";
 import { findMessageByEvent, pendingMessages } from "../../store/messages.ts";
-import { markMessageDeleted } from "../../store/reactions.ts";
+import { markMessageDeleted } from "../../store/edits.ts";
 import { announceDeletion } from "../relations/announce.ts";
 import { scanTimeline } from "./timeline.ts";
 

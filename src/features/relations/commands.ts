@@ -9,7 +9,8 @@ import type { MessageRow } from "../../store/rows.ts";
 import { findMessage } from "../../store/messages.ts";
 import { findMember } from "../../store/members.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
-import { findReaction, markMessageDeleted, markReactionRemoved, reactionCount, recordEdit, upsertReaction } from "../../store/reactions.ts";
+import { findReaction, markReactionRemoved, reactionCount, upsertReaction } from "../../store/reactions.ts";
+import { markMessageDeleted, recordEdit } from "../../store/edits.ts";
 import type { MessageView } from "../messages/model.ts";
 import type { ReactionResult } from "./model.ts";
 

@@ -4,7 +4,7 @@ import { requireMemberWriteRight, writeRight } from "../../domain/rights.ts";
 import { findMessage } from "../../store/messages.ts";
 import { notFound } from "../../errors.ts";
 import { addReaction, deleteMessage, editMessage, removeReaction } from "./commands.ts";
-import { listEdits } from "../../store/reactions.ts";
+import { listEdits } from "../../store/edits.ts";
 import { safeFormattedBody, sanitizeMatrixHtml } from "../../domain/html.ts";
 import type { EditBody, EditVersion, ReactionResult } from "./model.ts";
 import type { MessageView } from "../messages/model.ts";
