@@ -2,7 +2,7 @@ import type { ServerWebSocket } from "bun";
 import type { Sql } from "../store/db.ts";
 import type { MessageRow } from "../store/rows.ts";
 import type { ServiceDeps } from "../features/deps.ts";
-import { threadStats } from "../store/messages.ts";
+import { countAfter, messagesAfter, threadStats } from "../store/messages.ts";
 import { toMessageView } from "../features/messages/view.ts";
 import { reactionSummaries } from "../store/reactions.ts";
 import { CLOSE_RESYNC_REQUIRED, CLOSE_TRY_AGAIN, REPLAY_MAX_MESSAGES } from "./replay-model.ts";
@@ -45,21 +45,6 @@ async function drained(socket: ReplaySocket): Promise<boolean> {
   drainWaiters.delete(socket);
   if (!ok && socket.readyState === OPEN) socket.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
   return ok;
-}
-
-async function messagesAfter(sql: Sql, channelId: string, afterSeq: number, limit: number): Promise<MessageRow[]> {
-  // Failed sends never happened. Pending ones are replayed as pending, in their seq place, like
-  // the live announcement; their confirmation follows live as message.updated.
-  return sql<MessageRow[]>`
-    select * from messages
-    where channel_id = ${channelId} and seq > ${afterSeq} and delivery_state <> 'failed'
-    order by seq
-    limit ${limit}`;
-}
-
-async function countAfter(sql: Sql, channelId: string, afterSeq: number): Promise<number> {
-  const [row] = await sql`select count(*)::int as n from messages where channel_id = ${channelId} and seq > ${afterSeq} and delivery_state <> 'failed'`;
-  return Number(row?.n ?? 0);
 }
 
 /** message.created frames as the live ones are, with the message as it is now (edits, reactions, replies). */

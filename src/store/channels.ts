@@ -144,3 +144,12 @@ export async function pendingInvite(sql: Sql | Tx, channelId: string, memberId: 
   if (!row?.metadata) return null;
   return { invited_by: row.actor_id, ...(row.metadata as Omit<PendingInviteRights, "invited_by">) };
 }
+
+export async function listAllChannels(sql: Sql): Promise<ChannelRow[]> {
+  return sql<ChannelRow[]>`select * from channels order by created_at, id`;
+}
+
+export async function markArchived(tx: Tx, id: string): Promise<ChannelRow> {
+  const [row] = await tx<ChannelRow[]>`update channels set archived_at = now() where id = ${id} returning *`;
+  return row!;
+}
