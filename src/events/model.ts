@@ -1,5 +1,6 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
+import { RightFlags } from "../domain/member-rights.ts";
 import { MessageReadEvent, TypingChangedEvent } from "../features/presence/model.ts";
 
 /** NATS subjects and payloads. The seed's fields are kept; event_id makes every event unique. */
@@ -131,11 +132,7 @@ export const MemberUpdatedEvent = t.Object({
   updated_by: t.String(),
   role: t.String(),
   previous_role: t.String(),
-  can_read: t.Boolean(),
-  can_write: t.Boolean(),
-  can_invite: t.Boolean(),
-  can_kick: t.Boolean(),
-  can_create_tasks: t.Boolean(),
+  ...RightFlags,
   matrix_power_level: t.Integer(),
   via: Via,
 });

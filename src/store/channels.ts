@@ -1,6 +1,7 @@
 import type { Sql, Tx } from "./db.ts";
 import type { ChannelRow } from "./rows.ts";
 import type { Visibility } from "../domain/rights.ts";
+import type { MemberRights } from "../domain/member-rights.ts";
 
 /** Archived channels too: they stay readable, and writes to them are refused (410) by access checks. */
 export async function findChannel(sql: Sql | Tx, id: string): Promise<ChannelRow | null> {
@@ -121,14 +122,8 @@ export async function updateChannel(tx: Tx, id: string, patch: ChannelPatch): Pr
   return row!;
 }
 
-export interface PendingInviteRights {
+export interface PendingInviteRights extends MemberRights {
   invited_by: string;
-  role: "owner" | "admin" | "member" | "guest" | "agent";
-  can_read: boolean;
-  can_write: boolean;
-  can_invite: boolean;
-  can_kick: boolean;
-  can_create_tasks: boolean;
 }
 
 /** The rights of the latest invitation of a Matrix user who has not joined since. */

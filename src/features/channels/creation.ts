@@ -3,7 +3,8 @@ import type { ChannelRow } from "../../store/rows.ts";
 import { dropChannelCreation, findChannel, insertChannel, type ChannelCreation } from "../../store/channels.ts";
 import { recordChannelEvent } from "../../store/channel-events.ts";
 import { upsertMember } from "../../store/members.ts";
-import { aliasLocalpartFor, senderTypeOf, toMatrixUserId } from "../../domain/ids.ts";
+import { aliasLocalpartFor, toMatrixUserId } from "../../domain/ids.ts";
+import { membershipRecord, OWNER_RIGHTS } from "../../domain/member-rights.ts";
 import { MatrixError } from "../../matrix/port.ts";
 import { Subjects } from "../../events/model.ts";
 import { AppError, conflict } from "../../errors.ts";
@@ -64,20 +65,10 @@ export async function finishChannelCreation(deps: CreationDeps, creation: Channe
         is_encrypted: body.is_encrypted ?? false,
         created_by: creation.created_by,
       });
-      await upsertMember(tx, {
-        channel_id: row.id,
-        member_id: creation.created_by,
-        member_type: senderTypeOf(creation.created_by),
-        matrix_user_id: creator,
-        role: "owner",
-        can_read: true,
-        can_write: true,
-        can_invite: true,
-        can_kick: true,
-        can_create_tasks: true,
-        matrix_power_level: 100,
-        invited_by: null,
-      });
+      await upsertMember(
+        tx,
+        membershipRecord({ channelId: row.id, memberId: creation.created_by, matrixUserId: creator, rights: OWNER_RIGHTS, powerLevel: 100, invitedBy: null }),
+      );
       await recordChannelEvent(tx, { channel_id: row.id, event_type: "channel.created", actor_id: creation.created_by });
       await dropChannelCreation(tx, row.id);
       return row;

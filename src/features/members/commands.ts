@@ -2,9 +2,10 @@ import type { ServiceDeps } from "../deps.ts";
 import type { Tx } from "../../store/db.ts";
 import type { ActorContext } from "../../actors/context.ts";
 import { Subjects } from "../../events/model.ts";
-import { findMember, markLeft, updateMemberRights, type MemberRights } from "../../store/members.ts";
+import { findMember, recordDeparture, updateMemberRights, type AppliedRights } from "../../store/members.ts";
 import { recordChannelEvent } from "../../store/channel-events.ts";
-import type { MemberRow, Role } from "../../store/rows.ts";
+import type { MemberRow } from "../../store/rows.ts";
+import { eachFlag, RIGHT_FLAGS, type MemberRights } from "../../domain/member-rights.ts";
 import { notFound } from "../../errors.ts";
 import { toMemberView } from "./model.ts";
 import { actingUser, kickLevel, powerForRole, readPowerLevels, setUserPower } from "./power.ts";
@@ -26,14 +27,8 @@ export function removeMember(
       await matrix.kick(ctx.room, kicker, target.matrix_user_id, cmd.reason ?? undefined);
     });
     const left = await ctx.deps.sql.begin(async (tx) => {
-      const row = await markLeft(tx, ctx.channelId, cmd.memberId);
-      await recordChannelEvent(tx, {
-        channel_id: ctx.channelId,
-        event_type: kicked ? "member.kicked" : "member.left",
-        actor_id: cmd.callerId,
-        target_id: cmd.memberId,
-        metadata: cmd.reason ? { via: "api", reason: cmd.reason } : { via: "api" },
-      });
+      const metadata = cmd.reason ? { via: "api", reason: cmd.reason } : { via: "api" };
+      const row = await recordDeparture(tx, { channelId: ctx.channelId, memberId: cmd.memberId, actorId: cmd.callerId, kicked, metadata });
       return row!;
     });
     announceRemoval(ctx, left, kicked ? cmd.callerId : null, "api");
@@ -62,27 +57,16 @@ export function announceRemoval(ctx: ActorContext, member: MemberRow, kickedBy: 
   }
 }
 
-export interface MemberChange {
-  role?: Role;
-  can_read?: boolean;
-  can_write?: boolean;
-  can_invite?: boolean;
-  can_kick?: boolean;
-  can_create_tasks?: boolean;
-}
+export type MemberChange = Partial<MemberRights>;
 
 /** Changes role and capabilities; a role with another power level is mirrored into m.room.power_levels. */
 export function updateMember(deps: ServiceDeps, cmd: { channelId: string; callerId: string; memberId: string; change: MemberChange }): Promise<MemberRow> {
   return deps.registry.get(cmd.channelId).exec(async (ctx) => {
     const target = await findMember(ctx.deps.sql, ctx.channelId, cmd.memberId);
     if (!target) throw notFound("member");
-    const rights: MemberRights = {
+    const rights: AppliedRights = {
       role: cmd.change.role ?? target.role,
-      can_read: cmd.change.can_read ?? target.can_read,
-      can_write: cmd.change.can_write ?? target.can_write,
-      can_invite: cmd.change.can_invite ?? target.can_invite,
-      can_kick: cmd.change.can_kick ?? target.can_kick,
-      can_create_tasks: cmd.change.can_create_tasks ?? target.can_create_tasks,
+      ...eachFlag((flag) => cmd.change[flag] ?? target[flag]),
       matrix_power_level: powerForRole(cmd.change.role ?? target.role),
     };
     if (rights.matrix_power_level !== target.matrix_power_level) await setUserPower(ctx, target.matrix_user_id, rights.matrix_power_level);
@@ -90,13 +74,13 @@ export function updateMember(deps: ServiceDeps, cmd: { channelId: string; caller
   });
 }
 
-const RIGHTS = ["role", "can_read", "can_write", "can_invite", "can_kick", "can_create_tasks", "matrix_power_level"] as const;
+const RIGHTS = ["role", ...RIGHT_FLAGS, "matrix_power_level"] as const;
 
 /** Writes new rights with their audit row, then tells the WebSocket and NATS. */
 export async function applyRights(
   ctx: ActorContext,
   target: MemberRow,
-  rights: MemberRights,
+  rights: AppliedRights,
   actorId: string,
   via: "api" | "matrix",
   consume?: (tx: Tx) => Promise<void>,
@@ -127,11 +111,7 @@ export async function applyRights(
     updated_by: actorId,
     role: updated.role,
     previous_role: target.role,
-    can_read: updated.can_read,
-    can_write: updated.can_write,
-    can_invite: updated.can_invite,
-    can_kick: updated.can_kick,
-    can_create_tasks: updated.can_create_tasks,
+    ...eachFlag((flag) => updated[flag]),
     matrix_power_level: updated.matrix_power_level,
     via,
   });

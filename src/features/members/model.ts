@@ -3,8 +3,9 @@ import type { Static } from "@sinclair/typebox";
 import { DAARION_ID_PATTERN, MATRIX_MEMBER_PATTERN } from "../../domain/ids.ts";
 import type { MemberRow } from "../../store/rows.ts";
 import type { ChannelEventRow } from "../../store/channel-events.ts";
+import { DEFAULT_FLAGS, eachFlag, MemberRights, Role, rightsOf } from "../../domain/member-rights.ts";
 
-export const Role = t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")]);
+export { Role };
 
 export const InviteMemberBody = t.Object(
   {
@@ -18,12 +19,8 @@ export const InviteMemberBody = t.Object(
         }),
       ],
     ),
-    role: t.Optional(t.Union([t.Literal("owner"), t.Literal("admin"), t.Literal("member"), t.Literal("guest"), t.Literal("agent")])),
-    can_read: t.Optional(t.Boolean({ default: true })),
-    can_write: t.Optional(t.Boolean({ default: true })),
-    can_invite: t.Optional(t.Boolean({ default: false })),
-    can_kick: t.Optional(t.Boolean({ default: false })),
-    can_create_tasks: t.Optional(t.Boolean({ default: false })),
+    role: t.Optional(Role),
+    ...eachFlag((flag) => t.Optional(t.Boolean({ default: DEFAULT_FLAGS[flag] }))),
   },
   { additionalProperties: false },
 );
@@ -35,12 +32,7 @@ export const MemberView = t.Object({
   member_id: t.String(),
   member_type: t.Union([t.Literal("human"), t.Literal("agent")]),
   matrix_user_id: t.String(),
-  role: Role,
-  can_read: t.Boolean(),
-  can_write: t.Boolean(),
-  can_invite: t.Boolean(),
-  can_kick: t.Boolean(),
-  can_create_tasks: t.Boolean(),
+  ...MemberRights.properties,
   matrix_power_level: t.Integer(),
   invited_by: t.Nullable(t.String()),
   display_name: t.Nullable(t.String()),
@@ -55,12 +47,7 @@ export function toMemberView(row: MemberRow): MemberView {
     member_id: row.member_id,
     member_type: row.member_type,
     matrix_user_id: row.matrix_user_id,
-    role: row.role,
-    can_read: row.can_read,
-    can_write: row.can_write,
-    can_invite: row.can_invite,
-    can_kick: row.can_kick,
-    can_create_tasks: row.can_create_tasks,
+    ...rightsOf(row),
     matrix_power_level: row.matrix_power_level,
     invited_by: row.invited_by,
     display_name: row.display_name,
@@ -88,11 +75,7 @@ export const RemoveMemberQuery = t.Object({
 export const UpdateMemberBody = t.Object(
   {
     role: t.Optional(Role),
-    can_read: t.Optional(t.Boolean()),
-    can_write: t.Optional(t.Boolean()),
-    can_invite: t.Optional(t.Boolean()),
-    can_kick: t.Optional(t.Boolean()),
-    can_create_tasks: t.Optional(t.Boolean()),
+    ...eachFlag(() => t.Optional(t.Boolean())),
   },
   { additionalProperties: false, minProperties: 1 },
 );

@@ -7,6 +7,7 @@ import { requireAdmin, requireInviteRight, requireNotArchived } from "../../doma
 import { removeMember, updateMember, type MemberChange } from "./commands.ts";
 import { listChannelEvents, type ChannelEventRow } from "../../store/channel-events.ts";
 import type { InviteMemberBody } from "./model.ts";
+import { rightsOrDefaults } from "../../domain/member-rights.ts";
 import type { PendingInvite } from "../../actors/actor.ts";
 
 /**
@@ -38,12 +39,7 @@ export class MemberService {
     return this.deps.registry.get(channelId).invite({
       inviterId: callerId,
       memberId: body.member_id,
-      role: body.role ?? (body.member_id.startsWith("agent:") ? "agent" : "member"),
-      can_read: body.can_read ?? true,
-      can_write: body.can_write ?? true,
-      can_invite: body.can_invite ?? false,
-      can_kick: body.can_kick ?? false,
-      can_create_tasks: body.can_create_tasks ?? false,
+      ...rightsOrDefaults(body.member_id, body),
     });
   }
 
