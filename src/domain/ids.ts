@@ -1,5 +1,6 @@
 /** DAARION ids <-> Matrix ids. `user:alice` is `@user-alice:server`, `agent:sofia` is `@agent-sofia:server`. */
 
+export const MICRODAO_ID_PATTERN = "^microdao:[a-z0-9][a-z0-9-]{0,62}$";
 export const DAARION_ID_PATTERN = "^(user|agent):[a-z0-9][a-z0-9._-]{0,62}$";
 /** A Matrix user outside the service's namespace, as a DAARION member id: `matrix:@bob:example.org`. */
 export const MATRIX_MEMBER_PATTERN = "^matrix:@[a-z0-9._=/+-]+:[A-Za-z0-9.-]+(:[0-9]+)?$";

@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { RightFlags } from "../domain/member-rights.ts";
-import { MessageReadEvent, TypingChangedEvent } from "../features/presence/model.ts";
+
 
 /** NATS subjects and payloads. The seed's fields are kept; event_id makes every event unique. */
 export const Subjects = {
@@ -170,6 +170,24 @@ export const ChannelArchivedEvent = t.Object({
   microdao_id: t.String(),
   archived_by: t.String(),
   archived_at: t.String({ format: "date-time" }),
+});
+
+/** Who types in a channel now, whenever that changes (typing is short-lived: not for replay). */
+export const TypingChangedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  user_ids: t.Array(t.String()),
+  at: t.String({ format: "date-time" }),
+});
+
+export const MessageReadEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  last_read_seq: t.Integer(),
+  last_read_message_id: t.Nullable(t.String({ format: "uuid" })),
+  last_read_event_id: t.Nullable(t.String()),
+  read_at: t.String({ format: "date-time" }),
 });
 
 export type EventPayloads = {

@@ -1,9 +1,9 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import type { ChannelRow } from "../../store/rows.ts";
+import { MICRODAO_ID_PATTERN } from "../../domain/ids.ts";
 
 export const Visibility = t.Union([t.Literal("public"), t.Literal("private"), t.Literal("microdao")]);
-export const MICRODAO_ID_PATTERN = "^microdao:[a-z0-9][a-z0-9-]{0,62}$";
 export const SLUG_PATTERN = "^[a-z0-9][a-z0-9-]{0,99}$";
 
 export const ChannelIdParams = t.Object({ id: t.String({ format: "uuid" }) });

@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
 import { DAARION_ID_PATTERN } from "../../domain/ids.ts";
-import { MICRODAO_ID_PATTERN } from "../../features/channels/model.ts";
+import { MICRODAO_ID_PATTERN } from "../../domain/ids.ts";
 import type { Identity } from "./authenticator.ts";
 
 const daarionId = new RegExp(DAARION_ID_PATTERN);
