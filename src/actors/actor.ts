@@ -881,7 +881,7 @@ export class ChannelActor {
     await this.matrixCall(async () => {
       await matrix.ensureUser(matrixId);
       // A microdao channel's room is invite-only in Matrix; the creator's account (power 100)
-      // lets in the microDAO member whom access.ts allowed to write.
+      // lets in the microDAO member whom domain/rights.ts allowed to write.
       if (this.channel!.visibility !== "public") await matrix.invite(this.room, this.matrixId(this.channel!.created_by), matrixId);
       await matrix.join(this.room, matrixId);
     });
