@@ -7,11 +7,11 @@ import { openDatabase } from "./store/db.ts";
 import { migrate } from "./store/migrate.ts";
 import { LocalMatrixBackend } from "./matrix/local.ts";
 import { SynapseMatrixBackend } from "./matrix/synapse.ts";
-import { InboxDispatcher } from "./matrix/dispatcher.ts";
-import { appserviceController, homeserverAuthentication } from "./modules/appservice/index.ts";
+import { InboxDispatcher } from "./inbound/dispatcher.ts";
+import { appserviceController, homeserverAuthentication } from "./inbound/push.ts";
 import type { Sql } from "./store/db.ts";
 import type { MatrixBackend } from "./matrix/port.ts";
-import { SyncPoller } from "./matrix/sync.ts";
+import { SyncPoller } from "./inbound/sync.ts";
 import type { EventBus } from "./events/bus.ts";
 import { MemoryEventBus } from "./events/memory.ts";
 import { NatsEventBus } from "./events/nats.ts";
@@ -27,35 +27,33 @@ import { startBucketPruning } from "./http/rate-buckets.ts";
 import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
-import type { ServiceDeps } from "./modules/deps.ts";
-import { channelsController } from "./modules/channels/index.ts";
-import { ChannelService } from "./modules/channels/service.ts";
-import { messagesController } from "./modules/messages/index.ts";
-import { MessageService } from "./modules/messages/service.ts";
-import { membersController } from "./modules/members/index.ts";
-import { MemberService } from "./modules/members/service.ts";
-import { agentsController } from "./modules/agents/index.ts";
-import { AgentService } from "./modules/agents/service.ts";
-import { wsController } from "./modules/ws/index.ts";
-import type { ServerFrame } from "./modules/ws/model.ts";
-import { ChannelFanout } from "./modules/ws/fanout.ts";
-import { healthController } from "./modules/health/index.ts";
-import { presenceController } from "./features/presence/index.ts";
-import { searchController } from "./features/search/index.ts";
+import type { ServiceDeps } from "./features/deps.ts";
+import { channelsController } from "./features/channels/http.ts";
+import { ChannelService } from "./features/channels/service.ts";
+import { messagesController } from "./features/messages/http.ts";
+import { MessageService } from "./features/messages/service.ts";
+import { membersController } from "./features/members/http.ts";
+import { MemberService } from "./features/members/service.ts";
+import { agentsController } from "./features/agents/http.ts";
+import { AgentService } from "./features/agents/service.ts";
+import { wsController } from "./realtime/endpoint.ts";
+import type { ServerFrame } from "./realtime/model.ts";
+import { ChannelFanout } from "./realtime/fanout.ts";
+import { healthController } from "./features/health/http.ts";
+import { presenceController } from "./features/presence/http.ts";
+import { searchController } from "./features/search/http.ts";
 import { SearchService } from "./features/search/service.ts";
-import { filesController } from "./features/files/index.ts";
+import { filesController } from "./features/files/http.ts";
 import { FileService } from "./features/files/service.ts";
-import { relationsController } from "./features/relations/index.ts";
+import { relationsController } from "./features/relations/http.ts";
 import { RelationsService } from "./features/relations/service.ts";
-import { membershipController } from "./features/membership/index.ts";
-import { MembershipService } from "./features/membership/service.ts";
-import { pinsController } from "./features/pins/index.ts";
+import { pinsController } from "./features/pins/http.ts";
 import { PinService } from "./features/pins/service.ts";
-import { archiveController } from "./features/archive/index.ts";
+import { archiveController } from "./features/archive/http.ts";
 import { authMode } from "./config.ts";
 import { createAuthenticator } from "./http/auth/authenticator.ts";
 import { authentication, internalOnly } from "./http/auth/plugin.ts";
-import { SocketRegistry } from "./modules/ws/sockets.ts";
+import { SocketRegistry } from "./realtime/sockets.ts";
 import { realtimeDocsController } from "./realtime-docs/index.ts";
 import { demoController } from "./demo/index.ts";
 
@@ -195,7 +193,6 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       .use(messagesController(new MessageService(deps)))
       .use(relationsController(new RelationsService(deps)))
       .use(membersController(new MemberService(deps)))
-      .use(membershipController(new MembershipService(deps)))
       .use(pinsController(new PinService(deps)))
       .use(archiveController(deps))
       .use(agentsController(new AgentService(deps)))

@@ -4,14 +4,16 @@ import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import { Subjects } from "../events/model.ts";
 import { MatrixError, joinRuleFor, type MatrixBackend, type MatrixEvent, type SentEvents } from "../matrix/port.ts";
-import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../matrix/mapping.ts";
-import { consumeInboxEvent, consumeInboxEvents } from "../matrix/inbox.ts";
+import { fromMatrixUserId, isServiceUser, senderTypeOf, stripReplyFallback, toMatrixUserId } from "../domain/ids.ts";
+import { consumeInboxEvent, consumeInboxEvents } from "../store/inbox.ts";
 import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE, refuseIfEncrypted } from "../features/confidential/policy.ts";
 import { indexedPreview } from "../domain/preview.ts";
 import { AppError, channelArchived, conflict, notFound } from "../errors.ts";
 import type { ChannelRow, MemberRow, MessageRow, Role } from "../store/rows.ts";
-import { findChannel, pendingInvite, recordChannelEvent, updateChannel, type ChannelPatch } from "../store/channels.ts";
-import { findMember, listMembers, markLeft, upsertMember } from "../store/members.ts";
+import { findChannel, pendingInvite, updateChannel, type ChannelPatch } from "../store/channels.ts";
+import { recordChannelEvent } from "../store/channel-events.ts";
+import { findMember, listMembers, recordDeparture, upsertMember } from "../store/members.ts";
+import { membershipRecord, rightsOrDefaults, type MemberRights } from "../domain/member-rights.ts";
 import {
   findMessage,
   findMessageByEvent,
@@ -28,15 +30,15 @@ import {
 import { Mailbox } from "./mailbox.ts";
 import type { ActorContext } from "./context.ts";
 import { eventIngesters, relationIngesters } from "./ingest-routes.ts";
-import { toMessageView } from "../modules/messages/view.ts";
-import { sendTargets } from "../modules/messages/targets.ts";
-import { toMemberView } from "../modules/members/model.ts";
-import { toChannelView } from "../modules/channels/model.ts";
+import { toMessageView } from "../features/messages/view.ts";
+import { sendTargets } from "../features/messages/targets.ts";
+import { toMemberView } from "../features/members/model.ts";
+import { toChannelView } from "../features/channels/model.ts";
 import { mediaFromContent } from "../features/files/media.ts";
-import type { ServerFrame } from "../modules/ws/model.ts";
-import type { SocketRegistry } from "../modules/ws/sockets.ts";
-import { announceRemoval } from "../features/membership/commands.ts";
-import { setUserPower } from "../features/membership/power.ts";
+import type { ServerFrame } from "../realtime/model.ts";
+import type { SocketRegistry } from "../realtime/sockets.ts";
+import { announceRemoval } from "../features/members/commands.ts";
+import { setUserPower } from "../features/members/power.ts";
 
 export interface ActorDeps {
   sql: Sql;
@@ -66,15 +68,9 @@ export interface SendCommand {
   joinFirst: boolean;
 }
 
-export interface InviteCommand {
+export interface InviteCommand extends MemberRights {
   inviterId: string;
   memberId: string;
-  role: Role;
-  can_read: boolean;
-  can_write: boolean;
-  can_invite: boolean;
-  can_kick: boolean;
-  can_create_tasks: boolean;
 }
 
 /** An invitation a Matrix user from outside has yet to accept. */
@@ -802,21 +798,18 @@ export class ChannelActor {
       }
       const invite = await pendingInvite(sql, this.channelId, who.id);
       const member = await sql.begin(async (tx) => {
-        const row = await upsertMember(tx, {
-          channel_id: this.channelId,
-          member_id: who.id,
-          member_type: who.type,
-          matrix_user_id: target,
-          role: invite?.role ?? (who.type === "agent" ? "agent" : "member"),
-          can_read: invite?.can_read ?? true,
-          can_write: invite?.can_write ?? true,
-          can_invite: invite?.can_invite ?? false,
-          can_kick: invite?.can_kick ?? false,
-          can_create_tasks: invite?.can_create_tasks ?? false,
-          matrix_power_level: 0,
-          invited_by: invite?.invited_by ?? null,
-          display_name: displayName,
-        });
+        const row = await upsertMember(
+          tx,
+          membershipRecord({
+            channelId: this.channelId,
+            memberId: who.id,
+            matrixUserId: target,
+            rights: rightsOrDefaults(who.id, invite),
+            powerLevel: 0,
+            invitedBy: invite?.invited_by ?? null,
+            displayName,
+          }),
+        );
         await recordChannelEvent(tx, { channel_id: this.channelId, event_type: "member.joined", actor_id: who.id, target_id: who.id, metadata: { via: "matrix" } });
         await consumeInboxEvent(tx, event.event_id);
         return row;
@@ -830,14 +823,7 @@ export class ChannelActor {
     }
     const kicked = event.sender !== target;
     const left = await sql.begin(async (tx) => {
-      const row = await markLeft(tx, this.channelId, who.id);
-      await recordChannelEvent(tx, {
-        channel_id: this.channelId,
-        event_type: kicked ? "member.kicked" : "member.left",
-        actor_id: actor.id,
-        target_id: who.id,
-        metadata: { via: "matrix", membership },
-      });
+      const row = await recordDeparture(tx, { channelId: this.channelId, memberId: who.id, actorId: actor.id, kicked, metadata: { via: "matrix", membership } });
       await consumeInboxEvent(tx, event.event_id);
       return row;
     });
@@ -895,25 +881,14 @@ export class ChannelActor {
     await this.matrixCall(async () => {
       await matrix.ensureUser(matrixId);
       // A microdao channel's room is invite-only in Matrix; the creator's account (power 100)
-      // lets in the microDAO member whom access.ts allowed to write.
+      // lets in the microDAO member whom domain/rights.ts allowed to write.
       if (this.channel!.visibility !== "public") await matrix.invite(this.room, this.matrixId(this.channel!.created_by), matrixId);
       await matrix.join(this.room, matrixId);
     });
     const member = await sql.begin(async (tx) => {
-      const row = await upsertMember(tx, {
-        channel_id: this.channelId,
-        member_id: memberId,
-        member_type: senderTypeOf(memberId),
-        matrix_user_id: matrixId,
-        role: "member",
-        can_read: true,
-        can_write: true,
-        can_invite: false,
-        can_kick: false,
-        can_create_tasks: false,
-        matrix_power_level: 0,
-        invited_by: null,
-      });
+      // Only users join on a first write (domain/rights.ts writeRight): the defaults make them members.
+      const rights = rightsOrDefaults(memberId, null);
+      const row = await upsertMember(tx, membershipRecord({ channelId: this.channelId, memberId, matrixUserId: matrixId, rights, powerLevel: 0, invitedBy: null }));
       await recordChannelEvent(tx, { channel_id: this.channelId, event_type: "member.joined", actor_id: memberId, target_id: memberId });
       return row;
     });
@@ -948,20 +923,10 @@ export class ChannelActor {
     // The role's power goes into the room too, so Matrix and the index agree on who may do what.
     if (powerLevel > 0) await setUserPower(this.context, invitee, powerLevel);
     const member = await sql.begin(async (tx) => {
-      const row = await upsertMember(tx, {
-        channel_id: this.channelId,
-        member_id: cmd.memberId,
-        member_type: senderTypeOf(cmd.memberId),
-        matrix_user_id: invitee,
-        role: cmd.role,
-        can_read: cmd.can_read,
-        can_write: cmd.can_write,
-        can_invite: cmd.can_invite,
-        can_kick: cmd.can_kick,
-        can_create_tasks: cmd.can_create_tasks,
-        matrix_power_level: powerLevel,
-        invited_by: cmd.inviterId,
-      });
+      const row = await upsertMember(
+        tx,
+        membershipRecord({ channelId: this.channelId, memberId: cmd.memberId, matrixUserId: invitee, rights: cmd, powerLevel, invitedBy: cmd.inviterId }),
+      );
       await recordChannelEvent(tx, {
         channel_id: this.channelId,
         event_type: "member.invited",

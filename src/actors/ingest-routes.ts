@@ -3,7 +3,7 @@ import type { ActorContext } from "./context.ts";
 import { ingestTyping } from "../features/presence/typing.ts";
 import { ingestReceipt } from "../features/presence/receipts.ts";
 import { ingestEdit, ingestReaction, ingestRedaction } from "../features/relations/ingest.ts";
-import { ingestPowerLevels } from "../features/membership/ingest.ts";
+import { ingestPowerLevels } from "../features/members/ingest.ts";
 import { ingestPinnedEvents } from "../features/pins/ingest.ts";
 
 /**

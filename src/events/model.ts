@@ -1,6 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageReadEvent, TypingChangedEvent } from "../features/presence/model.ts";
+import { RightFlags } from "../domain/member-rights.ts";
+
 
 /** NATS subjects and payloads. The seed's fields are kept; event_id makes every event unique. */
 export const Subjects = {
@@ -131,11 +132,7 @@ export const MemberUpdatedEvent = t.Object({
   updated_by: t.String(),
   role: t.String(),
   previous_role: t.String(),
-  can_read: t.Boolean(),
-  can_write: t.Boolean(),
-  can_invite: t.Boolean(),
-  can_kick: t.Boolean(),
-  can_create_tasks: t.Boolean(),
+  ...RightFlags,
   matrix_power_level: t.Integer(),
   via: Via,
 });
@@ -173,6 +170,24 @@ export const ChannelArchivedEvent = t.Object({
   microdao_id: t.String(),
   archived_by: t.String(),
   archived_at: t.String({ format: "date-time" }),
+});
+
+/** Who types in a channel now, whenever that changes (typing is short-lived: not for replay). */
+export const TypingChangedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  user_ids: t.Array(t.String()),
+  at: t.String({ format: "date-time" }),
+});
+
+export const MessageReadEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  member_id: t.String(),
+  last_read_seq: t.Integer(),
+  last_read_message_id: t.Nullable(t.String({ format: "uuid" })),
+  last_read_event_id: t.Nullable(t.String()),
+  read_at: t.String({ format: "date-time" }),
 });
 
 export type EventPayloads = {

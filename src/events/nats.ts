@@ -1,6 +1,7 @@
 import { connect, nanos, RetentionPolicy, type JetStreamClient, type NatsConnection } from "nats";
 import type { Logger } from "../log.ts";
 import type { Sql } from "../store/db.ts";
+import { deleteQueuedEvents, oldestQueuedEvents, queueEvents } from "../store/event-outbox.ts";
 import type { EventBus, PublishedEvent } from "./bus.ts";
 import { MemoryEventBus } from "./memory.ts";
 import type { EventPayloads, Subject } from "./model.ts";
@@ -56,9 +57,8 @@ export class NatsEventBus implements EventBus {
   private async writeUnwritten(): Promise<void> {
     while (this.unwritten.length > 0) {
       const batch = this.unwritten.splice(0, FLUSH_BATCH);
-      const rows = batch.map((e) => ({ event_id: e.eventId, subject: e.subject, payload: this.sql.json(e.payload as never) }));
       try {
-        await this.sql`insert into event_outbox ${this.sql(rows)} on conflict (event_id) do nothing`;
+        await queueEvents(this.sql, batch);
       } catch (err) {
         this.log.error({ subjects: [...new Set(batch.map((e) => e.subject))], err: (err as Error).message }, "could not queue events for NATS");
       }
@@ -116,8 +116,7 @@ export class NatsEventBus implements EventBus {
       for (;;) {
         const js = this.js;
         if (!js || this.nc?.isClosed()) return;
-        const rows = await this.sql<{ position: string; event_id: string; subject: string; payload: unknown }[]>`
-          select position, event_id, subject, payload from event_outbox order by position limit ${FLUSH_BATCH}`;
+        const rows = await oldestQueuedEvents(this.sql, FLUSH_BATCH);
         if (rows.length === 0) break;
         // In order, one at a time: JetStream keeps the order they are acknowledged in.
         const acked: string[] = [];
@@ -138,7 +137,7 @@ export class NatsEventBus implements EventBus {
         }
         // The acknowledged prefix leaves the outbox in one statement; a crash before it only
         // republishes them, and Nats-Msg-Id makes JetStream drop the copies.
-        if (acked.length > 0) await this.sql`delete from event_outbox where position in ${this.sql(acked)}`;
+        if (acked.length > 0) await deleteQueuedEvents(this.sql, acked);
         if (failed) return;
         if (this.warnedDown) this.log.info("nats is back; the event outbox is flushing");
         this.warnedDown = false;

@@ -1,5 +1,6 @@
 import type { Sql } from "../store/db.ts";
 import type { Logger } from "../log.ts";
+import { beatOwner, pruneGoneOwners, withdrawOwner } from "../store/idempotency.ts";
 
 /** How often a running process says it is alive. */
 export const HEARTBEAT_MS = 2000;
@@ -35,14 +36,11 @@ export class IdempotencyOwner {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.sql`delete from idempotency_owners where owner = ${this.token}`.catch(() => {});
+    await withdrawOwner(this.sql, this.token).catch(() => {});
   }
 
   private async beat(): Promise<void> {
-    await this.sql`
-      insert into idempotency_owners (owner) values (${this.token})
-      on conflict (owner) do update set seen_at = now()`;
-    // Rows of processes long gone; their claims are free either way.
-    if (Math.random() < 0.01) await this.sql`delete from idempotency_owners where seen_at < now() - interval '1 hour'`;
+    await beatOwner(this.sql, this.token);
+    if (Math.random() < 0.01) await pruneGoneOwners(this.sql);
   }
 }

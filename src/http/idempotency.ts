@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import type { Sql } from "../store/db.ts";
 import { AppError } from "../errors.ts";
 import { OWNER_GONE_AFTER, type IdempotencyOwner } from "./idempotency-owner.ts";
+import { claimIdempotencyKey, dropRunningClaim, findIdempotencyKey, keepIdempotentAnswer, pruneIdempotencyKeys } from "../store/idempotency.ts";
 
 const KEY_PATTERN = /^[\x21-\x7e]{1,255}$/;
 const RETENTION = "24 hours";
@@ -63,22 +64,13 @@ export const idempotency = (sql: Sql, owner: IdempotencyOwner) => {
       // Scoped by the authenticated caller (never a header a caller could pick in jwt mode).
       const scope = `${(await optionalCaller(request)) ?? "-"} ${new URL(request.url).pathname} ${key}`;
       const hash = await hashRequest(body);
-      if (Math.random() < 0.01) await sql`delete from idempotency_keys where created_at < now() - ${RETENTION}::interval`;
+      if (Math.random() < 0.01) await pruneIdempotencyKeys(sql, RETENTION);
       // Marked running here before the claim, so a concurrent twin in this process never takes it over.
       const runningHere = owner.running.has(scope);
       if (!runningHere) owner.running.add(scope);
       let claimed;
       try {
-        [claimed] = await sql`
-          insert into idempotency_keys (scope, request_hash, owner) values (${scope}, ${hash}, ${owner.token})
-          on conflict (scope) do update set created_at = now(), owner = ${owner.token}
-            where idempotency_keys.state = 'running' and idempotency_keys.request_hash = ${hash}
-              and (case when idempotency_keys.owner = ${owner.token} then ${!runningHere}
-                   else not exists (
-                     select 1 from idempotency_owners o
-                     where o.owner = idempotency_keys.owner and o.seen_at > now() - ${OWNER_GONE_AFTER}::interval)
-                   end)
-          returning scope`;
+        claimed = await claimIdempotencyKey(sql, { scope, hash, owner: owner.token, runningHere, ownerGoneAfter: OWNER_GONE_AFTER });
       } finally {
         if (!claimed && !runningHere) owner.running.delete(scope);
       }
@@ -86,7 +78,7 @@ export const idempotency = (sql: Sql, owner: IdempotencyOwner) => {
         claims.set(request, { scope });
         return;
       }
-      const [row] = await sql`select request_hash, state, status, response from idempotency_keys where scope = ${scope}`;
+      const row = await findIdempotencyKey(sql, scope);
       if (!row) throw new AppError(409, "IDEMPOTENCY_IN_PROGRESS", "a request with this Idempotency-Key is in progress; retry shortly", { "Retry-After": "1" });
       if (row.request_hash !== hash) {
         throw new AppError(422, "IDEMPOTENCY_KEY_REUSED", "this Idempotency-Key was used with a different request body");
@@ -104,9 +96,7 @@ export const idempotency = (sql: Sql, owner: IdempotencyOwner) => {
       claims.delete(request);
       const status = typeof set.status === "number" ? set.status : 200;
       try {
-        await sql`
-          update idempotency_keys set state = 'done', status = ${status}, response = ${sql.json((responseValue ?? null) as never)}
-          where scope = ${claim.scope}`;
+        await keepIdempotentAnswer(sql, claim.scope, status, responseValue);
       } finally {
         // Only once the answer is stored: until then a twin here must still be told 409.
         owner.running.delete(claim.scope);
@@ -127,7 +117,7 @@ export const idempotency = (sql: Sql, owner: IdempotencyOwner) => {
     claims.delete(request);
     // If the database is down this fails too; the claim is then abandoned, and its next retry
     // here takes it over (it is no longer running in this process).
-    await sql`delete from idempotency_keys where scope = ${claim.scope} and state = 'running'`.catch(() => {});
+    await dropRunningClaim(sql, claim.scope).catch(() => {});
     owner.running.delete(claim.scope);
   }
 };

@@ -13,7 +13,7 @@ export const IdentityHeaders = t.Object({
 /**
  * The caller of this request (dev: X-User-Id; jwt: the verified Bearer token's sub), resolved
  * once per request; 401 UNAUTHENTICATED otherwise. The token's microDAOs become visible to the
- * access checks of this request (src/modules/access.ts).
+ * access checks of this request (src/access/channel-access.ts).
  */
 export async function authenticate(request: Request): Promise<string> {
   const scope = requestScope();

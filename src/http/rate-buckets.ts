@@ -1,5 +1,6 @@
 import type { Sql } from "../store/db.ts";
 import type { Logger } from "../log.ts";
+import { deleteFullBuckets, takeBucketTokens } from "../store/rate-limits.ts";
 
 export interface BucketRule {
   /** Tokens added per minute; 0 turns the bucket off. */
@@ -33,8 +34,8 @@ export async function takeTokens(sql: Sql, takes: Take[]): Promise<BucketState[]
   const keys = takes.map((t) => t.key);
   const rates = takes.map((t) => t.rule.perMinute / 60);
   const bursts = takes.map((t) => t.rule.burst);
-  const rows = await sql`select bucket_key, tokens_left, admitted from rate_limit_take(${keys}::text[], ${rates}::float8[], ${bursts}::float8[])`;
-  const byKey = new Map(rows.map((r) => [r.bucket_key as string, r]));
+  const rows = await takeBucketTokens(sql, keys, rates, bursts);
+  const byKey = new Map(rows.map((r) => [r.bucket_key, r]));
   return takes.map((t) => {
     const row = byKey.get(t.key);
     if (!row) return { rule: t.rule, tokens: t.rule.burst, allowed: true };
@@ -50,7 +51,7 @@ export async function takeTokens(sql: Sql, takes: Take[]): Promise<BucketState[]
  * time (burst / rate) plus one prune interval, whatever identities or addresses callers make up.
  */
 export async function pruneBuckets(sql: Sql): Promise<void> {
-  await sql`delete from rate_limit_buckets where rate_limit_level(tokens, updated_at, rate, burst) >= burst`;
+  await deleteFullBuckets(sql);
 }
 
 /** Prunes on a timer owned by the app's lifecycle; stop() waits for a prune in progress. */

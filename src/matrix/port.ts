@@ -3,20 +3,10 @@
  * in the service's own database; the Synapse client implements it over the client-server API.
  * One contract suite (test/contract/matrix.test.ts) runs against every adapter.
  */
-export type Visibility = "public" | "private" | "microdao";
+import type { Visibility } from "../domain/rights.ts";
+import type { MatrixEvent } from "../domain/event-types.ts";
 
-export interface MatrixEvent {
-  event_id: string;
-  room_id: string;
-  sender: string;
-  type: string;
-  state_key?: string;
-  content: Record<string, unknown>;
-  origin_server_ts: number;
-  redacts?: string;
-  /** Filled in by the adapter where it knows it: the sender's room display name. */
-  sender_display_name?: string | null;
-}
+export type { MatrixEvent, Visibility };
 
 export interface CreateRoomRequest {
   /** Matrix id of the creator; it joins with power level 100. */

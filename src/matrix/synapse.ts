@@ -1,6 +1,6 @@
 import type { Logger } from "../log.ts";
 import { backoffAtLeast, backoffDelay, type BackoffPolicy } from "../backoff.ts";
-import { EPHEMERAL_EVENT_TYPES, STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "./event-types.ts";
+import { EPHEMERAL_EVENT_TYPES, STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "../domain/event-types.ts";
 import {
   MatrixError,
   joinRuleFor,

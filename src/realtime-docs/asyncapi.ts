@@ -1,11 +1,11 @@
 import type { TSchema } from "@sinclair/typebox";
-import { ClientFrame, SentFrame, ServerFrame, WsQuery } from "../modules/ws/model.ts";
-import { MessageView } from "../modules/messages/model.ts";
-import { MemberView } from "../modules/members/model.ts";
-import { ChannelView } from "../modules/channels/model.ts";
+import { ClientFrame, SentFrame, ServerFrame, WsQuery } from "../realtime/model.ts";
+import { MessageView } from "../features/messages/model.ts";
+import { MemberView } from "../features/members/model.ts";
+import { ChannelView } from "../features/channels/model.ts";
 import { PinView } from "../features/pins/model.ts";
-import { ReactionSummary } from "../features/relations/summary.ts";
-import { REPLAY_MAX_MESSAGES } from "../features/resume/model.ts";
+import { ReactionSummary } from "../wire/reaction-summary.ts";
+import { REPLAY_MAX_MESSAGES } from "../realtime/replay-model.ts";
 import { Subjects } from "../events/model.ts";
 import { CLOSE_CODES, ErrorFrame, PingText, PongText } from "./frames.ts";
 import { SUBJECT_PAYLOADS, SUBJECT_SUMMARIES } from "./nats-payloads.ts";

@@ -1,9 +1,9 @@
 import { t } from "elysia";
-import { CLOSE_SLOW_CONSUMER } from "../modules/ws/fanout.ts";
-import { TOKEN_EXPIRED_CLOSE_CODE } from "../modules/ws/expiry.ts";
-import { READ_REVOKED_CLOSE_CODE } from "../modules/ws/sockets.ts";
-import { WS_FLOOD_CLOSE_CODE } from "../modules/ws/flood.ts";
-import { CLOSE_RESYNC_REQUIRED, CLOSE_TRY_AGAIN } from "../features/resume/model.ts";
+import { CLOSE_SLOW_CONSUMER } from "../realtime/fanout.ts";
+import { TOKEN_EXPIRED_CLOSE_CODE } from "../realtime/expiry.ts";
+import { READ_REVOKED_CLOSE_CODE } from "../realtime/sockets.ts";
+import { WS_FLOOD_CLOSE_CODE } from "../realtime/flood.ts";
+import { CLOSE_RESYNC_REQUIRED, CLOSE_TRY_AGAIN } from "../realtime/replay-model.ts";
 
 /*
  * The frames the WebSocket handler writes by hand rather than through a model (the error

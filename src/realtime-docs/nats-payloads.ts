@@ -1,7 +1,7 @@
 import type { TSchema } from "@sinclair/typebox";
 import * as events from "../events/model.ts";
 import { Subjects, type EventPayloads, type Subject } from "../events/model.ts";
-import { MessageReadEvent, TypingChangedEvent } from "../features/presence/model.ts";
+import { MessageReadEvent, TypingChangedEvent } from "../events/model.ts";
 
 /**
  * The payload model of every subject. The type says each model's values are the subject's

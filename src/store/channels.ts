@@ -1,6 +1,7 @@
 import type { Sql, Tx } from "./db.ts";
 import type { ChannelRow } from "./rows.ts";
-import type { Visibility } from "../matrix/port.ts";
+import type { Visibility } from "../domain/rights.ts";
+import type { MemberRights } from "../domain/member-rights.ts";
 
 /** Archived channels too: they stay readable, and writes to them are refused (410) by access checks. */
 export async function findChannel(sql: Sql | Tx, id: string): Promise<ChannelRow | null> {
@@ -121,24 +122,8 @@ export async function updateChannel(tx: Tx, id: string, patch: ChannelPatch): Pr
   return row!;
 }
 
-export async function recordChannelEvent(
-  tx: Sql | Tx,
-  e: { channel_id: string; event_type: string; actor_id: string; target_id?: string | null; metadata?: Record<string, unknown> | null },
-): Promise<void> {
-  await tx`
-    insert into channel_events (channel_id, event_type, actor_id, target_id, metadata)
-    values (${e.channel_id}, ${e.event_type}, ${e.actor_id}, ${e.target_id ?? null},
-            ${e.metadata ? tx.json(e.metadata as never) : null})`;
-}
-
-export interface PendingInviteRights {
+export interface PendingInviteRights extends MemberRights {
   invited_by: string;
-  role: "owner" | "admin" | "member" | "guest" | "agent";
-  can_read: boolean;
-  can_write: boolean;
-  can_invite: boolean;
-  can_kick: boolean;
-  can_create_tasks: boolean;
 }
 
 /** The rights of the latest invitation of a Matrix user who has not joined since. */
@@ -153,4 +138,13 @@ export async function pendingInvite(sql: Sql | Tx, channelId: string, memberId: 
     order by created_at desc limit 1`;
   if (!row?.metadata) return null;
   return { invited_by: row.actor_id, ...(row.metadata as Omit<PendingInviteRights, "invited_by">) };
+}
+
+export async function listAllChannels(sql: Sql): Promise<ChannelRow[]> {
+  return sql<ChannelRow[]>`select * from channels order by created_at, id`;
+}
+
+export async function markArchived(tx: Tx, id: string): Promise<ChannelRow> {
+  const [row] = await tx<ChannelRow[]>`update channels set archived_at = now() where id = ${id} returning *`;
+  return row!;
 }

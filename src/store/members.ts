@@ -1,6 +1,8 @@
 import type { Sql, Tx } from "./db.ts";
-import type { MemberRow, Role } from "./rows.ts";
-import type { SenderType } from "../matrix/mapping.ts";
+import type { MemberRow } from "./rows.ts";
+import type { SenderType } from "../domain/ids.ts";
+import type { MemberRights } from "../domain/member-rights.ts";
+import { recordChannelEvent } from "./channel-events.ts";
 
 export async function findMember(sql: Sql | Tx, channelId: string, memberId: string): Promise<MemberRow | null> {
   const [row] = await sql<MemberRow[]>`
@@ -14,17 +16,11 @@ export async function listMembers(sql: Sql, channelId: string): Promise<MemberRo
     order by joined_at, id`;
 }
 
-export interface NewMember {
+export interface NewMember extends MemberRights {
   channel_id: string;
   member_id: string;
   member_type: SenderType;
   matrix_user_id: string;
-  role: Role;
-  can_read: boolean;
-  can_write: boolean;
-  can_invite: boolean;
-  can_kick: boolean;
-  can_create_tasks: boolean;
   matrix_power_level: number;
   invited_by: string | null;
   display_name?: string | null;
@@ -71,4 +67,39 @@ export async function markLeft(tx: Sql | Tx, channelId: string, memberId: string
     where channel_id = ${channelId} and member_id = ${memberId} and left_at is null
     returning *`;
   return row ?? null;
+}
+
+/** The rights with the Matrix power level that goes with the role. */
+export interface AppliedRights extends MemberRights {
+  matrix_power_level: number;
+}
+
+export async function updateMemberRights(tx: Sql | Tx, channelId: string, memberId: string, r: AppliedRights): Promise<MemberRow> {
+  const [row] = await tx<MemberRow[]>`
+    update channel_members set role = ${r.role}, can_read = ${r.can_read}, can_write = ${r.can_write},
+      can_invite = ${r.can_invite}, can_kick = ${r.can_kick}, can_create_tasks = ${r.can_create_tasks},
+      matrix_power_level = ${r.matrix_power_level}
+    where channel_id = ${channelId} and member_id = ${memberId} and left_at is null
+    returning *`;
+  return row!;
+}
+
+export async function listCurrentMembers(sql: Sql | Tx, channelId: string): Promise<MemberRow[]> {
+  return sql<MemberRow[]>`select * from channel_members where channel_id = ${channelId} and left_at is null order by joined_at, id`;
+}
+
+/** A leave or a kick: the membership ends and the audit log says who ended it, in the caller's transaction. */
+export async function recordDeparture(
+  tx: Tx,
+  d: { channelId: string; memberId: string; actorId: string; kicked: boolean; metadata: Record<string, unknown> },
+): Promise<MemberRow | null> {
+  const row = await markLeft(tx, d.channelId, d.memberId);
+  await recordChannelEvent(tx, {
+    channel_id: d.channelId,
+    event_type: d.kicked ? "member.kicked" : "member.left",
+    actor_id: d.actorId,
+    target_id: d.memberId,
+    metadata: d.metadata,
+  });
+  return row;
 }

@@ -1,7 +1,7 @@
 import type { Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
-import type { SenderType } from "../matrix/mapping.ts";
-import type { MediaColumns } from "../features/files/media.ts";
+import type { SenderType } from "../domain/ids.ts";
+import type { MediaColumns } from "./rows.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
   const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;
@@ -222,4 +222,34 @@ export async function markFailed(sql: Sql | Tx, id: string, reason: string): Pro
   const [row] = await sql<MessageRow[]>`
     update messages set delivery_state = 'failed', failure_reason = ${reason} where id = ${id} returning *`;
   return row!;
+}
+
+/** Which of these Matrix events the index has as messages. */
+export async function indexedMessageEvents(sql: Sql, eventIds: string[]): Promise<Set<string>> {
+  const indexed = await sql<{ matrix_event_id: string }[]>`
+        select matrix_event_id from messages where matrix_event_id = any(${eventIds}::text[])`;
+  return new Set(indexed.map((r) => r.matrix_event_id));
+}
+
+/** The channel's delivered, undeleted messages by Matrix event, in seq order. */
+export async function deliveredMessageEvents(sql: Sql, channelId: string): Promise<Array<{ id: string; seq: string; matrix_event_id: string }>> {
+  return sql<{ id: string; seq: string; matrix_event_id: string }[]>`
+    select id, seq, matrix_event_id from messages
+    where channel_id = ${channelId} and delivery_state = 'sent' and deleted_at is null and matrix_event_id is not null
+    order by seq`;
+}
+
+export async function messagesAfter(sql: Sql, channelId: string, afterSeq: number, limit: number): Promise<MessageRow[]> {
+  // Failed sends never happened. Pending ones are replayed as pending, in their seq place, like
+  // the live announcement; their confirmation follows live as message.updated.
+  return sql<MessageRow[]>`
+    select * from messages
+    where channel_id = ${channelId} and seq > ${afterSeq} and delivery_state <> 'failed'
+    order by seq
+    limit ${limit}`;
+}
+
+export async function countAfter(sql: Sql, channelId: string, afterSeq: number): Promise<number> {
+  const [row] = await sql`select count(*)::int as n from messages where channel_id = ${channelId} and seq > ${afterSeq} and delivery_state <> 'failed'`;
+  return Number(row?.n ?? 0);
 }

@@ -1,9 +1,10 @@
 /** Row shapes as postgres.js returns them. */
-import type { Visibility } from "../matrix/port.ts";
-import type { SenderType } from "../matrix/mapping.ts";
+import type { Visibility } from "../domain/rights.ts";
+import type { SenderType } from "../domain/ids.ts";
+import type { MemberRights, Role } from "../domain/member-rights.ts";
 
 export type DeliveryState = "pending" | "sent" | "failed";
-export type Role = "owner" | "admin" | "member" | "guest" | "agent";
+export type { Role };
 
 export interface ChannelRow {
   id: string;
@@ -51,21 +52,23 @@ export interface MessageRow {
   media_filename: string | null;
 }
 
-export interface MemberRow {
+export interface MemberRow extends MemberRights {
   id: string;
   channel_id: string;
   member_id: string;
   member_type: SenderType;
   matrix_user_id: string;
-  role: Role;
-  can_read: boolean;
-  can_write: boolean;
-  can_invite: boolean;
-  can_kick: boolean;
-  can_create_tasks: boolean;
   matrix_power_level: number;
   invited_by: string | null;
   display_name: string | null;
   joined_at: Date;
   left_at: Date | null;
+}
+
+/** What the index keeps of a media message, so downloads need no Matrix event. */
+export interface MediaColumns {
+  media_url: string;
+  media_mimetype: string | null;
+  media_size: number | null;
+  media_filename: string | null;
 }

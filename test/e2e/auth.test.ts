@@ -5,7 +5,7 @@ import { elementClient, registerRealUser, synapse, synapseMissing, synapseServic
 import { nextRoomEvent } from "../helpers/room-events.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import { hsToken, jwtTestEnv } from "../helpers/jwt.ts";
-import { READ_REVOKED_CLOSE_CODE } from "../../src/modules/ws/sockets.ts";
+import { READ_REVOKED_CLOSE_CODE } from "../../src/realtime/sockets.ts";
 
 // Each case waits on a real homeserver round trip, under its own timeouts.
 setDefaultTimeout(60_000);

@@ -4,7 +4,7 @@ import type { Subprocess } from "bun";
 import { freshPostgresDatabase, serviceMissing } from "../helpers/services.ts";
 import { freePort } from "../helpers/process.ts";
 import { synapse, synapseMissing } from "../helpers/synapse.ts";
-import { toMatrixUserId } from "../../src/matrix/mapping.ts";
+import { toMatrixUserId } from "../../src/domain/ids.ts";
 import { matrixBodies, startServiceProcess, tally } from "./harness.ts";
 
 setDefaultTimeout(600_000);

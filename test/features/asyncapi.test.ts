@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { DiagnosticSeverity, Parser } from "@asyncapi/parser";
 import type { TSchema } from "@sinclair/typebox";
-import { ClientFrame, SentFrame } from "../../src/modules/ws/model.ts";
+import { ClientFrame, SentFrame } from "../../src/realtime/model.ts";
 import { Subjects } from "../../src/events/model.ts";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";

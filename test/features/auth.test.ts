@@ -6,8 +6,8 @@ import { WsInbox } from "../helpers/ws-inbox.ts";
 import { hsToken, JWT_TEST, jwtTestEnv } from "../helpers/jwt.ts";
 import { freePort, LineWatcher, terminate } from "../helpers/process.ts";
 import * as secrets from "../../src/http/auth/secrets.ts";
-import { READ_REVOKED_CLOSE_CODE } from "../../src/modules/ws/sockets.ts";
-import { TOKEN_EXPIRED_CLOSE_CODE } from "../../src/modules/ws/expiry.ts";
+import { READ_REVOKED_CLOSE_CODE } from "../../src/realtime/sockets.ts";
+import { TOKEN_EXPIRED_CLOSE_CODE } from "../../src/realtime/expiry.ts";
 
 setDefaultTimeout(30_000);
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
-import { RANKED_MATCHES } from "../../src/features/search/store.ts";
+import { RANKED_MATCHES } from "../../src/store/search.ts";
 
 let server: TestServer;
 beforeAll(async () => {

@@ -1,10 +1,11 @@
-import type { ServiceDeps } from "../../modules/deps.ts";
+import type { ServiceDeps } from "../deps.ts";
 import { Subjects } from "../../events/model.ts";
-import { recordChannelEvent } from "../../store/channels.ts";
+import { recordChannelEvent } from "../../store/channel-events.ts";
+import { markArchived } from "../../store/channels.ts";
 import type { ChannelRow } from "../../store/rows.ts";
 import { channelArchived } from "../../errors.ts";
-import { toChannelView } from "../../modules/channels/model.ts";
-import { creatorOf, readPowerLevels } from "../membership/power.ts";
+import { toChannelView } from "../channels/model.ts";
+import { creatorOf, readPowerLevels } from "../members/power.ts";
 
 /**
  * Archives a channel. The room is kept (its history stays readable in Matrix too) but made
@@ -22,9 +23,9 @@ export function archiveChannel(deps: ServiceDeps, cmd: { channelId: string; call
       await matrix.sendState(ctx.room, sender, "m.room.power_levels", "", { ...levels, events_default: 100 });
     });
     const archived = await sql.begin(async (tx) => {
-      const [row] = await tx<ChannelRow[]>`update channels set archived_at = now() where id = ${ctx.channelId} returning *`;
+      const row = await markArchived(tx, ctx.channelId);
       await recordChannelEvent(tx, { channel_id: ctx.channelId, event_type: "channel.archived", actor_id: cmd.callerId, metadata: { via: "api" } });
-      return row!;
+      return row;
     });
     ctx.setChannel(archived);
     ctx.deps.broadcast(ctx.channelId, { type: "channel.archived", channel: toChannelView(archived) });

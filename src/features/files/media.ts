@@ -1,12 +1,5 @@
 import { parseMxcUri } from "../../matrix/port.ts";
-
-/** What the index keeps of a media message, so downloads need no Matrix event. */
-export interface MediaColumns {
-  media_url: string;
-  media_mimetype: string | null;
-  media_size: number | null;
-  media_filename: string | null;
-}
+import type { MediaColumns } from "../../store/rows.ts";
 
 const MEDIA_MSGTYPES = new Set(["m.image", "m.file", "m.audio", "m.video"]);
 

@@ -1,10 +1,11 @@
 import { refuseIfEncrypted } from "../confidential/policy.ts";
-import { sendAndConfirm, type SendOutcome } from "../../modules/messages/deliver.ts";
-import { sendTargets } from "../../modules/messages/targets.ts";
-import type { ServiceDeps } from "../../modules/deps.ts";
+import { sendAndConfirm, type SendOutcome } from "../messages/deliver.ts";
+import { sendTargets } from "../messages/targets.ts";
+import type { ServiceDeps } from "../deps.ts";
 import { findMessage } from "../../store/messages.ts";
-import { readableChannel, writeRight } from "../../modules/access.ts";
-import { toMatrixUserId } from "../../matrix/mapping.ts";
+import { readableChannel } from "../../access/channel-access.ts";
+import { writeRight } from "../../domain/rights.ts";
+import { toMatrixUserId } from "../../domain/ids.ts";
 import { MatrixError } from "../../matrix/port.ts";
 import { AppError, notFound } from "../../errors.ts";
 import { ALLOWED_MIME_TYPES, downloadHeaders, imageSize, msgtypeFor, normaliseMime } from "./policy.ts";

@@ -1,13 +1,13 @@
-import type { ServiceDeps } from "../../modules/deps.ts";
+import type { ServiceDeps } from "../deps.ts";
 import type { ActorContext } from "../../actors/context.ts";
 import type { Tx } from "../../store/db.ts";
 import { Subjects } from "../../events/model.ts";
-import { recordChannelEvent } from "../../store/channels.ts";
+import { recordChannelEvent } from "../../store/channel-events.ts";
 import { findMessage } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { AppError, conflict, notFound } from "../../errors.ts";
-import { actingUser, readPowerLevels, stateLevel } from "../membership/power.ts";
-import { deletePin, findPin, insertPin, type PinRow } from "./store.ts";
+import { actingUser, readPowerLevels, stateLevel } from "../members/power.ts";
+import { deletePin, findPin, insertPin, type PinRow } from "../../store/pins.ts";
 import { toPinView } from "./model.ts";
 
 export const PINNED_EVENTS = "m.room.pinned_events";

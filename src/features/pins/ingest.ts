@@ -1,10 +1,10 @@
 import type { Ingester } from "../../actors/ingest-routes.ts";
-import { consumeInboxEvent } from "../../matrix/inbox.ts";
-import { fromMatrixUserId } from "../../matrix/mapping.ts";
+import { consumeInboxEvent } from "../../store/inbox.ts";
+import { fromMatrixUserId } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { PINNED_EVENTS, announcePin, announceUnpin, pinnedIn, recordPin, recordUnpin } from "./commands.ts";
-import { listPinRows, type PinRow } from "./store.ts";
+import { listPinRows, type PinRow } from "../../store/pins.ts";
 
 /**
  * m.room.pinned_events changed: the room's *current* list (not the event's, which an echo of

@@ -1,9 +1,9 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageView } from "../../modules/messages/model.ts";
-import { toMessageView } from "../../modules/messages/view.ts";
+import { MessageView } from "../messages/model.ts";
+import { toMessageView } from "../messages/view.ts";
 import type { MessageRow } from "../../store/rows.ts";
-import type { PinRow } from "./store.ts";
+import type { PinRow } from "../../store/pins.ts";
 
 export const PinView = t.Object({
   message_id: t.String({ format: "uuid" }),

@@ -1,8 +1,9 @@
-import type { ServiceDeps } from "../../modules/deps.ts";
+import type { ServiceDeps } from "../deps.ts";
 import { forbidden } from "../../errors.ts";
-import { readableChannel, writeRight, type ChannelAccess } from "../../modules/access.ts";
+import { readableChannel, type ChannelAccess } from "../../access/channel-access.ts";
+import { writeRight } from "../../domain/rights.ts";
 import { pinMessage, unpinMessage } from "./commands.ts";
-import { listPins } from "./store.ts";
+import { listPins } from "../../store/pins.ts";
 
 /** Current members with can_write may pin and unpin; whoever may read the channel sees the pins. */
 export class PinService {

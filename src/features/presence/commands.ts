@@ -1,5 +1,5 @@
-import type { ServiceDeps } from "../../modules/deps.ts";
-import { readableChannel } from "../../modules/access.ts";
+import type { ServiceDeps } from "../deps.ts";
+import { readableChannel } from "../../access/channel-access.ts";
 import { AppError, forbidden, notFound } from "../../errors.ts";
 import { findMessage } from "../../store/messages.ts";
 import { applyLocalTyping } from "./typing.ts";

@@ -55,21 +55,3 @@ export const ReadFrame = t.Object({
   updated_at: t.String({ format: "date-time" }),
 });
 export type ReadFrame = Static<typeof ReadFrame>;
-
-/** Who types in a channel now, whenever that changes (typing is short-lived: not for replay). */
-export const TypingChangedEvent = t.Object({
-  event_id: t.String(),
-  channel_id: t.String({ format: "uuid" }),
-  user_ids: t.Array(t.String()),
-  at: t.String({ format: "date-time" }),
-});
-
-export const MessageReadEvent = t.Object({
-  event_id: t.String(),
-  channel_id: t.String({ format: "uuid" }),
-  member_id: t.String(),
-  last_read_seq: t.Integer(),
-  last_read_message_id: t.Nullable(t.String({ format: "uuid" })),
-  last_read_event_id: t.Nullable(t.String()),
-  read_at: t.String({ format: "date-time" }),
-});

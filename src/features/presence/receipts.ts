@@ -1,10 +1,10 @@
 import type { ActorContext } from "../../actors/context.ts";
 import type { EphemeralEvent } from "../../matrix/port.ts";
-import { fromMatrixUserId, isServiceUser } from "../../matrix/mapping.ts";
+import { fromMatrixUserId, isServiceUser } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { Subjects } from "../../events/model.ts";
-import { advanceReadState, findReadState, unreadCounts, type ReadStateRow } from "./store.ts";
+import { advanceReadState, findReadState, unreadCounts, type ReadStateRow } from "../../store/read-state.ts";
 import type { ReadStateView } from "./model.ts";
 
 /**

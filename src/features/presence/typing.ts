@@ -1,7 +1,7 @@
 import type { ActorContext } from "../../actors/context.ts";
 import type { ActorDeps } from "../../actors/actor.ts";
 import type { EphemeralEvent } from "../../matrix/port.ts";
-import { fromMatrixUserId, isServiceUser } from "../../matrix/mapping.ts";
+import { fromMatrixUserId, isServiceUser } from "../../domain/ids.ts";
 import { Subjects } from "../../events/model.ts";
 
 type Timer = ReturnType<typeof setTimeout>;

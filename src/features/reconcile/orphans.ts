@@ -1,6 +1,6 @@
-import { aliasLocalpartFor } from "../../matrix/mapping.ts";
+import { aliasLocalpartFor } from "../../domain/ids.ts";
 import { channelCreations, dropChannelCreation } from "../../store/channels.ts";
-import { finishChannelCreation, type CreationDeps } from "../../modules/channels/creation.ts";
+import { finishChannelCreation, type CreationDeps } from "../channels/creation.ts";
 
 /**
  * A channel creation that never got its channel row (the service died between the room and

@@ -3,9 +3,10 @@ import type { Logger } from "../../log.ts";
 import type { ChannelRegistry } from "../../actors/registry.ts";
 import { MatrixError, type MatrixBackend, type MatrixEvent } from "../../matrix/port.ts";
 import type { ChannelRow, MessageRow } from "../../store/rows.ts";
-import { enqueueEvents } from "../../matrix/inbox.ts";
-import { findMessageByEvent, pendingMessages } from "../../store/messages.ts";
-import { markMessageDeleted } from "../relations/store.ts";
+import { enqueueEvents } from "../../store/inbox.ts";
+import { deliveredMessageEvents, findMessageByEvent, pendingMessages } from "../../store/messages.ts";
+import { findChannel, listAllChannels } from "../../store/channels.ts";
+import { markMessageDeleted } from "../../store/edits.ts";
 import { announceDeletion } from "../relations/announce.ts";
 import { scanTimeline } from "./timeline.ts";
 
@@ -91,10 +92,10 @@ export async function reconcile(deps: ReconcileDeps, opts: ReconcileOptions): Pr
 }
 
 async function channelsToCheck(sql: Sql, channelId: string | null): Promise<ChannelRow[]> {
-  if (channelId === null) return sql<ChannelRow[]>`select * from channels order by created_at, id`;
-  const rows = UUID.test(channelId) ? await sql<ChannelRow[]>`select * from channels where id = ${channelId}` : [];
-  if (rows.length === 0) throw new UnknownChannelError(`unknown channel ${channelId}`);
-  return rows;
+  if (channelId === null) return listAllChannels(sql);
+  const channel = UUID.test(channelId) ? await findChannel(sql, channelId) : null;
+  if (!channel) throw new UnknownChannelError(`unknown channel ${channelId}`);
+  return [channel];
 }
 
 async function reconcileChannel(deps: ReconcileDeps, channel: ChannelRow, fix: boolean): Promise<ChannelReconciliation> {
@@ -132,10 +133,7 @@ async function reconcileChannel(deps: ReconcileDeps, channel: ChannelRow, fix: b
  * while the walk ran (or in a part of a huge room the walk did not reach) is not called extra.
  */
 async function findExtra(deps: ReconcileDeps, channel: ChannelRow, live: Set<string>, redacted: Set<string>): Promise<ExtraEntry[]> {
-  const rows = await deps.sql<{ id: string; seq: string; matrix_event_id: string }[]>`
-    select id, seq, matrix_event_id from messages
-    where channel_id = ${channel.id} and delivery_state = 'sent' and deleted_at is null and matrix_event_id is not null
-    order by seq`;
+  const rows = await deliveredMessageEvents(deps.sql, channel.id);
   const extra: ExtraEntry[] = [];
   for (const row of rows) {
     if (live.has(row.matrix_event_id)) continue;

@@ -1,5 +1,6 @@
 import type { Sql } from "../../store/db.ts";
 import type { MatrixBackend, MatrixEvent } from "../../matrix/port.ts";
+import { indexedMessageEvents } from "../../store/messages.ts";
 
 const PAGE = 100;
 /** 100 000 events a room; a bigger room is reported as only partly checked. */
@@ -47,9 +48,7 @@ export async function scanTimeline(sql: Sql, matrix: MatrixBackend, roomId: stri
     }
     if (candidates.length > 0) {
       const ids = candidates.map((e) => e.event_id);
-      const indexed = await sql<{ matrix_event_id: string }[]>`
-        select matrix_event_id from messages where matrix_event_id = any(${ids}::text[])`;
-      const known = new Set(indexed.map((r) => r.matrix_event_id));
+      const known = await indexedMessageEvents(sql, ids);
       for (const event of candidates) if (!known.has(event.event_id)) missing.push(event);
     }
     if (!end) return { missing: missing.reverse(), live, redacted, complete: true };

@@ -2,8 +2,8 @@ import type { ActorContext } from "../../actors/context.ts";
 import { Subjects } from "../../events/model.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { threadStats } from "../../store/messages.ts";
-import { toMessageView } from "../../modules/messages/view.ts";
-import { reactionCount, reactionSummaries, type ReactionRow } from "./store.ts";
+import { toMessageView } from "../messages/view.ts";
+import { reactionCount, reactionSummaries, type ReactionRow } from "../../store/reactions.ts";
 
 /** WebSocket frame and NATS event for a reaction that was added or removed. */
 export async function announceReaction(ctx: ActorContext, kind: "added" | "removed", reaction: ReactionRow): Promise<number> {

@@ -3,14 +3,15 @@ import { indexedPreview } from "../../domain/preview.ts";
 import type { ChannelRegistry } from "../../actors/registry.ts";
 import type { ActorContext } from "../../actors/context.ts";
 import { MatrixError } from "../../matrix/port.ts";
-import { senderTypeOf } from "../../matrix/mapping.ts";
+import { senderTypeOf } from "../../domain/ids.ts";
 import { AppError, forbidden, notFound } from "../../errors.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { findMessage } from "../../store/messages.ts";
 import { findMember } from "../../store/members.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
-import { findReaction, markMessageDeleted, markReactionRemoved, reactionCount, recordEdit, upsertReaction } from "./store.ts";
-import type { MessageView } from "../../modules/messages/model.ts";
+import { findReaction, markReactionRemoved, reactionCount, upsertReaction } from "../../store/reactions.ts";
+import { markMessageDeleted, recordEdit } from "../../store/edits.ts";
+import type { MessageView } from "../messages/model.ts";
 import type { ReactionResult } from "./model.ts";
 
 /** Media messages keep their url and info in Matrix; only text can be replaced here. */

@@ -1,11 +1,12 @@
 import { indexedPreview } from "../../domain/preview.ts";
 import { safeFormattedBody } from "../../domain/html.ts";
 import type { Ingester } from "../../actors/ingest-routes.ts";
-import { consumeInboxEvent } from "../../matrix/inbox.ts";
-import { fromMatrixUserId } from "../../matrix/mapping.ts";
+import { consumeInboxEvent } from "../../store/inbox.ts";
+import { fromMatrixUserId } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
-import { findEditByEvent, findReactionByEvent, markMessageDeleted, markReactionRemoved, recordEdit, upsertReaction } from "./store.ts";
+import { findReactionByEvent, markReactionRemoved, upsertReaction } from "../../store/reactions.ts";
+import { findEditByEvent, markMessageDeleted, recordEdit } from "../../store/edits.ts";
 
 type Relation = { rel_type?: unknown; event_id?: unknown; key?: unknown };
 

@@ -1,7 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageView } from "../../modules/messages/model.ts";
-import { ReactionSummary } from "./summary.ts";
+import { MessageView } from "../messages/model.ts";
+import { ReactionSummary } from "../../wire/reaction-summary.ts";
 
 export { ReactionSummary };
 

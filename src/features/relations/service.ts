@@ -1,12 +1,13 @@
-import type { ServiceDeps } from "../../modules/deps.ts";
-import { readableChannel, requireMemberWriteRight, writeRight } from "../../modules/access.ts";
+import type { ServiceDeps } from "../deps.ts";
+import { readableChannel } from "../../access/channel-access.ts";
+import { requireMemberWriteRight, writeRight } from "../../domain/rights.ts";
 import { findMessage } from "../../store/messages.ts";
 import { notFound } from "../../errors.ts";
 import { addReaction, deleteMessage, editMessage, removeReaction } from "./commands.ts";
-import { listEdits } from "./store.ts";
+import { listEdits } from "../../store/edits.ts";
 import { safeFormattedBody, sanitizeMatrixHtml } from "../../domain/html.ts";
 import type { EditBody, EditVersion, ReactionResult } from "./model.ts";
-import type { MessageView } from "../../modules/messages/model.ts";
+import type { MessageView } from "../messages/model.ts";
 
 /** Reactions, edits and deletion: access is checked here, the change runs in the channel's actor. */
 export class RelationsService {

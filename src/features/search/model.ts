@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { MessageView } from "../../modules/messages/model.ts";
+import { MessageView } from "../messages/model.ts";
 
 export const SearchQuery = t.Object(
   {

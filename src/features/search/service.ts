@@ -1,7 +1,7 @@
-import type { ServiceDeps } from "../../modules/deps.ts";
-import { readableChannel } from "../../modules/access.ts";
+import type { ServiceDeps } from "../deps.ts";
+import { readableChannel } from "../../access/channel-access.ts";
 import { threadStats, type ThreadStats } from "../../store/messages.ts";
-import { RANKED_MATCHES, searchChannel, searchReadable, type RankedRow } from "./store.ts";
+import { RANKED_MATCHES, searchChannel, searchReadable, type RankedRow } from "../../store/search.ts";
 import { callerMicrodaos } from "../../http/auth/scope.ts";
 
 export interface SearchPage {

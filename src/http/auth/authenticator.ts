@@ -1,17 +1,11 @@
 import { authMode, type Config } from "../../config.ts";
 import { AppError } from "../../errors.ts";
-import { DAARION_ID_PATTERN } from "../../matrix/mapping.ts";
-import { TokenRejected, tokenVerifier } from "./tokens.ts";
+import { DAARION_ID_PATTERN } from "../../domain/ids.ts";
+import { TokenRejected, tokenVerifier, type Identity } from "./tokens.ts";
+
+export type { Identity };
 
 const daarionId = new RegExp(DAARION_ID_PATTERN);
-
-/** Who is calling: a DAARION id and the microDAOs their token lists. */
-export interface Identity {
-  caller: string;
-  microdaos: string[];
-  /** When the token stops being accepted (its exp plus the allowed clock skew), ms since the epoch; none in dev mode. */
-  expiresAt?: number;
-}
 
 /** The WebSocket subprotocol that announces a token: `Sec-WebSocket-Protocol: bearer, <token>`. */
 export const BEARER_SUBPROTOCOL = "bearer";

@@ -1,7 +1,13 @@
 import { createRemoteJWKSet, errors, jwtVerify, type JWTVerifyGetKey } from "jose";
-import { DAARION_ID_PATTERN } from "../../matrix/mapping.ts";
-import { MICRODAO_ID_PATTERN } from "../../modules/channels/model.ts";
-import type { Identity } from "./authenticator.ts";
+import { DAARION_ID_PATTERN, MICRODAO_ID_PATTERN } from "../../domain/ids.ts";
+
+/** Who is calling: a DAARION id and the microDAOs their token lists. */
+export interface Identity {
+  caller: string;
+  microdaos: string[];
+  /** When the token stops being accepted (its exp plus the allowed clock skew), ms since the epoch; none in dev mode. */
+  expiresAt?: number;
+}
 
 const daarionId = new RegExp(DAARION_ID_PATTERN);
 const microdaoId = new RegExp(MICRODAO_ID_PATTERN);

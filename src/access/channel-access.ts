@@ -1,0 +1,25 @@
+import type { Sql } from "../store/db.ts";
+import type { ChannelRow, MemberRow } from "../store/rows.ts";
+import { findChannel } from "../store/channels.ts";
+import { findMember } from "../store/members.ts";
+import { notFound } from "../errors.ts";
+import { callerMicrodaos } from "../http/auth/scope.ts";
+import { mayRead, type AccessFacts } from "../domain/rights.ts";
+
+export interface ChannelAccess extends AccessFacts {
+  channel: ChannelRow;
+  member: MemberRow | null;
+}
+
+/**
+ * The channel as the caller may see it (the rule is domain/rights.ts mayRead). To anyone who
+ * may not read it, it does not exist (404, not 403), so its existence does not leak.
+ */
+export async function readableChannel(sql: Sql, callerId: string, channelId: string): Promise<ChannelAccess> {
+  // Both at once, one round trip instead of two; a membership of no channel is simply null.
+  const [channel, member] = await Promise.all([findChannel(sql, channelId), findMember(sql, channelId, callerId)]);
+  if (!channel) throw notFound("channel");
+  const access = { channel, member, inMicrodao: callerMicrodaos().includes(channel.microdao_id) };
+  if (!mayRead(access)) throw notFound("channel");
+  return access;
+}

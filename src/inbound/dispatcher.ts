@@ -1,0 +1,120 @@
+import type { Logger } from "../log.ts";
+import type { Sql } from "../store/db.ts";
+import type { ChannelRegistry } from "../actors/registry.ts";
+import { findChannelByRoom } from "../store/channels.ts";
+import { consumeInboxEvent, readInbox, type InboxRow } from "../store/inbox.ts";
+import type { EphemeralEvent } from "../matrix/port.ts";
+import { ephemeralIngesters } from "../actors/ingest-routes.ts";
+
+const PAGE = 500;
+
+/**
+ * Hands durable inbox events to their channels' actors: in inbox order within a room, rooms
+ * side by side. An actor deletes an event's inbox row in the same transaction that indexes
+ * it, so what is left after a crash is exactly what still needs doing.
+ */
+export class InboxDispatcher {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private readonly channelOfRoom = new Map<string, string>();
+  private stopped = false;
+
+  constructor(private readonly deps: { sql: Sql; registry: ChannelRegistry; log: Logger }) {}
+
+  /** Starts a drain if none is running; resolves when the inbox was found empty. */
+  drain(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    // A failed drain (the database restarting, say) leaves the events in the inbox for the next one.
+    this.running = this.loop()
+      .catch((err) => this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, "inbox drain failed; events stay in the inbox"))
+      .finally(() => {
+        this.running = null;
+        // Asked for between the loop's last check and here: that drain must still happen.
+        if (this.again && !this.stopped) void this.drain();
+      });
+    return this.running;
+  }
+
+  /**
+   * Typing and receipts skip the durable inbox (they have no event id, and a lost one is
+   * superseded by the next): each is queued on its channel's actor, in order, without waiting
+   * for it to run. A full mailbox drops it, with a log line.
+   */
+  async deliverEphemeral(events: EphemeralEvent[]): Promise<void> {
+    for (const event of events) {
+      const ingester = ephemeralIngesters[event.type];
+      if (!ingester || this.stopped) continue;
+      const channelId = await this.channelFor(event.room_id);
+      if (!channelId) continue;
+      try {
+        this.deps.registry
+          .get(channelId)
+          .exec((ctx) => ingester(ctx, event))
+          .catch((err) => this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped"));
+      } catch (err) {
+        this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped");
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.running;
+  }
+
+  private async loop(): Promise<void> {
+    do {
+      this.again = false;
+      for (;;) {
+        if (this.stopped) return;
+        const rows = await readInbox(this.deps.sql, PAGE);
+        if (rows.length === 0) break;
+        // A channel that failed keeps its events at the head of the inbox; stop here and let
+        // the next drain (after the next sync batch or push) try again.
+        if (!(await this.dispatch(rows))) return;
+        // A short page was the whole inbox; what arrived since asked for another drain (`again`).
+        if (rows.length < PAGE) break;
+      }
+    } while (this.again && !this.stopped);
+  }
+
+  private async dispatch(rows: InboxRow[]): Promise<boolean> {
+    const byChannel = new Map<string, InboxRow[]>();
+    for (const row of rows) {
+      const channelId = await this.channelFor(row.event.room_id);
+      if (!channelId) {
+        // Not a channel room (or one whose channel row is not written yet: its creation
+        // writes the same name, topic and members itself).
+        await consumeInboxEvent(this.deps.sql, row.event.event_id);
+        continue;
+      }
+      const list = byChannel.get(channelId) ?? [];
+      list.push(row);
+      byChannel.set(channelId, list);
+    }
+    const results = await Promise.all(
+      [...byChannel].map(async ([channelId, list]) => {
+        try {
+          await this.deps.registry.get(channelId).ingestAll(list.map((row) => row.event));
+          return true;
+        } catch (err) {
+          this.deps.log.warn({ channel_id: channelId, err: err instanceof Error ? err.message : String(err) }, "could not index a matrix event; it stays in the inbox");
+          return false;
+        }
+      }),
+    );
+    return results.every(Boolean);
+  }
+
+  private async channelFor(roomId: string): Promise<string | null> {
+    const known = this.channelOfRoom.get(roomId);
+    if (known) return known;
+    const channel = await findChannelByRoom(this.deps.sql, roomId);
+    if (channel) this.channelOfRoom.set(roomId, channel.id);
+    return channel?.id ?? null;
+  }
+}

@@ -1,0 +1,80 @@
+import type { Logger } from "../log.ts";
+import type { Sql } from "../store/db.ts";
+import type { MatrixBackend } from "../matrix/port.ts";
+import type { InboxDispatcher } from "./dispatcher.ts";
+import { loadSyncPosition, storeSyncBatch } from "../store/inbox.ts";
+
+const MAX_BACKOFF_MS = 30_000;
+
+/**
+ * Long-polls the homeserver. Each batch is written to the inbox together with its
+ * next_batch in one transaction, then handed to the channel actors; the next long-poll
+ * starts only once the batch is indexed, so the inbox stays small.
+ */
+export class SyncPoller {
+  private readonly abort = new AbortController();
+  private loop: Promise<void> | null = null;
+
+  constructor(
+    private readonly deps: { sql: Sql; matrix: MatrixBackend; dispatcher: InboxDispatcher; log: Logger; timeoutMs: number },
+    private readonly stateKey: string,
+  ) {}
+
+  start(): void {
+    if (!this.loop) this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.abort.abort();
+    await this.loop;
+  }
+
+  private async run() {
+    const { log } = this.deps;
+    const signal = this.abort.signal;
+    let failures = 0;
+    let since: string | null = null;
+    let loaded = false;
+    log.info({ component: "sync" }, "sync poller started");
+    while (!signal.aborted) {
+      try {
+        if (!loaded) {
+          since = await loadSyncPosition(this.deps.sql, this.stateKey);
+          loaded = true;
+          // Whatever a crash left in the inbox goes first.
+          await this.deps.dispatcher.drain();
+        }
+        const batch = await this.deps.matrix.sync(since, this.deps.timeoutMs, signal);
+        if (signal.aborted) break;
+        if (batch.nextBatch !== since || batch.events.length > 0) {
+          await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, batch.events);
+          since = batch.nextBatch;
+        }
+        await this.deps.dispatcher.drain();
+        // After the timeline is indexed, so a receipt finds the message it names.
+        if (batch.ephemeral?.length) await this.deps.dispatcher.deliverEphemeral(batch.ephemeral);
+        if (failures > 0) log.info({ component: "sync" }, "sync recovered");
+        failures = 0;
+      } catch (err) {
+        if (signal.aborted) break;
+        failures++;
+        const delay = Math.min(MAX_BACKOFF_MS, 250 * 2 ** Math.min(failures, 7));
+        log.warn({ component: "sync", err: err instanceof Error ? err.message : String(err), retry_in_ms: delay }, "sync failed");
+        await abortableDelay(delay, signal);
+      }
+    }
+    log.info({ component: "sync" }, "sync poller stopped");
+  }
+}
+
+function abortableDelay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    }
+  });
+}

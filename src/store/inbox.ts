@@ -1,0 +1,74 @@
+import type { Sql, Tx } from "./db.ts";
+import { EPHEMERAL_EVENT_TYPES, TIMELINE_EVENT_TYPES, type MatrixEvent } from "../domain/event-types.ts";
+
+/** Only what the actors index is worth making durable. */
+function inboxRows(sql: Sql | Tx, events: MatrixEvent[]) {
+  return events
+    .filter((event) => TIMELINE_EVENT_TYPES.includes(event.type) || EPHEMERAL_EVENT_TYPES.includes(event.type))
+    .map((event) => ({ event_id: event.event_id, room_id: event.room_id, event: sql.json(event as never) }));
+}
+
+async function insertEvents(tx: Tx, events: MatrixEvent[]): Promise<void> {
+  const rows = inboxRows(tx, events);
+  // One statement: the rows take their inbox positions in the order given.
+  if (rows.length > 0) await tx`insert into matrix_inbox ${tx(rows)} on conflict (event_id) do nothing`;
+}
+
+/**
+ * A /sync batch and its next_batch in one statement, hence one transaction: a restart neither
+ * misses nor repeats it.
+ */
+export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[]): Promise<void> {
+  const rows = inboxRows(sql, events);
+  const position = sql`
+    insert into matrix_sync_state (homeserver, next_batch) values (${stateKey}, ${nextBatch})
+    on conflict (homeserver) do update set next_batch = excluded.next_batch, updated_at = now()`;
+  if (rows.length === 0) await position;
+  else await sql`with inbox as (insert into matrix_inbox ${sql(rows)} on conflict (event_id) do nothing) ${position}`;
+}
+
+/**
+ * A pushed application-service transaction and its txnId, in one transaction. Returns false
+ * if the txnId was seen before (the homeserver retried): nothing is written twice.
+ */
+export async function storePushTransaction(sql: Sql, txnId: string, events: MatrixEvent[]): Promise<boolean> {
+  return sql.begin(async (tx) => {
+    const [inserted] = await tx`
+      insert into matrix_push_transactions (txn_id, event_count) values (${txnId}, ${events.length})
+      on conflict (txn_id) do nothing returning txn_id`;
+    if (!inserted) return false;
+    await insertEvents(tx, events);
+    return true;
+  });
+}
+
+/** Events found some other way (a reconciliation), made durable before they are handed to the actors. */
+export async function enqueueEvents(sql: Sql, events: MatrixEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await sql.begin((tx) => insertEvents(tx, events));
+}
+
+export async function loadSyncPosition(sql: Sql, stateKey: string): Promise<string | null> {
+  const [row] = await sql`select next_batch from matrix_sync_state where homeserver = ${stateKey}`;
+  return (row?.next_batch as string | undefined) ?? null;
+}
+
+export interface InboxRow {
+  position: string;
+  event: MatrixEvent;
+}
+
+export async function readInbox(sql: Sql, limit: number): Promise<InboxRow[]> {
+  return sql<InboxRow[]>`select position, event from matrix_inbox order by position limit ${limit}`;
+}
+
+/** Called inside the transaction that indexed (or deliberately skipped) the event. */
+export async function consumeInboxEvent(tx: Sql | Tx, eventId: string): Promise<void> {
+  await tx`delete from matrix_inbox where event_id = ${eventId}`;
+}
+
+/** consumeInboxEvent for several events in one statement. */
+export async function consumeInboxEvents(tx: Sql | Tx, eventIds: string[]): Promise<void> {
+  if (eventIds.length === 0) return;
+  await tx`delete from matrix_inbox where event_id in ${tx(eventIds)}`;
+}
