@@ -46,8 +46,8 @@ export const apiDocs = () => {
         specPath: SPEC_PATH,
         provider: null,
         openapiVersion: OPENAPI_VERSION,
-        // The WebSocket is not an HTTP operation; its protocol is documented apart.
-        exclude: { paths: [DOCS_PATH, SPEC_PATH, /^\/docs\//], methods: ["ws"] },
+        // The WebSocket is not an HTTP operation (its protocol is documented apart); OPTIONS is CORS preflight.
+        exclude: { paths: [DOCS_PATH, SPEC_PATH, /^\/docs\//], methods: ["ws", "options"] },
         documentation: {
           info: {
             title: "DAARION messaging",
