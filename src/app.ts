@@ -208,7 +208,9 @@ interface HttpParts {
  * typed client (Eden Treaty) is built from.
  */
 export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher }: HttpParts) {
-  return new Elysia({
+  // The document's completion reads the routes' body schemas, known once the app is built.
+  const built: { routes: () => ReadonlyArray<{ method: string; path: string; hooks: { body?: unknown } }> } = { routes: () => [] };
+  const app = new Elysia({
     normalize: false,
     // The fan-out cuts a slow subscriber off at WS_BACKPRESSURE_LIMIT_BYTES; Bun's own limit,
     // which drops frames, must stay out of its way.
@@ -224,7 +226,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
     .use(bodyLimit(config.MAX_BODY_BYTES))
     .use(rejectNulCharacters())
-    .use(openApiCompletion("/docs/json"))
+    .use(openApiCompletion("/docs/json", () => built.routes()))
     .use(apiDocs())
     .use(healthController({ database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }))
     .use(channelsController(new ChannelService(deps)))
@@ -240,6 +242,8 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(searchController(new SearchService(deps)))
     .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
     .use(appserviceController({ sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }));
+  built.routes = () => app.routes as never;
+  return app;
 }
 
 /** The type of the service's HTTP API: `treaty<App>(url)` from @elysiajs/eden is a typed client. */

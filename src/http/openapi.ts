@@ -1,4 +1,4 @@
-import { Elysia } from "elysia";
+import { Elysia, type TSchema } from "elysia";
 import { unwrapSchema } from "@elysiajs/openapi/openapi";
 import { NAMED_SCHEMAS } from "./openapi-components.ts";
 import { OPERATION_IDS } from "./openapi-ids.ts";
@@ -53,7 +53,7 @@ const HTTP_METHODS = new Set(["get", "put", "post", "delete", "options", "head",
  * (409/422, Idempotent-Replayed) on POST, and the paging and rate-limit headers. Bodies are
  * JSON (multipart for uploads) and answers JSON only.
  */
-export function completeOpenApi(doc: Document): Document {
+export function completeOpenApi(doc: Document, bodies: Map<string, unknown> = new Map()): Document {
   const paths: NonNullable<Document["paths"]> = {};
   const named = namedSchemas();
   for (const [rawPath, rawOps] of Object.entries(doc.paths ?? {})) {
@@ -61,7 +61,7 @@ export function completeOpenApi(doc: Document): Document {
     const ops: Record<string, Operation> = {};
     for (const [method, op] of Object.entries(rawOps)) {
       if (!HTTP_METHODS.has(method)) continue; // the WebSocket (`ws`) is not an HTTP operation
-      ops[method] = completeOperation(method, path, op);
+      ops[method] = completeOperation(method, path, op, bodies.get(`${method.toUpperCase()} ${path}`));
     }
     paths[path] = ops;
   }
@@ -73,7 +73,7 @@ export function completeOpenApi(doc: Document): Document {
   return completed;
 }
 
-function completeOperation(method: string, path: string, op: Operation): Operation {
+function completeOperation(method: string, path: string, op: Operation, body: unknown): Operation {
   const key = `${method.toUpperCase()} ${path}`;
   const id = OPERATION_IDS[key];
   if (id) op.operationId = id;
@@ -86,6 +86,11 @@ function completeOperation(method: string, path: string, op: Operation): Operati
     response.description ??= `Status ${status}`;
   }
   if (Object.keys(responses).length === 0) responses["200"] = { description: "OK" };
+  // The plugin leaves the content empty when the parser is a function (src/http/body-limit.ts's).
+  const bodyType = path.endsWith("/files") ? "multipart/form-data" : "application/json";
+  const media = op.requestBody?.content?.[bodyType] ?? (body ? { schema: unwrapSchema(body as TSchema, undefined, "input", OPENAPI_VERSION) } : undefined);
+  if (op.requestBody && media) op.requestBody.content = { [bodyType]: JSON.parse(JSON.stringify(media)) };
+
   if (path.startsWith("/_matrix/")) {
     op.security = [{ homeserverToken: [] }];
     return op;
@@ -96,10 +101,6 @@ function completeOperation(method: string, path: string, op: Operation): Operati
   if (op.parameters.length === 0) delete op.parameters;
 
   // Bodies are JSON, and multipart only for uploads (src/http/body-limit.ts refuses it elsewhere).
-  const bodyType = path.endsWith("/files") ? "multipart/form-data" : "application/json";
-  const media = op.requestBody?.content?.[bodyType];
-  if (op.requestBody?.content && media) op.requestBody.content = { [bodyType]: media };
-
   const internal = path.startsWith("/internal/");
   if (internal) op.security = named ? [{ internalToken: [], bearerAuth: [] }, { internalToken: [], devUserId: [] }] : [{ internalToken: [] }];
   else if (named) op.security = [{ bearerAuth: [] }, { devUserId: [] }];
@@ -178,10 +179,18 @@ function tidy(node: unknown): unknown {
   );
 }
 
-/** Applies completeOpenApi to the openapi plugin's /docs/json answer. */
-export const openApiCompletion = (specPath: string) =>
+type Route = { method: string; path: string; hooks: { body?: unknown } };
+
+/** Applies completeOpenApi to the openapi plugin's /docs/json answer; routes() gives the app's routes' body schemas. */
+export const openApiCompletion = (specPath: string, routes: () => readonly Route[]) =>
   new Elysia({ name: "openapi-completion" }).onAfterHandle({ as: "global" }, ({ request, response }) => {
     if (new URL(request.url).pathname !== specPath) return;
     if (response instanceof Response || typeof response !== "object" || response === null) return;
-    return completeOpenApi(response as Document);
+    const bodies = new Map<string, unknown>();
+    for (const route of routes()) {
+      if (!route.hooks.body) continue;
+      const path = route.path.replace(/:(\w+)/g, "{$1}").replace(/(.)\/$/, "$1");
+      bodies.set(`${route.method.toUpperCase()} ${path}`, route.hooks.body);
+    }
+    return completeOpenApi(response as Document, bodies);
   });
