@@ -27,7 +27,7 @@ const page = `<!doctype html>
   <div id="swagger-ui"></div>
   <script src="${ASSETS_PATH}/swagger-ui-bundle.js"></script>
   <script>
-    window.ui = SwaggerUIBundle({ url: "${SPEC_PATH}", dom_id: "#swagger-ui", deepLinking: true, validatorUrl: null });
+    window.ui = SwaggerUIBundle({ url: "${SPEC_PATH}", dom_id: "#swagger-ui", deepLinking: true, displayOperationId: true, validatorUrl: null });
   </script>
 </body>
 </html>
