@@ -26,7 +26,7 @@ import { startBucketPruning } from "./http/rate-buckets.ts";
 import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
-import { apiDocs } from "./http/docs.ts";
+import { apiDocs, SPEC_PATH } from "./http/docs.ts";
 import { corsPolicy } from "./http/cors.ts";
 import type { ServiceDeps } from "./modules/deps.ts";
 import { channelsController } from "./modules/channels/index.ts";
@@ -226,7 +226,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
     .use(bodyLimit(config.MAX_BODY_BYTES))
     .use(rejectNulCharacters())
-    .use(openApiCompletion("/docs/json", () => built.routes()))
+    .use(openApiCompletion(SPEC_PATH, () => built.routes()))
     .use(apiDocs())
     .use(healthController({ database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }))
     .use(channelsController(new ChannelService(deps)))
@@ -242,7 +242,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(searchController(new SearchService(deps)))
     .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
     .use(appserviceController({ sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }));
-  built.routes = () => app.routes as never;
+  built.routes = () => app.routes;
   return app;
 }
 

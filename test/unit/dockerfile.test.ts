@@ -35,7 +35,7 @@ describe("Dockerfile", () => {
     for (const stage of stages) expect(stage[0]!.args.split(/\s+/)[0]).toBe(`oven/bun:${Bun.version}`);
     const env = Object.fromEntries(one(final, "ENV").flatMap((i) => i.args.split(/\s+/).map((kv) => kv.split("=") as [string, string])));
     expect(env.NODE_ENV).toBe("production");
-    expect(execForm(one(final, "VOLUME")[0]!.args)).toEqual([env.DATA_DIR]);
+    expect(execForm(one(final, "VOLUME")[0]!.args)).toEqual([env.DATA_DIR ?? "DATA_DIR unset"]);
     expect(execForm(one(final, "CMD")[0]!.args)).toEqual(["bun", "src/main.ts"]);
     const health = one(final, "HEALTHCHECK")[0]!.args;
     expect(health).toMatch(/--start-period=\d+s/);
