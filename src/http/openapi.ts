@@ -86,6 +86,7 @@ function completeOperation(method: string, path: string, op: Operation, body: un
     response.description ??= `Status ${status}`;
   }
   if (Object.keys(responses).length === 0) responses["200"] = { description: "OK" };
+  // Bodies are JSON, and multipart only for uploads (src/http/body-limit.ts refuses it elsewhere).
   // The plugin leaves the content empty when the parser is a function (src/http/body-limit.ts's).
   const bodyType = path.endsWith("/files") ? "multipart/form-data" : "application/json";
   const media = op.requestBody?.content?.[bodyType] ?? (body ? { schema: unwrapSchema(body as TSchema, undefined, "input", OPENAPI_VERSION) } : undefined);
@@ -100,11 +101,10 @@ function completeOperation(method: string, path: string, op: Operation, body: un
   op.parameters = params.filter((p) => method === "post" || !(p.in === "header" && p.name === "idempotency-key"));
   if (op.parameters.length === 0) delete op.parameters;
 
-  // Bodies are JSON, and multipart only for uploads (src/http/body-limit.ts refuses it elsewhere).
   const internal = path.startsWith("/internal/");
   if (internal) op.security = named ? [{ internalToken: [], bearerAuth: [] }, { internalToken: [], devUserId: [] }] : [{ internalToken: [] }];
   else if (named) op.security = [{ bearerAuth: [] }, { devUserId: [] }];
-  else if (path !== "/health") op.security = [];
+  else op.security = [];
 
   const takesInput = op.requestBody !== undefined || params.some((p) => p.in === "query" || p.in === "path");
   if (takesInput) responses["400"] ??= errorResponse("The request does not match its schema (VALIDATION_FAILED, INVALID_BODY)");
