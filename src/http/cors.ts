@@ -21,14 +21,14 @@ const LOCAL_ORIGIN = /^http:\/\/(localhost|127\.0\.0\.1)(:\d+)?$/;
  * any) when set; otherwise none in production and this machine's (http://localhost:*,
  * http://127.0.0.1:*) in dev.
  */
-export function allowedOrigin(config: Pick<Config, "CORS_ORIGINS" | "AUTH_MODE" | "NODE_ENV">): (origin: string) => boolean {
+export function allowedOrigin(config: Config): (origin: string) => boolean {
   const listed = (config.CORS_ORIGINS ?? "")
     .split(",")
     .map((o) => o.trim().replace(/\/$/, ""))
     .filter((o) => o !== "");
   if (listed.includes("*")) return () => true;
   if (listed.length > 0) return (origin) => listed.includes(origin);
-  if (isProduction(config as Config)) return () => false;
+  if (isProduction(config)) return () => false;
   return (origin) => LOCAL_ORIGIN.test(origin);
 }
 
