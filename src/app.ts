@@ -1,6 +1,5 @@
 import { Elysia } from "elysia";
 import type { Server } from "bun";
-import { swagger } from "@elysiajs/swagger";
 import type { Config } from "./config.ts";
 import { createLogger, type Logger } from "./log.ts";
 import { openDatabase } from "./store/db.ts";
@@ -27,6 +26,8 @@ import { startBucketPruning } from "./http/rate-buckets.ts";
 import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
+import { apiDocs, SPEC_PATH } from "./http/docs.ts";
+import { corsPolicy } from "./http/cors.ts";
 import type { ServiceDeps } from "./features/deps.ts";
 import { channelsController } from "./features/channels/http.ts";
 import { ChannelService } from "./features/channels/service.ts";
@@ -148,60 +149,10 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
-    const app = new Elysia({
-      normalize: false,
-      // The fan-out cuts a slow subscriber off at WS_BACKPRESSURE_LIMIT_BYTES; Bun's own limit,
-      // which drops frames, must stay out of its way.
-      websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
-    })
-      .use(authentication(auth))
-      .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))
-      .use(idempotency(db.sql, idempotencyOwner))
-      .use(errorHandler(log))
-      .use(requestLog(log))
-      .use(rateLimit(db.sql, limits, log, auth))
-      .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
-      .use(bodyLimit(config.MAX_BODY_BYTES))
-      .use(rejectNulCharacters())
-      .use(openApiCompletion("/docs/json"))
-      .use(
-        swagger({
-          path: "/docs",
-          exclude: ["/docs", "/docs/json"],
-          documentation: {
-            info: {
-              title: "DAARION messaging",
-              version: "0.1.0",
-              description: "Channels, messages and members of DAARION, backed by Matrix rooms.",
-            },
-            tags: [
-              { name: "channels" },
-              { name: "messages" },
-              { name: "members" },
-              { name: "realtime" },
-              { name: "internal", description: "Service-to-service endpoints" },
-              { name: "matrix", description: "Application-service API for the homeserver" },
-              { name: "health" },
-            ],
-          },
-        }),
-      )
-      .use(realtimeDocsController())
-      .use(demoController(authMode(config) === "dev"))
-      .use(healthController({ database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }))
-      .use(channelsController(new ChannelService(deps)))
-      .use(messagesController(new MessageService(deps)))
-      .use(relationsController(new RelationsService(deps)))
-      .use(membersController(new MemberService(deps)))
-      .use(pinsController(new PinService(deps)))
-      .use(archiveController(deps))
-      .use(agentsController(new AgentService(deps)))
-      .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES, config.WS_MAX_FRAMES_PER_SEC))
-      .use(presenceController(deps))
-      .use(searchController(new SearchService(deps)))
-      .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
-      .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
-      .listen({ port: config.PORT, hostname: config.HOST });
+    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher }).listen({
+      port: config.PORT,
+      hostname: config.HOST,
+    });
     const listening = app.server!;
     server = listening;
     fanout.attach((topic, data) => void listening.publish(topic, data));
@@ -240,6 +191,64 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     throw err;
   }
 }
+
+interface HttpParts {
+  config: Config;
+  deps: ServiceDeps;
+  sql: Sql;
+  databaseKind: string;
+  limits: ReturnType<typeof rateLimitConfig>;
+  idempotencyOwner: IdempotencyOwner;
+  fanout: ChannelFanout;
+  dispatcher: InboxDispatcher;
+}
+
+/**
+ * The HTTP API with every middleware and route, not yet listening. Its type is App, which a
+ * typed client (Eden Treaty) is built from.
+ */
+export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher }: HttpParts) {
+  // The document's completion reads the routes' body schemas, known once the app is built.
+  const built: { routes: () => ReadonlyArray<{ method: string; path: string; hooks: { body?: unknown } }> } = { routes: () => [] };
+  const app = new Elysia({
+    normalize: false,
+    // The fan-out cuts a slow subscriber off at WS_BACKPRESSURE_LIMIT_BYTES; Bun's own limit,
+    // which drops frames, must stay out of its way.
+    websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
+  })
+    .use(corsPolicy(config))
+    .use(authentication(deps.auth))
+    .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))
+    .use(idempotency(sql, idempotencyOwner))
+    .use(errorHandler(deps.log))
+    .use(requestLog(deps.log))
+    .use(rateLimit(sql, limits, deps.log, deps.auth))
+    .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
+    .use(bodyLimit(config.MAX_BODY_BYTES))
+    .use(rejectNulCharacters())
+    .use(openApiCompletion(SPEC_PATH, () => built.routes()))
+    .use(apiDocs())
+    .use(realtimeDocsController())
+    .use(demoController(authMode(config) === "dev"))
+    .use(healthController({ database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }))
+    .use(channelsController(new ChannelService(deps)))
+    .use(messagesController(new MessageService(deps)))
+    .use(relationsController(new RelationsService(deps)))
+    .use(membersController(new MemberService(deps)))
+    .use(pinsController(new PinService(deps)))
+    .use(archiveController(deps))
+    .use(agentsController(new AgentService(deps)))
+    .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES, config.WS_MAX_FRAMES_PER_SEC))
+    .use(presenceController(deps))
+    .use(searchController(new SearchService(deps)))
+    .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
+    .use(appserviceController({ sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }));
+  built.routes = () => app.routes;
+  return app;
+}
+
+/** The type of the service's HTTP API: `treaty<App>(url)` from @elysiajs/eden is a typed client. */
+export type App = ReturnType<typeof buildHttpApp>;
 
 /** The embedded setup trusts headers; say so where operators look. */
 function warnAboutDevAuth(config: Config, log: Logger): void {

@@ -1,15 +1,32 @@
-import pino, { type Logger } from "pino";
+import pino, { type DestinationStream, type Logger } from "pino";
+import pretty from "pino-pretty";
 
 export type { Logger };
 
-/** One JSON line per record; tokens and message bodies never pass through here. */
-export function createLogger(level: string): Logger {
-  return pino({
+export interface LogOutput {
+  /** Whether stdout is a terminal: people read it, so records are pretty-printed (outside production). */
+  isTTY?: boolean;
+  production?: boolean;
+  /** Where records go; stdout by default. */
+  destination?: DestinationStream;
+}
+
+/**
+ * One JSON line per record, or in dev on a terminal one coloured line per record (pino-pretty,
+ * in-process). Tokens and message bodies never pass through here.
+ */
+export function createLogger(level: string, output: LogOutput = {}): Logger {
+  const { isTTY = process.stdout.isTTY === true, production = process.env.NODE_ENV === "production" } = output;
+  const options = {
     level,
     base: { service: "daarion-messaging" },
     serializers: { err: serializeError },
     redact: { paths: ["req.headers.authorization", "*.access_token", "*.as_token", "*.hs_token"], remove: true },
-  });
+  };
+  if (isTTY && !production) {
+    return pino(options, pretty({ colorize: true, translateTime: "SYS:HH:MM:ss.l", ignore: "pid,hostname,service", destination: output.destination ?? 1, sync: true }));
+  }
+  return output.destination ? pino(options, output.destination) : pino(options);
 }
 
 /**

@@ -60,8 +60,8 @@ export const appserviceController = (deps: { sql: Sql; hsToken: string | undefin
     .get("/users/:userId", ({ set }) => {
       set.status = 404;
       return { errcode: "M_NOT_FOUND", error: "users are created on first use" };
-    }, { detail: { tags: ["matrix"] } })
+    }, { detail: { summary: "Homeserver user query: always 404, users are created on first use", tags: ["matrix"] } })
     .get("/rooms/:alias", ({ set }) => {
       set.status = 404;
       return { errcode: "M_NOT_FOUND", error: "rooms are created through the DAARION API" };
-    }, { detail: { tags: ["matrix"] } });
+    }, { detail: { summary: "Homeserver room alias query: always 404, rooms are created through the API", tags: ["matrix"] } });

@@ -116,7 +116,7 @@ describe("health and docs", () => {
     const spec = await (await server.api("/docs/json")).json();
     const paths = Object.keys(spec.paths);
     for (const p of [
-      "/api/messaging/channels/",
+      "/api/messaging/channels",
       "/api/messaging/channels/{id}",
       "/api/messaging/channels/{id}/messages",
       "/api/messaging/channels/{id}/messages/{message_id}",

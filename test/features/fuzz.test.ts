@@ -68,7 +68,7 @@ describe("fuzzer findings (local backend)", () => {
     };
     const pins = doc.paths["/api/messaging/channels/{id}/pins"]!.post!.responses;
     expect(Object.keys(pins)).toEqual(expect.arrayContaining(["400", "401", "409", "422"]));
-    const list = doc.paths["/api/messaging/channels/"]!.get!.responses;
+    const list = doc.paths["/api/messaging/channels"]!.get!.responses;
     expect(Object.keys(list)).toEqual(expect.arrayContaining(["400", "401"]));
     expect(Object.keys(list["200"]!.content!)).toEqual(["application/json"]);
   });
