@@ -19,6 +19,7 @@ import { ShutdownStack } from "./lifecycle/stack.ts";
 import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
+import { requestId } from "./http/request-id.ts";
 import { idempotency } from "./http/idempotency.ts";
 import { IdempotencyOwner } from "./http/idempotency-owner.ts";
 import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
@@ -216,6 +217,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     // which drops frames, must stay out of its way.
     websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
   })
+    .use(requestId())
     .use(corsPolicy(config))
     .use(authentication(deps.auth))
     .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))

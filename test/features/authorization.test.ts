@@ -280,7 +280,7 @@ describe("authorization on every endpoint (local backend)", () => {
         }
         expect(seen).toEqual(wanted);
         // A hidden channel answers exactly as a channel that does not exist.
-        for (const body of hiddenBodies) expect(JSON.parse(body)).toEqual({ error: "NOT_FOUND", message: "channel not found" });
+        for (const body of hiddenBodies) expect(JSON.parse(body)).toEqual({ error: "NOT_FOUND", message: "channel not found", request_id: expect.any(String) });
       });
     }
   }
