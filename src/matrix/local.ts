@@ -1,3 +1,4 @@
+import { withTimeout } from "../deadline.ts";
 import type { Sql, Tx } from "../store/db.ts";
 import {
   MatrixError,
@@ -524,6 +525,11 @@ export class LocalMatrixBackend implements MatrixBackend {
         on conflict (room_id, type, state_key) do update set event_id = excluded.event_id, content = excluded.content`;
     }
     return eventId;
+  }
+
+  /** The local homeserver is the service's own database. */
+  async ping(timeoutMs: number): Promise<void> {
+    await withTimeout(this.sql`select 1`, timeoutMs);
   }
 }
 

@@ -144,6 +144,11 @@ export interface MatrixBackend {
   roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage>;
   /** Long-polls for timeline events after `since`; null starts from now, with no events. */
   sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch>;
+  /**
+   * Resolves when the homeserver answers a cheap request within timeoutMs (readiness); rejects
+   * otherwise: with a TimeoutError (src/deadline.ts) when it did not answer in time.
+   */
+  ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -103,6 +103,7 @@ async function fixture(visibility: Visibility): Promise<Fixture> {
 let fresh = 0;
 const TABLE: Record<string, Entry | Exempt> = {
   "GET /health": { exempt: "liveness, no caller" },
+  "GET /ready": { exempt: "readiness, no caller" },
   "GET /api/messaging/channels": { exempt: "the list itself: checked in its own test below" },
   "POST /api/messaging/channels": { exempt: "any identified caller may create a channel: checked in its own test below" },
   "GET /api/messaging/channels/{id}": { right: "read", ok: 200, call: (f) => ({ method: "GET", path: ch(f) }) },
