@@ -14,7 +14,7 @@ import { SyncPoller } from "./inbound/sync.ts";
 import type { EventBus } from "./events/bus.ts";
 import { MemoryEventBus } from "./events/memory.ts";
 import { NatsEventBus } from "./events/nats.ts";
-import { ChannelRegistry } from "./actors/registry.ts";
+import { RequestFreeRegistry } from "./lifecycle/request-free-registry.ts";
 import { ShutdownStack } from "./lifecycle/stack.ts";
 import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
@@ -123,7 +123,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
     const sockets = new SocketRegistry();
-    const registry = new ChannelRegistry({
+    const registry = new RequestFreeRegistry({
       sql: db.sql,
       matrix,
       events,

@@ -20,3 +20,8 @@ export function currentRequestId(): string | undefined {
   return storage.getStore()?.requestId;
 }
 
+
+/** Runs fn with no request context: for long-lived work that a request happens to start. */
+export function outsideRequest<T>(fn: () => T): T {
+  return storage.exit(fn);
+}

@@ -1,7 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Writable } from "node:stream";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { Elysia } from "elysia";
 import { createLogger } from "../../src/log.ts";
+import { requestId } from "../../src/http/request-id.ts";
+import { errorHandler } from "../../src/http/errors.ts";
 
 /** The service's log lines, parsed, as the server writes them. */
 const lines: Array<Record<string, unknown>> = [];
@@ -17,7 +20,8 @@ const destination = new Writable({
 let server: TestServer;
 beforeAll(async () => {
   server = await startTestServer(
-    { RATE_LIMIT_READ_PER_MIN: "60", RATE_LIMIT_READ_BURST: "1" },
+    // Idle actors passivate at once, so that a later request spawns one again.
+    { RATE_LIMIT_READ_PER_MIN: "60", RATE_LIMIT_READ_BURST: "1", ACTOR_IDLE_MS: "200" },
     { log: createLogger("info", { isTTY: false, destination }) },
   );
 }, 60000);
@@ -106,5 +110,31 @@ describe("X-Request-Id", () => {
     expect(await logLine((l) => l.msg === "request" && l.request_id === "r-logged-404")).toMatchObject({ status: 404 });
     // Lines outside any request carry none.
     expect(lines.find((l) => l.msg === "daarion-messaging listening")).not.toHaveProperty("request_id");
+  }, 15000);
+
+  test("an unexpected error's log line and its 500 body carry it", async () => {
+    const app = new Elysia()
+      .use(requestId())
+      .use(errorHandler(createLogger("info", { isTTY: false, destination })))
+      .get("/explode", () => {
+        throw new TypeError("kaboom");
+      });
+    const res = await app.handle(new Request("http://service.test/explode", { headers: { "x-request-id": "r-explode" } }));
+    expect(res.status).toBe(500);
+    expect(res.headers.get("x-request-id")).toBe("r-explode");
+    expect(await res.json()).toEqual({ error: "INTERNAL", message: "internal error", request_id: "r-explode" });
+    expect(await logLine((l) => l.msg === "unhandled error" && l.path === "/explode")).toMatchObject({ request_id: "r-explode" });
+  });
+
+  test("a channel actor spawned by a request does not carry that request's id on its own lines", async () => {
+    const channel = await createChannel(server, "user:rid-actor");
+    const stoppedIdle = (after: number) => logLine((l) => l.msg === "actor stopped" && l.channel_id === channel.id && l.reason === "idle" && (l.time as number) >= after);
+    const firstIdle = await stoppedIdle(0);
+    const send = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:rid-actor", json: { text: "hi" }, headers: { "x-request-id": "r-spawn" } });
+    expect(send.status).toBe(201);
+    const restarted = await logLine((l) => l.msg === "actor started" && l.channel_id === channel.id && (l.time as number) >= (firstIdle.time as number));
+    expect(restarted).not.toHaveProperty("request_id");
+    expect(await stoppedIdle(restarted.time as number)).not.toHaveProperty("request_id");
+    expect(await logLine((l) => l.msg === "request" && l.request_id === "r-spawn")).toMatchObject({ status: 201, channel_id: channel.id });
   }, 15000);
 });
