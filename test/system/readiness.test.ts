@@ -101,6 +101,13 @@ describe("/ready and start-up", () => {
     expect(res.status).toBe(200);
   }, 60000);
 
+  test("in push mode, ready once the inbox a previous run left is drained", async () => {
+    const server = await serve({ MATRIX_EVENTS_MODE: "push", MATRIX_HS_TOKEN: "hs-token-for-readiness-test" });
+    const { res, body } = await readyAnswer(server, 200);
+    expect(res.status).toBe(200);
+    expect(body.checks.startup).toEqual({ ok: true });
+  }, 60000);
+
   test("/ready is in the OpenAPI document, without security", async () => {
     const server = servers[servers.length - 1] ?? (await serve({}));
     const doc = (await (await server.api("/docs/json")).json()) as { paths: Record<string, { get?: { security?: unknown[]; responses: unknown } }> };
