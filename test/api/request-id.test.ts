@@ -84,6 +84,11 @@ describe("X-Request-Id", () => {
       const body = (await res.json()) as Record<string, unknown>;
       expect(body).toEqual({ error: expect.any(String), message: expect.any(String), request_id: id });
     }
+    // The homeserver-facing API answers Matrix's way, with the id beside errcode and error.
+    const matrix = await server.api("/_matrix/app/v1/transactions/t1", { method: "PUT", json: { events: [] }, headers: { "x-request-id": "r-matrix" } });
+    expect(matrix.status).toBe(401);
+    expect(matrix.headers.get("x-request-id")).toBe("r-matrix");
+    expect(await matrix.json()).toEqual({ errcode: "M_UNAUTHORIZED", error: expect.any(String), request_id: "r-matrix" });
     // The read bucket holds one request: the second is 429, with the id made for it.
     expect((await server.api("/api/messaging/channels", { as: "user:rid-limited" })).status).toBe(200);
     const limited = await server.api("/api/messaging/channels", { as: "user:rid-limited" });
