@@ -69,6 +69,22 @@ describe.skipIf(skipReal)("/ready on real PostgreSQL, NATS and Synapse", () => {
     // Liveness does not depend on it.
     expect((await server.api("/health")).status).toBe(200);
   }, 60000);
+
+  test("503 naming matrix with a timeout when the homeserver accepts connections but never answers", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const server = await serve(synapseServiceEnv({ MATRIX_HOMESERVER_URL: `http://127.0.0.1:${silent.port}` }));
+      const started = performance.now();
+      const res = await server.api("/ready");
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as ReadyBody).checks.matrix).toEqual({ ok: false, ms: expect.any(Number), error: "timeout" });
+      // Each check is bounded (1 s), so the probe answers well within an orchestrator's timeout.
+      expect(performance.now() - started).toBeLessThan(3000);
+    } finally {
+      // Closing its connections fails the poller's pending call at once, so the server stops promptly.
+      silent.stop(true);
+    }
+  }, 60000);
 });
 
 describe("/ready and NATS", () => {
