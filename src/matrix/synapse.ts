@@ -321,7 +321,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
     this.inFlight.abort();
   }
 
-  /** GET /_matrix/client/versions: unauthenticated, answered by any live homeserver, never retried. */
+  /** GET /_matrix/client/versions: needs no rights, answered by any live homeserver, never retried. */
   async ping(timeoutMs: number): Promise<void> {
     const timer = AbortSignal.timeout(timeoutMs);
     try {
