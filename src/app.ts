@@ -14,11 +14,12 @@ import { SyncPoller } from "./inbound/sync.ts";
 import type { EventBus } from "./events/bus.ts";
 import { MemoryEventBus } from "./events/memory.ts";
 import { NatsEventBus } from "./events/nats.ts";
-import { ChannelRegistry } from "./actors/registry.ts";
+import { RequestFreeRegistry } from "./lifecycle/request-free-registry.ts";
 import { ShutdownStack } from "./lifecycle/stack.ts";
 import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
 import { requestLog } from "./http/request-log.ts";
+import { requestId } from "./http/request-id.ts";
 import { idempotency } from "./http/idempotency.ts";
 import { IdempotencyOwner } from "./http/idempotency-owner.ts";
 import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
@@ -41,6 +42,8 @@ import { wsController } from "./realtime/endpoint.ts";
 import type { ServerFrame } from "./realtime/model.ts";
 import { ChannelFanout } from "./realtime/fanout.ts";
 import { healthController } from "./features/health/http.ts";
+import { readyController } from "./features/health/ready.ts";
+import { StartupProgress } from "./lifecycle/startup.ts";
 import { presenceController } from "./features/presence/http.ts";
 import { searchController } from "./features/search/http.ts";
 import { SearchService } from "./features/search/service.ts";
@@ -95,6 +98,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseDb();
     });
     await migrate(db.sql, log);
+    const startup = new StartupProgress(config.MATRIX_EVENTS_MODE === "sync" ? "the first sync round has not completed" : "the inbox left by the last run is not drained yet");
+    startup.markMigrated();
     const pruning = startBucketPruning(db.sql, log);
     stack.push("rate-limit-pruning", () => pruning.stop());
     const idempotencyOwner = new IdempotencyOwner(db.sql, log);
@@ -118,7 +123,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
     const sockets = new SocketRegistry();
-    const registry = new ChannelRegistry({
+    const registry = new RequestFreeRegistry({
       sql: db.sql,
       matrix,
       events,
@@ -149,7 +154,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
     const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
-    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher }).listen({
+    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup }).listen({
       port: config.PORT,
       hostname: config.HOST,
     });
@@ -163,7 +168,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     });
 
     if (config.MATRIX_EVENTS_MODE === "sync") {
-      const poller = new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS }, matrixStateKey(config));
+      const poller = new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS, onCaughtUp: () => startup.markCaughtUp() }, matrixStateKey(config));
       poller.start();
       const releasePoller = acquire("sync_poller");
       stack.push("sync", async () => {
@@ -173,7 +178,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     } else {
       // Push mode: events arrive on /_matrix/app/v1/transactions; pick up what a crash left,
       // and tell the homeserver we are back so it redelivers without waiting out its backoff.
-      void dispatcher.drain();
+      void dispatcher.drain().then(() => startup.markCaughtUp());
       if (baseMatrix instanceof SynapseMatrixBackend) {
         baseMatrix
           .pingAppservice(config.MATRIX_AS_ID)
@@ -201,13 +206,14 @@ interface HttpParts {
   idempotencyOwner: IdempotencyOwner;
   fanout: ChannelFanout;
   dispatcher: InboxDispatcher;
+  startup: StartupProgress;
 }
 
 /**
  * The HTTP API with every middleware and route, not yet listening. Its type is App, which a
  * typed client (Eden Treaty) is built from.
  */
-export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher }: HttpParts) {
+export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup }: HttpParts) {
   // The document's completion reads the routes' body schemas, known once the app is built.
   const built: { routes: () => ReadonlyArray<{ method: string; path: string; hooks: { body?: unknown } }> } = { routes: () => [] };
   const app = new Elysia({
@@ -216,6 +222,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     // which drops frames, must stay out of its way.
     websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
   })
+    .use(requestId())
     .use(corsPolicy(config))
     .use(authentication(deps.auth))
     .use(internalOnly(config.INTERNAL_SERVICE_TOKEN))
@@ -231,6 +238,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(realtimeDocsController())
     .use(demoController(authMode(config) === "dev"))
     .use(healthController({ database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }))
+    .use(readyController(deps, startup))
     .use(channelsController(new ChannelService(deps)))
     .use(messagesController(new MessageService(deps)))
     .use(relationsController(new RelationsService(deps)))

@@ -1,5 +1,6 @@
 import pino, { type DestinationStream, type Logger } from "pino";
 import pretty from "pino-pretty";
+import { currentRequestId } from "./request-context.ts";
 
 export type { Logger };
 
@@ -21,6 +22,11 @@ export function createLogger(level: string, output: LogOutput = {}): Logger {
     level,
     base: { service: "daarion-messaging" },
     serializers: { err: serializeError },
+    // Every line written while serving a request names it, whoever writes it.
+    mixin: () => {
+      const requestId = currentRequestId();
+      return requestId === undefined ? {} : { request_id: requestId };
+    },
     redact: { paths: ["req.headers.authorization", "*.access_token", "*.as_token", "*.hs_token"], remove: true },
   };
   if (isTTY && !production) {

@@ -15,5 +15,7 @@ export interface EventBus {
   publish<S extends Subject>(subject: S, payload: EventPayloads[S]): Promise<void>;
   /** For in-process consumers and tests. Returns an unsubscribe function. */
   subscribe(listener: (event: PublishedEvent) => void): () => void;
+  /** Resolves when the broker answers within timeoutMs (readiness); the in-process bus always does. */
+  ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }

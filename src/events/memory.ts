@@ -20,6 +20,8 @@ export class MemoryEventBus implements EventBus {
     return () => this.listeners.delete(listener);
   }
 
+  async ping(): Promise<void> {}
+
   async close(): Promise<void> {
     this.listeners.clear();
   }

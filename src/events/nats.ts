@@ -1,5 +1,6 @@
 import { connect, nanos, RetentionPolicy, type JetStreamClient, type NatsConnection } from "nats";
 import type { Logger } from "../log.ts";
+import { withTimeout } from "../deadline.ts";
 import type { Sql } from "../store/db.ts";
 import { deleteQueuedEvents, oldestQueuedEvents, queueEvents } from "../store/event-outbox.ts";
 import type { EventBus, PublishedEvent } from "./bus.ts";
@@ -75,6 +76,13 @@ export class NatsEventBus implements EventBus {
   /** Resolves once the first connection is up (or the bus is closed). */
   ready(): Promise<void> {
     return this.connecting;
+  }
+
+  /** A round trip to the server (PING/PONG), bounded by timeoutMs; refused while there is no connection. */
+  async ping(timeoutMs: number): Promise<void> {
+    const nc = this.nc;
+    if (!nc || nc.isClosed()) throw new Error("not connected to NATS");
+    await withTimeout(nc.flush(), timeoutMs);
   }
 
   /** Resolves when everything queued so far has been acknowledged by JetStream (or NATS is down). */

@@ -2,6 +2,7 @@ import { Elysia } from "elysia";
 import { openapi } from "@elysiajs/openapi";
 import { dirname, join } from "node:path";
 import { OPENAPI_VERSION } from "./openapi.ts";
+import { notFound } from "../errors.ts";
 
 export const DOCS_PATH = "/docs";
 export const SPEC_PATH = "/docs/json";
@@ -63,7 +64,7 @@ export const apiDocs = () => {
             { name: "members", description: "Membership, invitations, roles and capabilities" },
             { name: "internal", description: "Service-to-service endpoints" },
             { name: "matrix", description: "Application-service API for the homeserver" },
-            { name: "health", description: "Liveness" },
+            { name: "health", description: "Liveness and readiness" },
           ],
         },
       }),
@@ -71,12 +72,9 @@ export const apiDocs = () => {
     .get(DOCS_PATH, () => new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } }), { detail: { hide: true } })
     .get(
       `${ASSETS_PATH}/:file`,
-      ({ params, set }) => {
+      ({ params }) => {
         const type = ASSETS[params.file];
-        if (!type) {
-          set.status = 404;
-          return { error: "NOT_FOUND", message: "no such docs asset" };
-        }
+        if (!type) throw notFound("docs asset");
         return new Response(Bun.file(join(assetsDir, params.file)), {
           headers: { "content-type": type, "cache-control": "public, max-age=86400" },
         });

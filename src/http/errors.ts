@@ -2,15 +2,17 @@ import { Elysia, t } from "elysia";
 import { AppError, MatrixApiError } from "../errors.ts";
 import { MailboxClosedError, MailboxFullError } from "../actors/mailbox.ts";
 import type { Logger } from "../log.ts";
+import { currentRequestId } from "../request-context.ts";
 
 export const ErrorBody = t.Object({
   error: t.String({ description: "A stable, machine-readable code", examples: ["NOT_FOUND"] }),
   message: t.String(),
+  request_id: t.String({ description: "The request's id, as in its X-Request-Id response header: quote it when reporting a problem" }),
 });
 
 
 /**
- * Every refusal is `{error, message}` with a 4xx (or 502/503 for upstream trouble). Nothing
+ * Every refusal is `{error, message, request_id}` with a 4xx (or 502/503 for upstream trouble). Nothing
  * internal (stack traces, SQL, tokens, message text) reaches a response; unexpected errors
  * are logged by name and message only.
  */
@@ -20,14 +22,15 @@ export const errorHandler = (log: Logger) =>
     const json = (status: number, errorCode: string, message: string, headers: Record<string, string> = {}) => {
       set.status = status;
       Object.assign(set.headers, headers);
-      return { error: errorCode, message };
+      return { error: errorCode, message, request_id: currentRequestId() };
     };
     // A route's own body parser may refuse with an AppError (a too-large upload); Elysia wraps it.
     const refusal = error instanceof AppError ? error : code === "PARSE" && (error as Error).cause instanceof AppError ? ((error as Error).cause as AppError) : null;
     if (refusal) return json(refusal.status, refusal.code, refusal.message, refusal.headers);
     if (error instanceof MatrixApiError) {
       set.status = error.status;
-      return { errcode: error.errcode, error: error.message };
+      // Matrix's error shape allows extra fields; the id helps match a homeserver's retry to our logs.
+      return { errcode: error.errcode, error: error.message, request_id: currentRequestId() };
     }
     if (error instanceof MailboxFullError) {
       return json(503, "CHANNEL_BUSY", "the channel has too much queued work; retry shortly", {

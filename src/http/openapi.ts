@@ -117,7 +117,12 @@ function completeOperation(method: string, path: string, op: Operation, body: un
     responses["409"] ??= errorResponse("A request with this Idempotency-Key is still running (IDEMPOTENCY_IN_PROGRESS)");
     responses["422"] ??= errorResponse("This Idempotency-Key was used with another body (IDEMPOTENCY_KEY_REUSED)");
   }
-  if (path === "/health") return op;
+  // Liveness and readiness probes draw from no bucket and have no backend of their own to lose.
+  if (path === "/health" || path === "/ready") {
+    const notReady = responses["503"];
+    if (notReady) notReady.headers = { "Retry-After": header("Seconds until asking again is worth it", "integer") };
+    return op;
+  }
   // src/http/rate-limit.ts: every /api and /internal request draws from a token bucket.
   responses["429"] ??= errorResponse("A rate limit is exhausted (RATE_LIMITED)", {
     "Retry-After": header("Seconds until the request may succeed", "integer"),

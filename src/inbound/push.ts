@@ -5,6 +5,7 @@ import { storePushTransaction } from "../store/inbox.ts";
 import type { EphemeralEvent, MatrixEvent } from "../matrix/port.ts";
 import { MatrixErrorBody, PushTransactionBody, TxnParams } from "./push-model.ts";
 import { MatrixApiError } from "../errors.ts";
+import { currentRequestId } from "../request-context.ts";
 import { sameSecret } from "../http/auth/secrets.ts";
 
 const APPSERVICE_PATH = /^\/_matrix\/app\//;
@@ -59,9 +60,9 @@ export const appserviceController = (deps: { sql: Sql; hsToken: string | undefin
     .post("/ping", () => ({}), { detail: { summary: "Homeserver reachability check", tags: ["matrix"] } })
     .get("/users/:userId", ({ set }) => {
       set.status = 404;
-      return { errcode: "M_NOT_FOUND", error: "users are created on first use" };
+      return { errcode: "M_NOT_FOUND", error: "users are created on first use", request_id: currentRequestId() };
     }, { detail: { summary: "Homeserver user query: always 404, users are created on first use", tags: ["matrix"] } })
     .get("/rooms/:alias", ({ set }) => {
       set.status = 404;
-      return { errcode: "M_NOT_FOUND", error: "rooms are created through the DAARION API" };
+      return { errcode: "M_NOT_FOUND", error: "rooms are created through the DAARION API", request_id: currentRequestId() };
     }, { detail: { summary: "Homeserver room alias query: always 404, rooms are created through the API", tags: ["matrix"] } });

@@ -16,7 +16,15 @@ export class SyncPoller {
   private loop: Promise<void> | null = null;
 
   constructor(
-    private readonly deps: { sql: Sql; matrix: MatrixBackend; dispatcher: InboxDispatcher; log: Logger; timeoutMs: number },
+    private readonly deps: {
+      sql: Sql;
+      matrix: MatrixBackend;
+      dispatcher: InboxDispatcher;
+      log: Logger;
+      timeoutMs: number;
+      /** Called once, when the first round (sync, store, index) completed: the service caught up. */
+      onCaughtUp?: () => void;
+    },
     private readonly stateKey: string,
   ) {}
 
@@ -35,6 +43,7 @@ export class SyncPoller {
     let failures = 0;
     let since: string | null = null;
     let loaded = false;
+    let caughtUp = false;
     log.info({ component: "sync" }, "sync poller started");
     while (!signal.aborted) {
       try {
@@ -55,6 +64,10 @@ export class SyncPoller {
         if (batch.ephemeral?.length) await this.deps.dispatcher.deliverEphemeral(batch.ephemeral);
         if (failures > 0) log.info({ component: "sync" }, "sync recovered");
         failures = 0;
+        if (!caughtUp) {
+          caughtUp = true;
+          this.deps.onCaughtUp?.();
+        }
       } catch (err) {
         if (signal.aborted) break;
         failures++;

@@ -525,6 +525,11 @@ export class LocalMatrixBackend implements MatrixBackend {
     }
     return eventId;
   }
+
+  /** The local homeserver is the service's own database; the caller bounds the wait. */
+  async ping(): Promise<void> {
+    await this.sql`select 1`;
+  }
 }
 
 function toEvent(row: Row): MatrixEvent {

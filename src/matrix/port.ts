@@ -144,6 +144,12 @@ export interface MatrixBackend {
   roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage>;
   /** Long-polls for timeline events after `since`; null starts from now, with no events. */
   sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch>;
+  /**
+   * Resolves when the homeserver answers a cheap request (readiness); rejects when it cannot be
+   * reached. The caller bounds the wait to timeoutMs; an adapter that makes a request aborts it
+   * then (with a TimeoutError, src/deadline.ts).
+   */
+  ping(timeoutMs: number): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -1,3 +1,4 @@
+import { TimeoutError } from "../deadline.ts";
 import type { Logger } from "../log.ts";
 import { backoffAtLeast, backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import { EPHEMERAL_EVENT_TYPES, STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "../domain/event-types.ts";
@@ -318,6 +319,17 @@ export class SynapseMatrixBackend implements MatrixBackend {
 
   async close(): Promise<void> {
     this.inFlight.abort();
+  }
+
+  /** GET /_matrix/client/versions: needs no rights, answered by any live homeserver, never retried. */
+  async ping(timeoutMs: number): Promise<void> {
+    const timer = AbortSignal.timeout(timeoutMs);
+    try {
+      const res = await this.request("GET", "/_matrix/client/versions", { retry: false, signal: timer, timeoutMs: timeoutMs + 1000 });
+      await res.body?.cancel();
+    } catch (err) {
+      throw timer.aborted ? new TimeoutError(timeoutMs) : err;
+    }
   }
 
   /**

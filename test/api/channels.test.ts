@@ -89,7 +89,7 @@ describe("channels", () => {
     expect((await server.api(`/api/messaging/channels/${priv.id}`, { as: "user:admin" })).status).toBe(200);
     const res = await server.api(`/api/messaging/channels/${priv.id}`, { as: "user:stranger" });
     expect(res.status).toBe(404);
-    expect(await res.json()).toEqual({ error: "NOT_FOUND", message: "channel not found" });
+    expect(await res.json()).toEqual({ error: "NOT_FOUND", message: "channel not found", request_id: expect.any(String) });
     const unknown = await server.api(`/api/messaging/channels/${crypto.randomUUID()}`, { as: "user:admin" });
     expect(unknown.status).toBe(404);
   });

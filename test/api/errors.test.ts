@@ -10,7 +10,7 @@ beforeAll(async () => {
 afterAll(() => server?.stop(), 60000);
 
 function expectErrorBody(body: unknown) {
-  expect(body).toEqual({ error: expect.stringMatching(/^[A-Z_]+$/), message: expect.any(String) });
+  expect(body).toEqual({ error: expect.stringMatching(/^[A-Z_]+$/), message: expect.any(String), request_id: expect.any(String) });
   expect(JSON.stringify(body)).not.toMatch(/at .*\.ts:\d+|stack|postgres|select |insert /i);
 }
 

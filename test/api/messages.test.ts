@@ -360,7 +360,7 @@ describe("full content of messages from Matrix users outside the namespace", () 
     try {
       const refused = await matrixServer.api(url, { as: "user:reader" });
       expect(refused.status).toBe(502);
-      expect(await refused.json()).toEqual({ error: "MATRIX_UNAVAILABLE", message: "the Matrix homeserver did not return the message content" });
+      expect(await refused.json()).toEqual({ error: "MATRIX_UNAVAILABLE", message: "the Matrix homeserver did not return the message content", request_id: expect.any(String) });
     } finally {
       reads.refuseReads = false;
     }

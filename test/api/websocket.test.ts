@@ -115,7 +115,7 @@ describe("websocket", () => {
     expect(await upgradeRefusal(priv.id)).toEqual({ status: 401, body: expect.objectContaining({ error: "UNAUTHENTICATED" }) });
     expect(await upgradeRefusal(priv.id, { "x-user-id": "user:stranger" })).toEqual({
       status: 404,
-      body: { error: "NOT_FOUND", message: "channel not found" },
+      body: { error: "NOT_FOUND", message: "channel not found", request_id: expect.any(String) },
     });
     expect((await upgradeRefusal(crypto.randomUUID(), { "x-user-id": "user:admin" })).status).toBe(404);
     expect((await upgradeRefusal("not-a-uuid", { "x-user-id": "user:admin" })).status).toBe(400);

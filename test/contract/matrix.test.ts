@@ -181,5 +181,11 @@ for (const adapter of adapters) {
       expect(settled === null || settled.events.filter((e) => e.room_id === roomId).length === 0).toBe(true);
       expect(Date.now() - started).toBeLessThan(5000);
     });
+
+    test("ping: a live homeserver answers within the readiness timeout", async () => {
+      const started = performance.now();
+      await m.ping(1000);
+      expect(performance.now() - started).toBeLessThan(1000);
+    });
   });
 }

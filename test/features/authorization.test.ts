@@ -103,6 +103,7 @@ async function fixture(visibility: Visibility): Promise<Fixture> {
 let fresh = 0;
 const TABLE: Record<string, Entry | Exempt> = {
   "GET /health": { exempt: "liveness, no caller" },
+  "GET /ready": { exempt: "readiness, no caller" },
   "GET /api/messaging/channels": { exempt: "the list itself: checked in its own test below" },
   "POST /api/messaging/channels": { exempt: "any identified caller may create a channel: checked in its own test below" },
   "GET /api/messaging/channels/{id}": { right: "read", ok: 200, call: (f) => ({ method: "GET", path: ch(f) }) },
@@ -280,7 +281,7 @@ describe("authorization on every endpoint (local backend)", () => {
         }
         expect(seen).toEqual(wanted);
         // A hidden channel answers exactly as a channel that does not exist.
-        for (const body of hiddenBodies) expect(JSON.parse(body)).toEqual({ error: "NOT_FOUND", message: "channel not found" });
+        for (const body of hiddenBodies) expect(JSON.parse(body)).toEqual({ error: "NOT_FOUND", message: "channel not found", request_id: expect.any(String) });
       });
     }
   }

@@ -158,7 +158,7 @@ describe("hostile input never produces a 5xx or a stack trace", () => {
       expect({ route: `${route.method} ${route.path}`, status: res.status, body: JSON.parse(res.body) }).toEqual({
         route: `${route.method} ${route.path}`,
         status: 400,
-        body: { error: "INVALID_BODY", message: "the request body is not valid JSON" },
+        body: { error: "INVALID_BODY", message: "the request body is not valid JSON", request_id: expect.any(String) },
       });
     }
   });
@@ -200,7 +200,7 @@ describe("hostile input never produces a 5xx or a stack trace", () => {
       }
     }
     const send = await server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as: "user:owner", headers: { "content-type": "application/json" }, body: '{"text":"hi","__proto__":{"x":1}}' });
-    expect(await send.json()).toEqual({ error: "VALIDATION_FAILED", message: "invalid body field '__proto__': unknown field" });
+    expect(await send.json()).toEqual({ error: "VALIDATION_FAILED", message: "invalid body field '__proto__': unknown field", request_id: expect.any(String) });
     const [count] = await server.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channelId}`;
     expect(count!.n).toBe(1);
   });
@@ -214,7 +214,7 @@ describe("hostile input never produces a 5xx or a stack trace", () => {
       expect({ path, status: res.status, body: await res.json() }).toEqual({
         path,
         status: 400,
-        body: { error: "INVALID_BODY", message: "multipart bodies are accepted only by file uploads (POST …/files); send application/json" },
+        body: { error: "INVALID_BODY", message: "multipart bodies are accepted only by file uploads (POST …/files); send application/json", request_id: expect.any(String) },
       });
     }
     const [count] = await server.app.deps.sql`select count(*)::int as n from messages where channel_id = ${channelId}`;
@@ -256,7 +256,7 @@ describe("hostile input never produces a 5xx or a stack trace", () => {
     const big = JSON.stringify({ text: "x".repeat(70000) });
     const declared = await server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as: "user:owner", json: JSON.parse(big) });
     expect(declared.status).toBe(413);
-    expect(await declared.json()).toEqual({ error: "PAYLOAD_TOO_LARGE", message: "the request body is larger than 65536 bytes" });
+    expect(await declared.json()).toEqual({ error: "PAYLOAD_TOO_LARGE", message: "the request body is larger than 65536 bytes", request_id: expect.any(String) });
     const chunks = new ReadableStream<Uint8Array>({
       start(c) {
         for (let i = 0; i < 10; i++) c.enqueue(new TextEncoder().encode(i === 0 ? '{"text":"' + "y".repeat(9990) : "y".repeat(10000)));

@@ -43,7 +43,7 @@ describe("rate limits", () => {
     const before = await messageCount(channel.id);
     const refused = await send(channel.id, "user:rl-owner");
     expect(refused.status).toBe(429);
-    expect(await refused.json()).toEqual({ error: "RATE_LIMITED", message: expect.any(String) });
+    expect(await refused.json()).toEqual({ error: "RATE_LIMITED", message: expect.any(String), request_id: expect.any(String) });
     expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
     expect(refused.headers.get("x-ratelimit-remaining")).toBe("0");
     expect(await messageCount(channel.id)).toBe(before);
@@ -155,7 +155,7 @@ describe("rate limits (dev mode): all-or-nothing buckets, the client address, bo
       });
       statuses.push(res.status);
       if (res.status === 429) {
-        expect(await res.json()).toEqual({ error: "RATE_LIMITED", message: expect.any(String) });
+        expect(await res.json()).toEqual({ error: "RATE_LIMITED", message: expect.any(String), request_id: expect.any(String) });
         expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
         expect(res.headers.get("x-ratelimit-limit")).toBe("4");
       }

@@ -191,7 +191,7 @@ describe("reactions", () => {
     expect((await api(`/${channel.id}/messages/${msg.id}/reactions`, { method: "DELETE", as: "user:alice" })).status).toBe(400);
     const unknown = await react(channel.id, crypto.randomUUID(), "user:alice", "👍");
     expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toEqual({ error: "NOT_FOUND", message: "message not found" });
+    expect(await unknown.json()).toEqual({ error: "NOT_FOUND", message: "message not found", request_id: expect.any(String) });
     expect((await react(channel.id, msg.id, "agent:stranger", "👍")).status).toBe(403);
     const priv = await createChannel(server, "user:admin", { visibility: "private" });
     const hidden = await post(priv.id, "user:admin", { text: "secret" });

@@ -2,10 +2,13 @@ import { sendEventsInTurn, type MatrixBackend, type OutgoingEvent } from "../../
 
 /**
  * Wraps the real Matrix backend so a test can hold message sends at the homeserver's door
- * (to keep a channel actor busy) or make them fail, and know when one arrives.
+ * (to keep a channel actor busy) or make them fail, and know when one arrives; or hold /sync
+ * (to keep the service from catching up).
  */
 export class MatrixGate {
   private open = true;
+  private syncOpen = true;
+  private syncWaiting: Array<() => void> = [];
   private failing: Error | null = null;
   private waiting: Array<() => void> = [];
   private arrivals: Array<() => void> = [];
@@ -18,6 +21,16 @@ export class MatrixGate {
   release() {
     this.open = true;
     for (const go of this.waiting.splice(0)) go();
+  }
+
+  /** Holds every /sync at the door (the poller's first round among them) until releaseSync(). */
+  holdSync() {
+    this.syncOpen = false;
+  }
+
+  releaseSync() {
+    this.syncOpen = true;
+    for (const go of this.syncWaiting.splice(0)) go();
   }
 
   failWith(err: Error | null) {
@@ -42,10 +55,22 @@ export class MatrixGate {
       if (gate.failing) throw gate.failing;
       return inner.sendEvent(...args);
     };
+    const gatedSync = async (...args: Parameters<MatrixBackend["sync"]>) => {
+      // A held sync still ends when the poller stops, as a long-poll does.
+      const signal = args[2];
+      if (!gate.syncOpen && !signal.aborted) {
+        await new Promise<void>((resolve) => {
+          gate.syncWaiting.push(resolve);
+          signal.addEventListener("abort", () => resolve(), { once: true });
+        });
+      }
+      return inner.sync(...args);
+    };
     return new Proxy(inner, {
       get(target, prop, receiver) {
         // A batch passes the gate one event at a time, as a homeserver without batches would.
         if (prop === "sendEvent") return gatedSend;
+        if (prop === "sync") return gatedSync;
         if (prop === "sendEvents") return (roomId: string, events: OutgoingEvent[]) => sendEventsInTurn(gatedSend, roomId, events);
         const value = Reflect.get(target, prop, receiver);
         return typeof value === "function" ? value.bind(target) : value;
