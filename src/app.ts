@@ -15,7 +15,7 @@ import { SyncPoller } from "./inbound/sync.ts";
 import type { EventBus } from "./events/bus.ts";
 import { MemoryEventBus } from "./events/memory.ts";
 import { NatsEventBus } from "./events/nats.ts";
-import { ChannelRegistry } from "./actors/registry.ts";
+import { ChannelRegistry } from "./channel/registry.ts";
 import { ShutdownStack } from "./lifecycle/stack.ts";
 import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
@@ -28,28 +28,10 @@ import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
 import type { ServiceDeps } from "./features/deps.ts";
-import { channelsController } from "./features/channels/http.ts";
-import { ChannelService } from "./features/channels/service.ts";
-import { messagesController } from "./features/messages/http.ts";
-import { MessageService } from "./features/messages/service.ts";
-import { membersController } from "./features/members/http.ts";
-import { MemberService } from "./features/members/service.ts";
-import { agentsController } from "./features/agents/http.ts";
-import { AgentService } from "./features/agents/service.ts";
+import { channelTables, featureControllers } from "./features/index.ts";
 import { wsController } from "./realtime/endpoint.ts";
-import type { ServerFrame } from "./realtime/model.ts";
+import type { ServerFrame } from "./wire/frames.ts";
 import { ChannelFanout } from "./realtime/fanout.ts";
-import { healthController } from "./features/health/http.ts";
-import { presenceController } from "./features/presence/http.ts";
-import { searchController } from "./features/search/http.ts";
-import { SearchService } from "./features/search/service.ts";
-import { filesController } from "./features/files/http.ts";
-import { FileService } from "./features/files/service.ts";
-import { relationsController } from "./features/relations/http.ts";
-import { RelationsService } from "./features/relations/service.ts";
-import { pinsController } from "./features/pins/http.ts";
-import { PinService } from "./features/pins/service.ts";
-import { archiveController } from "./features/archive/http.ts";
 import { authMode } from "./config.ts";
 import { createAuthenticator } from "./http/auth/authenticator.ts";
 import { authentication, internalOnly } from "./http/auth/plugin.ts";
@@ -117,7 +99,9 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
     const sockets = new SocketRegistry();
+    const tables = channelTables();
     const registry = new ChannelRegistry({
+      ...tables,
       sql: db.sql,
       matrix,
       events,
@@ -142,7 +126,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseServer();
     });
     stack.push("actors", () => registry.stop());
-    const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log });
+    const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log, handlers: tables.handlers });
     stack.push("inbox", () => dispatcher.stop());
 
     const auth = createAuthenticator(config);
@@ -188,18 +172,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       )
       .use(realtimeDocsController())
       .use(demoController(authMode(config) === "dev"))
-      .use(healthController({ database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }))
-      .use(channelsController(new ChannelService(deps)))
-      .use(messagesController(new MessageService(deps)))
-      .use(relationsController(new RelationsService(deps)))
-      .use(membersController(new MemberService(deps)))
-      .use(pinsController(new PinService(deps)))
-      .use(archiveController(deps))
-      .use(agentsController(new AgentService(deps)))
+      .use(featureControllers({ ...deps, health: { database: db.kind, matrix: matrix.kind, events: events.kind, actors: () => registry.size }, maxUploadBytes: config.MAX_UPLOAD_BYTES }))
       .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES, config.WS_MAX_FRAMES_PER_SEC))
-      .use(presenceController(deps))
-      .use(searchController(new SearchService(deps)))
-      .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
       .use(appserviceController({ sql: db.sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }))
       .listen({ port: config.PORT, hostname: config.HOST });
     const listening = app.server!;

@@ -1,7 +1,7 @@
 import type { Sql } from "../store/db.ts";
 import type { MatrixBackend } from "../matrix/port.ts";
 import type { EventBus } from "../events/bus.ts";
-import type { ChannelRegistry } from "../actors/registry.ts";
+import type { ChannelRegistry } from "../channel/registry.ts";
 import type { Logger } from "../log.ts";
 import type { Authenticator } from "../http/auth/authenticator.ts";
 import type { SocketRegistry } from "../realtime/sockets.ts";

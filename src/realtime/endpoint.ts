@@ -4,7 +4,7 @@ import { AppError } from "../errors.ts";
 import type { ServiceDeps } from "../features/deps.ts";
 import { withIdentity } from "../http/auth/scope.ts";
 import { authorizeSocket, recheckSocket, socketIdentity } from "./auth.ts";
-import { setTyping } from "../features/presence/commands.ts";
+import { PresenceService } from "../features/presence/service.ts";
 import { replayThenSubscribe, socketDrained, replaySocket, type ReplaySocket } from "./replay.ts";
 import { lastSeq } from "../store/messages.ts";
 import { ClientFrame, WsParams, WsQuery } from "./model.ts";
@@ -84,7 +84,7 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
           return;
         }
         const identity = socketIdentity(ws.data.request);
-        await withIdentity(identity, () => setTyping(deps, identity.caller, channelId, frame.typing, frame.timeout_ms));
+        await withIdentity(identity, () => new PresenceService(deps).setTyping(identity.caller, channelId, frame.typing, frame.timeout_ms));
       } catch (err) {
         const known = err instanceof AppError;
         ws.send(JSON.stringify({ type: "error", error: known ? err.code : "INTERNAL", message: known ? err.message : "the frame could not be handled" }));

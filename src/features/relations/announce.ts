@@ -1,4 +1,4 @@
-import type { ActorContext } from "../../actors/context.ts";
+import type { ChannelContext } from "../../channel/context.ts";
 import { Subjects } from "../../events/model.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { threadStats } from "../../store/messages.ts";
@@ -6,7 +6,7 @@ import { toMessageView } from "../messages/view.ts";
 import { reactionCount, reactionSummaries, type ReactionRow } from "../../store/reactions.ts";
 
 /** WebSocket frame and NATS event for a reaction that was added or removed. */
-export async function announceReaction(ctx: ActorContext, kind: "added" | "removed", reaction: ReactionRow): Promise<number> {
+export async function announceReaction(ctx: ChannelContext, kind: "added" | "removed", reaction: ReactionRow): Promise<number> {
   const { sql, broadcast, events } = ctx.deps;
   const count = await reactionCount(sql, reaction.message_id, reaction.emoji);
   broadcast(ctx.channelId, {
@@ -37,12 +37,12 @@ export async function announceReaction(ctx: ActorContext, kind: "added" | "remov
 }
 
 /** The message as listings show it; a broadcast has no single caller, so `me` is false. */
-export async function messageViewOf(ctx: ActorContext, row: MessageRow) {
+export async function messageViewOf(ctx: ChannelContext, row: MessageRow) {
   const [threads, reactions] = await Promise.all([threadStats(ctx.deps.sql, [row.id]), reactionSummaries(ctx.deps.sql, [row.id], null)]);
   return toMessageView(row, threads.get(row.id), reactions.get(row.id) ?? []);
 }
 
-export async function announceEdit(ctx: ActorContext, row: MessageRow, edit: { matrixEventId: string; editorId: string; version: number }) {
+export async function announceEdit(ctx: ChannelContext, row: MessageRow, edit: { matrixEventId: string; editorId: string; version: number }) {
   const view = await messageViewOf(ctx, row);
   ctx.deps.broadcast(ctx.channelId, { type: "message.updated", seq: view.seq, message: view });
   ctx.deps.events.publish(Subjects.messageUpdated, {
@@ -59,7 +59,7 @@ export async function announceEdit(ctx: ActorContext, row: MessageRow, edit: { m
   return view;
 }
 
-export function announceDeletion(ctx: ActorContext, row: MessageRow, deletion: { redactionEventId: string; deletedBy: string }) {
+export function announceDeletion(ctx: ChannelContext, row: MessageRow, deletion: { redactionEventId: string; deletedBy: string }) {
   const seq = Number(row.seq);
   const deletedAt = (row.deleted_at ?? new Date()).toISOString();
   ctx.deps.broadcast(ctx.channelId, { type: "message.deleted", seq, message_id: row.id, deleted_by: deletion.deletedBy, deleted_at: deletedAt });
