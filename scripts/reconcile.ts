@@ -60,10 +60,11 @@ async function main(): Promise<number> {
   // The report owns stdout; log records go to stderr.
   const log = pino({ level: config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, base: { service: "daarion-messaging", component: "reconcile" } }, pino.destination(2));
   const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 4 }, log);
-  const matrix = createMatrixBackend(config, db.sql, log);
+  const tables = channelTables();
+  const matrix = createMatrixBackend(config, db.sql, log, tables.handlers.types);
   const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, db.sql, log) : new MemoryEventBus();
   // No WebSocket clients are connected to this process: frames have nowhere to go.
-  const registry = new ChannelRegistry({ ...channelTables(), sql: db.sql, matrix, events, log, broadcast: () => {}, mailboxSize: config.ACTOR_MAILBOX_SIZE, idleMs: config.ACTOR_IDLE_MS });
+  const registry = new ChannelRegistry({ ...tables, sql: db.sql, matrix, events, log, broadcast: () => {}, mailboxSize: config.ACTOR_MAILBOX_SIZE, idleMs: config.ACTOR_IDLE_MS });
   try {
     await migrate(db.sql, log);
     const { summary } = await reconcile(

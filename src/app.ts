@@ -11,6 +11,7 @@ import { InboxDispatcher } from "./inbound/dispatcher.ts";
 import { appserviceController, homeserverAuthentication } from "./inbound/push.ts";
 import type { Sql } from "./store/db.ts";
 import type { MatrixBackend } from "./matrix/port.ts";
+import type { EventTypes } from "./domain/event-types.ts";
 import { SyncPoller } from "./inbound/sync.ts";
 import type { EventBus } from "./events/bus.ts";
 import { MemoryEventBus } from "./events/memory.ts";
@@ -82,7 +83,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     await idempotencyOwner.start();
     stack.push("idempotency-owner", () => idempotencyOwner.stop());
 
-    const baseMatrix = createMatrixBackend(config, db.sql, log);
+    const tables = channelTables();
+    const baseMatrix = createMatrixBackend(config, db.sql, log, tables.handlers.types);
     const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
     const releaseMatrix = acquire("matrix_backend");
     stack.push("matrix", async () => {
@@ -99,7 +101,6 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
     const sockets = new SocketRegistry();
-    const tables = channelTables();
     const registry = new ChannelRegistry({
       ...tables,
       sql: db.sql,
@@ -225,7 +226,7 @@ function warnAboutDevAuth(config: Config, log: Logger): void {
   }
 }
 
-export function createMatrixBackend(config: Config, sql: Sql, log: Logger): MatrixBackend {
+export function createMatrixBackend(config: Config, sql: Sql, log: Logger, eventTypes: EventTypes): MatrixBackend {
   if (config.MATRIX_HOMESERVER_URL) {
     return new SynapseMatrixBackend({
       baseUrl: config.MATRIX_HOMESERVER_URL,
@@ -234,6 +235,7 @@ export function createMatrixBackend(config: Config, sql: Sql, log: Logger): Matr
       syncUserId: `@${config.MATRIX_SYNC_USER_LOCALPART}:${config.MATRIX_SERVER_NAME}`,
       retryBudgetMs: config.MATRIX_RETRY_MAX_MS,
       syncTimelineLimit: config.MATRIX_SYNC_TIMELINE_LIMIT,
+      eventTypes,
       log: log.child({ component: "synapse" }),
     });
   }

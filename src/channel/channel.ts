@@ -6,13 +6,20 @@ import type { ChannelRow, MessageRow } from "../store/rows.ts";
 import { findChannel } from "../store/channels.ts";
 import { lastSeq } from "../store/messages.ts";
 import type { ServerFrame } from "../wire/frames.ts";
-import type { ArgsOf, CommandName, ResultOf } from "./commands.ts";
+import type { ArgsOf, CommandName, CommandTable, ResultOf } from "./commands.ts";
 import type { ChannelContext } from "./context.ts";
-import type { ChannelDeps } from "./deps.ts";
+import type { ChannelPorts } from "./deps.ts";
+import type { HandlerTable } from "./handlers.ts";
 import { ingestAll } from "./ingest.ts";
 import { joinPublic } from "./joins.ts";
 import { Mailbox } from "./mailbox.ts";
 import { describe, Outbox, SEND_BATCH_MAX, type SendCommand, type SendRequest } from "./outbox.ts";
+
+/** What every channel is built from: its ports, and the features' commands and event handlers (features/index.ts). */
+export interface ChannelDeps extends ChannelPorts {
+  commands: CommandTable;
+  handlers: HandlerTable;
+}
 
 type Job = {
   run: () => Promise<unknown>;
@@ -121,7 +128,7 @@ export class Channel {
   /** A room's events in timeline order, as one job (see ingest.ts). */
   async ingestAll(events: MatrixEvent[]): Promise<void> {
     await new Promise((resolve, reject) =>
-      this.mailbox.put({ run: () => ingestAll(this.context, this.outbox, (seq) => (this.seq = seq), events), resolve, reject }).catch(reject),
+      this.mailbox.put({ run: () => ingestAll(this.context, this.deps.handlers, this.outbox, (seq) => (this.seq = seq), events), resolve, reject }).catch(reject),
     );
   }
 

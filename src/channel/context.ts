@@ -2,7 +2,7 @@ import type { Logger } from "../log.ts";
 import type { ChannelRow } from "../store/rows.ts";
 import type { EventPayloads, Subject } from "../events/model.ts";
 import type { ServerFrame } from "../wire/frames.ts";
-import type { ChannelDeps } from "./deps.ts";
+import type { ChannelPorts } from "./deps.ts";
 
 /**
  * What a feature's command or event handler sees while it runs inside a channel's loop. It
@@ -14,7 +14,7 @@ export interface ChannelContext {
   readonly channel: ChannelRow;
   /** The channel's Matrix room id. */
   readonly room: string;
-  readonly deps: ChannelDeps;
+  readonly deps: ChannelPorts;
   readonly log: Logger;
   /** The latest message seq of the channel. */
   readonly seq: number;

@@ -3,8 +3,6 @@ import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { MatrixBackend } from "../matrix/port.ts";
 import type { ServerFrame } from "../wire/frames.ts";
-import type { CommandTable } from "./commands.ts";
-import type { HandlerTable } from "./handlers.ts";
 
 /** Ends open sockets of members who lost the read right; the realtime layer provides it. */
 export interface SocketRevoker {
@@ -12,8 +10,8 @@ export interface SocketRevoker {
   revokeUnless(channelId: string, mayRead: (memberId: string, microdaos: readonly string[]) => boolean, reason: string): unknown;
 }
 
-/** What every channel is built from; assembled once in the composition root. */
-export interface ChannelDeps {
+/** The ports every channel works through; assembled once in the composition root. */
+export interface ChannelPorts {
   sql: Sql;
   matrix: MatrixBackend;
   events: EventBus;
@@ -23,8 +21,4 @@ export interface ChannelDeps {
   idleMs: number;
   /** Open channel sockets by member, ended when the member loses the read right. */
   sockets?: SocketRevoker;
-  /** The features' named commands, by name (features/index.ts). */
-  commands: CommandTable;
-  /** The features' Matrix event handlers, by event kind (features/index.ts). */
-  handlers: HandlerTable;
 }

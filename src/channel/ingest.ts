@@ -5,7 +5,7 @@ import { consumeInboxEvent, consumeInboxEvents } from "../store/inbox.ts";
 import { findMessageByEvent } from "../store/messages.ts";
 import { announceMessage } from "./announce.ts";
 import type { ChannelContext } from "./context.ts";
-import { handlerFor, type IngestResult } from "./handlers.ts";
+import { handlerFor, type HandlerTable, type IngestResult } from "./handlers.ts";
 import type { Outbox } from "./outbox.ts";
 
 const isMessage = (event: MatrixEvent) => event.type === "m.room.message" || event.type === ENCRYPTED_EVENT_TYPE;
@@ -16,7 +16,7 @@ const isMessage = (event: MatrixEvent) => event.type === "m.room.message" || eve
  * alone consumes the inbox rows, in the handler's transaction. Stops at the first event that
  * fails; the ones before it are indexed, the rest stay in the inbox.
  */
-export async function ingestAll(ctx: ChannelContext, outbox: Outbox, setSeq: (seq: number) => void, events: MatrixEvent[]): Promise<void> {
+export async function ingestAll(ctx: ChannelContext, handlers: HandlerTable, outbox: Outbox, setSeq: (seq: number) => void, events: MatrixEvent[]): Promise<void> {
   let next = 0;
   while (next < events.length) {
     // Echoes of our own sends, known from memory: their inbox rows go in one statement.
@@ -30,13 +30,13 @@ export async function ingestAll(ctx: ChannelContext, outbox: Outbox, setSeq: (se
       continue;
     }
     const event = events[next++]!;
-    const result = isMessage(event) && (await isOwnSend(ctx, outbox, event)) ? ({ kind: "ignored" } as const) : await handle(ctx, event);
+    const result = isMessage(event) && (await isOwnSend(ctx, outbox, event)) ? ({ kind: "ignored" } as const) : await handle(ctx, handlers, event);
     await apply(ctx, setSeq, event, result);
   }
 }
 
-async function handle(ctx: ChannelContext, event: MatrixEvent): Promise<IngestResult> {
-  const handler = handlerFor(ctx.deps.handlers, event);
+async function handle(ctx: ChannelContext, handlers: HandlerTable, event: MatrixEvent): Promise<IngestResult> {
+  const handler = handlerFor(handlers, event);
   return handler ? handler.handle(ctx, event) : { kind: "ignored" };
 }
 

@@ -1,5 +1,4 @@
-import { Channel } from "./channel.ts";
-import type { ChannelDeps } from "./deps.ts";
+import { Channel, type ChannelDeps } from "./channel.ts";
 import { AppError } from "../errors.ts";
 import { acquire } from "../lifecycle/live.ts";
 

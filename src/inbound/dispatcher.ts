@@ -21,6 +21,11 @@ export class InboxDispatcher {
 
   constructor(private readonly deps: { sql: Sql; registry: ChannelRegistry; log: Logger; handlers: HandlerTable }) {}
 
+  /** The event types the channels handle, which the sync filter asks for and the inbox keeps. */
+  get eventTypes() {
+    return this.deps.handlers.types;
+  }
+
   /** Starts a drain if none is running; resolves when the inbox was found empty. */
   drain(): Promise<void> {
     if (this.stopped) return Promise.resolve();

@@ -27,8 +27,7 @@ async function archiveChannel(ctx: ChannelContext, cmd: { callerId: string }): P
     return row;
   });
   ctx.setChannel(archived);
-  ctx.deps.broadcast(ctx.channelId, { type: "channel.archived", channel: toChannelView(archived) });
-  ctx.deps.events.publish(Subjects.channelArchived, {
+  void ctx.announce({ type: "channel.archived", channel: toChannelView(archived) }, Subjects.channelArchived, {
     event_id: `channel.archived:${archived.id}`,
     channel_id: archived.id,
     microdao_id: archived.microdao_id,

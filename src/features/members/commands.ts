@@ -37,7 +37,8 @@ async function removeMember(ctx: ChannelContext, cmd: { callerId: string; member
  */
 export function announceRemoval(ctx: ChannelContext, member: MemberRow, kickedBy: string | null, via: "api" | "matrix"): void {
   const at = member.left_at?.getTime() ?? Date.now();
-  ctx.deps.broadcast(ctx.channelId, kickedBy ? { type: "member.left", member: toMemberView(member), kicked_by: kickedBy } : { type: "member.left", member: toMemberView(member) });
+  // The frame first, then the sockets close, then NATS: the member's own sockets see why they end.
+  void ctx.announce(kickedBy ? { type: "member.left", member: toMemberView(member), kicked_by: kickedBy } : { type: "member.left", member: toMemberView(member) });
   ctx.deps.sockets?.revoke(ctx.channelId, member.member_id, kickedBy ? "kicked" : "left");
   if (kickedBy) {
     ctx.deps.events.publish(Subjects.memberKicked, {
@@ -94,7 +95,7 @@ export async function writeRights(ctx: ChannelContext, tx: Tx, target: MemberRow
 }
 
 export function announceRights(ctx: ChannelContext, target: MemberRow, updated: MemberRow, actorId: string, via: "api" | "matrix"): void {
-  ctx.deps.broadcast(ctx.channelId, { type: "member.updated", member: toMemberView(updated), updated_by: actorId });
+  void ctx.announce({ type: "member.updated", member: toMemberView(updated), updated_by: actorId });
   if (target.can_read && !updated.can_read) ctx.deps.sockets?.revoke(ctx.channelId, updated.member_id, "can_read revoked");
   ctx.deps.events.publish(Subjects.memberUpdated, {
     event_id: `member.updated:${updated.id}:${Bun.randomUUIDv7()}`,

@@ -64,8 +64,7 @@ export async function recordUnpin(ctx: ChannelContext, tx: Tx, pin: PinRow, acto
 }
 
 export function announcePin(ctx: ChannelContext, pin: PinRow, message: MessageRow, via: "api" | "matrix"): void {
-  ctx.deps.broadcast(ctx.channelId, { type: "message.pinned", pin: toPinView(pin, message) });
-  ctx.deps.events.publish(Subjects.messagePinned, {
+  void ctx.announce({ type: "message.pinned", pin: toPinView(pin, message) }, Subjects.messagePinned, {
     event_id: `message.pinned:${pin.message_id}:${pin.pinned_at.getTime()}`,
     channel_id: ctx.channelId,
     message_id: pin.message_id,
@@ -76,8 +75,7 @@ export function announcePin(ctx: ChannelContext, pin: PinRow, message: MessageRo
 }
 
 export function announceUnpin(ctx: ChannelContext, pin: PinRow, actorId: string, via: "api" | "matrix"): void {
-  ctx.deps.broadcast(ctx.channelId, { type: "message.unpinned", message_id: pin.message_id, matrix_event_id: pin.matrix_event_id, unpinned_by: actorId });
-  ctx.deps.events.publish(Subjects.messageUnpinned, {
+  void ctx.announce({ type: "message.unpinned", message_id: pin.message_id, matrix_event_id: pin.matrix_event_id, unpinned_by: actorId }, Subjects.messageUnpinned, {
     event_id: `message.unpinned:${pin.message_id}:${Bun.randomUUIDv7()}`,
     channel_id: ctx.channelId,
     message_id: pin.message_id,

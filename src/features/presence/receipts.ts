@@ -58,21 +58,11 @@ async function ingestReceipt(ctx: ChannelContext, event: EphemeralEvent): Promis
 
 function announceRead(ctx: ChannelContext, row: ReadStateRow, messageId: string) {
   const updatedAt = row.updated_at.toISOString();
-  ctx.deps.broadcast(ctx.channelId, {
-    type: "read",
-    member_id: row.member_id,
-    last_read_seq: Number(row.last_read_seq),
-    last_read_message_id: messageId,
-    last_read_event_id: row.last_read_event_id,
-    updated_at: updatedAt,
-  });
-  ctx.deps.events.publish(Subjects.messageRead, {
+  const position = { member_id: row.member_id, last_read_seq: Number(row.last_read_seq), last_read_message_id: messageId, last_read_event_id: row.last_read_event_id };
+  void ctx.announce({ type: "read", ...position, updated_at: updatedAt }, Subjects.messageRead, {
     event_id: `message.read:${row.channel_id}:${row.member_id}:${row.last_read_seq}`,
     channel_id: row.channel_id,
-    member_id: row.member_id,
-    last_read_seq: Number(row.last_read_seq),
-    last_read_message_id: messageId,
-    last_read_event_id: row.last_read_event_id,
+    ...position,
     read_at: updatedAt,
   });
 }

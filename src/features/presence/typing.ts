@@ -1,5 +1,5 @@
 import type { ChannelContext } from "../../channel/context.ts";
-import type { ChannelDeps } from "../../channel/deps.ts";
+import type { ChannelPorts } from "../../channel/deps.ts";
 import type { EphemeralHandler } from "../../channel/handlers.ts";
 import type { EphemeralEvent } from "../../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser } from "../../domain/ids.ts";
@@ -10,7 +10,7 @@ type Timer = ReturnType<typeof setTimeout>;
 type TypingState = Map<string, Map<string, Timer | null>>;
 
 // Kept per running app (its actor deps), so a hot reload or a second server in a test starts empty.
-const states = new WeakMap<ChannelDeps, TypingState>();
+const states = new WeakMap<ChannelPorts, TypingState>();
 
 function typistsOf(ctx: ChannelContext): Map<string, Timer | null> {
   let state = states.get(ctx.deps);

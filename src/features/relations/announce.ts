@@ -7,15 +7,14 @@ import { reactionCount, reactionSummaries, type ReactionRow } from "../../store/
 
 /** WebSocket frame and NATS event for a reaction that was added or removed. */
 export async function announceReaction(ctx: ChannelContext, kind: "added" | "removed", reaction: ReactionRow): Promise<number> {
-  const { sql, broadcast, events } = ctx.deps;
-  const count = await reactionCount(sql, reaction.message_id, reaction.emoji);
-  broadcast(ctx.channelId, {
-    type: kind === "added" ? "reaction.added" : "reaction.removed",
+  const count = await reactionCount(ctx.deps.sql, reaction.message_id, reaction.emoji);
+  const frame = {
+    type: kind === "added" ? ("reaction.added" as const) : ("reaction.removed" as const),
     message_id: reaction.message_id,
     emoji: reaction.emoji,
     reactor_id: reaction.reactor_id,
     count,
-  });
+  };
   const fields = {
     channel_id: ctx.channelId,
     message_id: reaction.message_id,
@@ -25,9 +24,9 @@ export async function announceReaction(ctx: ChannelContext, kind: "added" | "rem
     emoji: reaction.emoji,
   };
   if (kind === "added") {
-    events.publish(Subjects.reactionAdded, { event_id: `reaction.added:${reaction.matrix_event_id}`, ...fields, created_at: reaction.created_at.toISOString() });
+    void ctx.announce(frame, Subjects.reactionAdded, { event_id: `reaction.added:${reaction.matrix_event_id}`, ...fields, created_at: reaction.created_at.toISOString() });
   } else {
-    events.publish(Subjects.reactionRemoved, {
+    void ctx.announce(frame, Subjects.reactionRemoved, {
       event_id: `reaction.removed:${reaction.matrix_event_id}`,
       ...fields,
       removed_at: (reaction.removed_at ?? new Date()).toISOString(),
@@ -44,8 +43,7 @@ export async function messageViewOf(ctx: ChannelContext, row: MessageRow) {
 
 export async function announceEdit(ctx: ChannelContext, row: MessageRow, edit: { matrixEventId: string; editorId: string; version: number }) {
   const view = await messageViewOf(ctx, row);
-  ctx.deps.broadcast(ctx.channelId, { type: "message.updated", seq: view.seq, message: view });
-  ctx.deps.events.publish(Subjects.messageUpdated, {
+  void ctx.announce({ type: "message.updated", seq: view.seq, message: view }, Subjects.messageUpdated, {
     event_id: `message.updated:${edit.matrixEventId}`,
     channel_id: ctx.channelId,
     message_id: row.id,
@@ -62,8 +60,7 @@ export async function announceEdit(ctx: ChannelContext, row: MessageRow, edit: {
 export function announceDeletion(ctx: ChannelContext, row: MessageRow, deletion: { redactionEventId: string; deletedBy: string }) {
   const seq = Number(row.seq);
   const deletedAt = (row.deleted_at ?? new Date()).toISOString();
-  ctx.deps.broadcast(ctx.channelId, { type: "message.deleted", seq, message_id: row.id, deleted_by: deletion.deletedBy, deleted_at: deletedAt });
-  ctx.deps.events.publish(Subjects.messageDeleted, {
+  void ctx.announce({ type: "message.deleted", seq, message_id: row.id, deleted_by: deletion.deletedBy, deleted_at: deletedAt }, Subjects.messageDeleted, {
     event_id: `message.deleted:${row.id}`,
     channel_id: ctx.channelId,
     message_id: row.id,
