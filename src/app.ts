@@ -29,6 +29,7 @@ import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
 import type { ServiceDeps } from "./features/deps.ts";
+import type { RealtimeDeps } from "./realtime/deps.ts";
 import { channelTables, featureControllers } from "./features/index.ts";
 import { wsController } from "./realtime/endpoint.ts";
 import type { ServerFrame } from "./wire/frames.ts";
@@ -132,7 +133,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
-    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
+    const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
     const app = new Elysia({
       normalize: false,
       // The fan-out cuts a slow subscriber off at WS_BACKPRESSURE_LIMIT_BYTES; Bun's own limit,

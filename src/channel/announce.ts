@@ -1,6 +1,6 @@
 import { Subjects } from "../events/model.ts";
 import type { MemberRow, MessageRow } from "../store/rows.ts";
-import { toMemberView, toMessageView } from "../wire/views.ts";
+import { toMemberView, toMessageView } from "../store/views.ts";
 import type { ChannelContext } from "./context.ts";
 
 /** A message in Matrix: message.created (message.updated for those who saw it pending) and its NATS event. */

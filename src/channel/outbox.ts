@@ -17,7 +17,7 @@ import {
   pendingMessages,
   type NewMessage,
 } from "../store/messages.ts";
-import { toMessageView } from "../wire/views.ts";
+import { toMessageView } from "../store/views.ts";
 import { announceMessage } from "./announce.ts";
 import type { ChannelContext } from "./context.ts";
 import { mediaFromContent } from "./media.ts";

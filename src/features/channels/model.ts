@@ -4,7 +4,8 @@ import { Visibility } from "../../wire/views.ts";
 import { MICRODAO_ID_PATTERN } from "../../domain/ids.ts";
 
 export { Visibility };
-export { ChannelView, toChannelView } from "../../wire/views.ts";
+export { ChannelView } from "../../wire/views.ts";
+export { toChannelView } from "../../store/views.ts";
 export const SLUG_PATTERN = "^[a-z0-9][a-z0-9-]{0,99}$";
 
 export const ChannelIdParams = t.Object({ id: t.String({ format: "uuid" }) });

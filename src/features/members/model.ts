@@ -5,7 +5,8 @@ import type { ChannelEventRow } from "../../store/channel-events.ts";
 import { DEFAULT_FLAGS, eachFlag, Role } from "../../domain/member-rights.ts";
 
 export { Role };
-export { MemberView, toMemberView } from "../../wire/views.ts";
+export { MemberView } from "../../wire/views.ts";
+export { toMemberView } from "../../store/views.ts";
 
 export const InviteMemberBody = t.Object(
   {

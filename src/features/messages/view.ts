@@ -1,1 +1,1 @@
-export { toMessageView } from "../../wire/views.ts";
+export { toMessageView } from "../../store/views.ts";
