@@ -12,7 +12,6 @@ export type CommandTable = Record<string, ChannelCommand>;
  * (`declare module ".../channel/commands.ts" { interface ChannelCommands extends typeof x }`),
  * so `run(name, args)` is typed without the channel importing any feature.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-interface
 export interface ChannelCommands {}
 
 export type CommandName = keyof ChannelCommands & string;
