@@ -13,7 +13,8 @@ import { ConfigError, loadConfig, type Config } from "../src/config.ts";
 import { createMatrixBackend } from "../src/app.ts";
 import { openDatabase } from "../src/store/db.ts";
 import { migrate } from "../src/store/migrate.ts";
-import { ChannelRegistry } from "../src/actors/registry.ts";
+import { ChannelRegistry } from "../src/channel/registry.ts";
+import { channelTables } from "../src/features/index.ts";
 import { MemoryEventBus } from "../src/events/memory.ts";
 import { NatsEventBus } from "../src/events/nats.ts";
 import type { EventBus } from "../src/events/bus.ts";
@@ -59,10 +60,11 @@ async function main(): Promise<number> {
   // The report owns stdout; log records go to stderr.
   const log = pino({ level: config.LOG_LEVEL === "info" ? "warn" : config.LOG_LEVEL, base: { service: "daarion-messaging", component: "reconcile" } }, pino.destination(2));
   const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: 4 }, log);
-  const matrix = createMatrixBackend(config, db.sql, log);
+  const tables = channelTables();
+  const matrix = createMatrixBackend(config, db.sql, log, tables.handlers.types);
   const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, db.sql, log) : new MemoryEventBus();
   // No WebSocket clients are connected to this process: frames have nowhere to go.
-  const registry = new ChannelRegistry({ sql: db.sql, matrix, events, log, broadcast: () => {}, mailboxSize: config.ACTOR_MAILBOX_SIZE, idleMs: config.ACTOR_IDLE_MS });
+  const registry = new ChannelRegistry({ ...tables, sql: db.sql, matrix, events, log, broadcast: () => {}, mailboxSize: config.ACTOR_MAILBOX_SIZE, idleMs: config.ACTOR_IDLE_MS });
   try {
     await migrate(db.sql, log);
     const { summary } = await reconcile(

@@ -10,11 +10,12 @@ import { InboxDispatcher } from "./inbound/dispatcher.ts";
 import { appserviceController, homeserverAuthentication } from "./inbound/push.ts";
 import type { Sql } from "./store/db.ts";
 import type { MatrixBackend } from "./matrix/port.ts";
+import type { EventTypes } from "./domain/event-types.ts";
 import { SyncPoller } from "./inbound/sync.ts";
 import type { EventBus } from "./events/bus.ts";
 import { MemoryEventBus } from "./events/memory.ts";
 import { NatsEventBus } from "./events/nats.ts";
-import { RequestFreeRegistry } from "./lifecycle/request-free-registry.ts";
+import { ChannelRegistry } from "./channel/registry.ts";
 import { ShutdownStack } from "./lifecycle/stack.ts";
 import { acquire } from "./lifecycle/live.ts";
 import { errorHandler } from "./http/errors.ts";
@@ -30,30 +31,13 @@ import { openApiCompletion } from "./http/openapi.ts";
 import { apiDocs, SPEC_PATH } from "./http/docs.ts";
 import { corsPolicy } from "./http/cors.ts";
 import type { ServiceDeps } from "./features/deps.ts";
-import { channelsController } from "./features/channels/http.ts";
-import { ChannelService } from "./features/channels/service.ts";
-import { messagesController } from "./features/messages/http.ts";
-import { MessageService } from "./features/messages/service.ts";
-import { membersController } from "./features/members/http.ts";
-import { MemberService } from "./features/members/service.ts";
-import { agentsController } from "./features/agents/http.ts";
-import { AgentService } from "./features/agents/service.ts";
+import type { RealtimeDeps } from "./realtime/deps.ts";
+import { channelTables, featureRoutes } from "./features/index.ts";
 import { wsController } from "./realtime/endpoint.ts";
-import type { ServerFrame } from "./realtime/model.ts";
+import type { ServerFrame } from "./wire/frames.ts";
 import { ChannelFanout } from "./realtime/fanout.ts";
-import { healthController } from "./features/health/http.ts";
 import { readyController } from "./features/health/ready.ts";
 import { StartupProgress } from "./lifecycle/startup.ts";
-import { presenceController } from "./features/presence/http.ts";
-import { searchController } from "./features/search/http.ts";
-import { SearchService } from "./features/search/service.ts";
-import { filesController } from "./features/files/http.ts";
-import { FileService } from "./features/files/service.ts";
-import { relationsController } from "./features/relations/http.ts";
-import { RelationsService } from "./features/relations/service.ts";
-import { pinsController } from "./features/pins/http.ts";
-import { PinService } from "./features/pins/service.ts";
-import { archiveController } from "./features/archive/http.ts";
 import { authMode } from "./config.ts";
 import { createAuthenticator } from "./http/auth/authenticator.ts";
 import { authentication, internalOnly } from "./http/auth/plugin.ts";
@@ -106,7 +90,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     await idempotencyOwner.start();
     stack.push("idempotency-owner", () => idempotencyOwner.stop());
 
-    const baseMatrix = createMatrixBackend(config, db.sql, log);
+    const tables = channelTables();
+    const baseMatrix = createMatrixBackend(config, db.sql, log, tables.handlers.types);
     const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
     const releaseMatrix = acquire("matrix_backend");
     stack.push("matrix", async () => {
@@ -123,7 +108,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
     const sockets = new SocketRegistry();
-    const registry = new RequestFreeRegistry({
+    const registry = new ChannelRegistry({
+      ...tables,
       sql: db.sql,
       matrix,
       events,
@@ -148,12 +134,12 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseServer();
     });
     stack.push("actors", () => registry.stop());
-    const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log });
+    const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log, handlers: tables.handlers });
     stack.push("inbox", () => dispatcher.stop());
 
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
-    const deps: ServiceDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
+    const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
     const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup }).listen({
       port: config.PORT,
       hostname: config.HOST,
@@ -199,7 +185,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
 interface HttpParts {
   config: Config;
-  deps: ServiceDeps;
+  deps: RealtimeDeps;
   sql: Sql;
   databaseKind: string;
   limits: ReturnType<typeof rateLimitConfig>;
@@ -237,19 +223,9 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(apiDocs())
     .use(realtimeDocsController())
     .use(demoController(authMode(config) === "dev"))
-    .use(healthController({ database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }))
     .use(readyController(deps, startup))
-    .use(channelsController(new ChannelService(deps)))
-    .use(messagesController(new MessageService(deps)))
-    .use(relationsController(new RelationsService(deps)))
-    .use(membersController(new MemberService(deps)))
-    .use(pinsController(new PinService(deps)))
-    .use(archiveController(deps))
-    .use(agentsController(new AgentService(deps)))
+    .use(featureRoutes({ ...deps, health: { database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }, maxUploadBytes: config.MAX_UPLOAD_BYTES }))
     .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES, config.WS_MAX_FRAMES_PER_SEC))
-    .use(presenceController(deps))
-    .use(searchController(new SearchService(deps)))
-    .use(filesController(new FileService(deps, config.MAX_UPLOAD_BYTES)))
     .use(appserviceController({ sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }));
   built.routes = () => app.routes;
   return app;
@@ -268,7 +244,7 @@ function warnAboutDevAuth(config: Config, log: Logger): void {
   }
 }
 
-export function createMatrixBackend(config: Config, sql: Sql, log: Logger): MatrixBackend {
+export function createMatrixBackend(config: Config, sql: Sql, log: Logger, eventTypes: EventTypes): MatrixBackend {
   if (config.MATRIX_HOMESERVER_URL) {
     return new SynapseMatrixBackend({
       baseUrl: config.MATRIX_HOMESERVER_URL,
@@ -277,6 +253,7 @@ export function createMatrixBackend(config: Config, sql: Sql, log: Logger): Matr
       syncUserId: `@${config.MATRIX_SYNC_USER_LOCALPART}:${config.MATRIX_SERVER_NAME}`,
       retryBudgetMs: config.MATRIX_RETRY_MAX_MS,
       syncTimelineLimit: config.MATRIX_SYNC_TIMELINE_LIMIT,
+      eventTypes,
       log: log.child({ component: "synapse" }),
     });
   }

@@ -14,22 +14,13 @@ export interface MatrixEvent {
 
 /**
  * The Matrix event types the service indexes: the /sync filter asks for them, and the inbox
- * keeps only them. Feature modules add theirs here.
+ * keeps only them. They are derived from the features' event handlers (features/index.ts),
+ * never listed by hand.
  */
-export const TIMELINE_EVENT_TYPES: string[] = [
-  "m.room.message",
-  "m.room.member",
-  "m.room.name",
-  "m.room.topic",
-  "m.room.redaction",
-  "m.reaction",
-  "m.room.power_levels",
-  "m.room.pinned_events",
-  "m.room.encrypted",
-];
-
-/** State event types whose current value the sync filter should include. */
-export const STATE_EVENT_TYPES: string[] = ["m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels", "m.room.pinned_events"];
-
-/** Ephemeral (non-timeline) event types, such as typing and receipts. */
-export const EPHEMERAL_EVENT_TYPES: string[] = ["m.typing", "m.receipt"];
+export interface EventTypes {
+  timeline: string[];
+  /** State event types whose current value the sync filter should include. */
+  state: string[];
+  /** Ephemeral (non-timeline) event types, such as typing and receipts. */
+  ephemeral: string[];
+}

@@ -1,10 +1,10 @@
 import type { Sql } from "../store/db.ts";
 import type { MatrixBackend } from "../matrix/port.ts";
 import type { EventBus } from "../events/bus.ts";
-import type { ChannelRegistry } from "../actors/registry.ts";
+import type { ChannelRegistry } from "../channel/registry.ts";
 import type { Logger } from "../log.ts";
 import type { Authenticator } from "../http/auth/authenticator.ts";
-import type { SocketRegistry } from "../realtime/sockets.ts";
+import type { SocketRevoker } from "../channel/deps.ts";
 
 /** What the feature services are built from; assembled once in the composition root. */
 export interface ServiceDeps {
@@ -18,5 +18,5 @@ export interface ServiceDeps {
   /** Who the caller of a request or a WebSocket upgrade is. */
   auth: Authenticator;
   /** Open channel sockets by member, ended when the member loses the read right. */
-  sockets: SocketRegistry;
+  sockets: SocketRevoker;
 }

@@ -1,6 +1,6 @@
 import { Elysia, t } from "elysia";
 import { AppError, MatrixApiError } from "../errors.ts";
-import { MailboxClosedError, MailboxFullError } from "../actors/mailbox.ts";
+import { MailboxClosedError, MailboxFullError } from "../channel/mailbox.ts";
 import type { Logger } from "../log.ts";
 import { currentRequestId } from "../request-context.ts";
 

@@ -1,10 +1,10 @@
 import type { Logger } from "../log.ts";
 import type { Sql } from "../store/db.ts";
-import type { ChannelRegistry } from "../actors/registry.ts";
+import type { ChannelRegistry } from "../channel/registry.ts";
 import { findChannelByRoom } from "../store/channels.ts";
 import { consumeInboxEvent, readInbox, type InboxRow } from "../store/inbox.ts";
 import type { EphemeralEvent } from "../matrix/port.ts";
-import { ephemeralIngesters } from "../actors/ingest-routes.ts";
+import type { HandlerTable } from "../channel/handlers.ts";
 
 const PAGE = 500;
 
@@ -19,7 +19,12 @@ export class InboxDispatcher {
   private readonly channelOfRoom = new Map<string, string>();
   private stopped = false;
 
-  constructor(private readonly deps: { sql: Sql; registry: ChannelRegistry; log: Logger }) {}
+  constructor(private readonly deps: { sql: Sql; registry: ChannelRegistry; log: Logger; handlers: HandlerTable }) {}
+
+  /** The event types the channels handle, which the sync filter asks for and the inbox keeps. */
+  get eventTypes() {
+    return this.deps.handlers.types;
+  }
 
   /** Starts a drain if none is running; resolves when the inbox was found empty. */
   drain(): Promise<void> {
@@ -46,14 +51,13 @@ export class InboxDispatcher {
    */
   async deliverEphemeral(events: EphemeralEvent[]): Promise<void> {
     for (const event of events) {
-      const ingester = ephemeralIngesters[event.type];
-      if (!ingester || this.stopped) continue;
+      if (!this.deps.handlers.ephemeral.has(event.type) || this.stopped) continue;
       const channelId = await this.channelFor(event.room_id);
       if (!channelId) continue;
       try {
         this.deps.registry
           .get(channelId)
-          .exec((ctx) => ingester(ctx, event))
+          .ingestEphemeral(event)
           .catch((err) => this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped"));
       } catch (err) {
         this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped");

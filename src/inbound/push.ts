@@ -38,7 +38,7 @@ export const appserviceController = (deps: { sql: Sql; hsToken: string | undefin
     .put(
       "/transactions/:txnId",
       async ({ params, body }) => {
-        const fresh = await storePushTransaction(deps.sql, params.txnId, body.events as unknown as MatrixEvent[]);
+        const fresh = await storePushTransaction(deps.sql, params.txnId, body.events as unknown as MatrixEvent[], deps.dispatcher.eventTypes);
         if (fresh) {
           // Typing and receipts are not made durable (a lost one is superseded by the next); they
           // follow the timeline, so a receipt finds the message it names. The homeserver does not wait.

@@ -56,7 +56,7 @@ export class SyncPoller {
         const batch = await this.deps.matrix.sync(since, this.deps.timeoutMs, signal);
         if (signal.aborted) break;
         if (batch.nextBatch !== since || batch.events.length > 0) {
-          await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, batch.events);
+          await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, batch.events, this.deps.dispatcher.eventTypes);
           since = batch.nextBatch;
         }
         await this.deps.dispatcher.drain();

@@ -1,7 +1,7 @@
 import { TimeoutError } from "../deadline.ts";
 import type { Logger } from "../log.ts";
 import { backoffAtLeast, backoffDelay, type BackoffPolicy } from "../backoff.ts";
-import { EPHEMERAL_EVENT_TYPES, STATE_EVENT_TYPES, TIMELINE_EVENT_TYPES } from "../domain/event-types.ts";
+import type { EventTypes } from "../domain/event-types.ts";
 import {
   MatrixError,
   joinRuleFor,
@@ -31,6 +31,8 @@ export interface SynapseOptions {
   retryBudgetMs: number;
   /** Events per room in one /sync; a busier gap comes back `limited` and is backfilled. */
   syncTimelineLimit?: number;
+  /** What /sync and backfills ask for: the types the features handle (features/index.ts). */
+  eventTypes: EventTypes;
   log: Logger;
 }
 
@@ -73,9 +75,9 @@ export class SynapseMatrixBackend implements MatrixBackend {
       presence: { types: [] },
       account_data: { types: [] },
       room: {
-        timeline: { types: TIMELINE_EVENT_TYPES, limit: opts.syncTimelineLimit ?? 100 },
-        state: { types: STATE_EVENT_TYPES, lazy_load_members: true },
-        ephemeral: { types: EPHEMERAL_EVENT_TYPES },
+        timeline: { types: opts.eventTypes.timeline, limit: opts.syncTimelineLimit ?? 100 },
+        state: { types: opts.eventTypes.state, lazy_load_members: true },
+        ephemeral: { types: opts.eventTypes.ephemeral },
         account_data: { types: [] },
       },
     });
@@ -353,7 +355,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
           from: token,
           to,
           limit: String(BACKFILL_PAGE),
-          filter: JSON.stringify({ types: TIMELINE_EVENT_TYPES, lazy_load_members: true }),
+          filter: JSON.stringify({ types: this.opts.eventTypes.timeline, lazy_load_members: true }),
         },
         signal,
       });

@@ -1,4 +1,4 @@
-import type { ServiceDeps } from "../features/deps.ts";
+import type { RealtimeDeps } from "./deps.ts";
 import type { Identity } from "../http/auth/authenticator.ts";
 import { withIdentity } from "../http/auth/scope.ts";
 import { readableChannel } from "../access/channel-access.ts";
@@ -11,7 +11,7 @@ const identities = new WeakMap<Request, Identity>();
  * `Sec-WebSocket-Protocol: bearer, <token>` or ?access_token=) and may they read the channel.
  * Returns the subprotocol to echo back, which browsers require when they offered one.
  */
-export async function authorizeSocket(deps: ServiceDeps, request: Request, channelId: string): Promise<string | null> {
+export async function authorizeSocket(deps: RealtimeDeps, request: Request, channelId: string): Promise<string | null> {
   const { identity, protocol } = await deps.auth.identifySocket(request);
   await withIdentity(identity, () => readableChannel(deps.sql, identity.caller, channelId));
   identities.set(request, identity);
@@ -29,7 +29,7 @@ export function socketIdentity(request: Request): Identity {
  * Called once the socket is registered: a kick committed between the upgrade's check and the
  * registration found no socket to close, so the right is checked once more.
  */
-export async function recheckSocket(deps: ServiceDeps, request: Request, channelId: string): Promise<void> {
+export async function recheckSocket(deps: RealtimeDeps, request: Request, channelId: string): Promise<void> {
   const identity = socketIdentity(request);
   try {
     await withIdentity(identity, () => readableChannel(deps.sql, identity.caller, channelId));

@@ -1,10 +1,10 @@
 import { Elysia } from "elysia";
 import { Value } from "@sinclair/typebox/value";
 import { AppError } from "../errors.ts";
-import type { ServiceDeps } from "../features/deps.ts";
+import type { RealtimeDeps } from "./deps.ts";
 import { withIdentity } from "../http/auth/scope.ts";
 import { authorizeSocket, recheckSocket, socketIdentity } from "./auth.ts";
-import { setTyping } from "../features/presence/commands.ts";
+import { PresenceService } from "../features/presence/service.ts";
 import { replayThenSubscribe, socketDrained, replaySocket, type ReplaySocket } from "./replay.ts";
 import { lastSeq } from "../store/messages.ts";
 import { ClientFrame, WsParams, WsQuery } from "./model.ts";
@@ -21,7 +21,7 @@ const replays = new WeakMap<object, Promise<void>>();
  * an unknown channel or one the caller may not read, 400 for a bad since_seq) before any
  * socket exists.
  */
-export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpressureLimit: number, maxFramesPerSecond = 0) => {
+export const wsController = (deps: RealtimeDeps, fanout: ChannelFanout, backpressureLimit: number, maxFramesPerSecond = 0) => {
   const feed = (socket: ReplaySocket, channelId: string) => ({
     subscribe: () => fanout.subscribe(channelId, socket),
     unsubscribe: () => fanout.unsubscribe(channelId, socket),
@@ -84,7 +84,7 @@ export const wsController = (deps: ServiceDeps, fanout: ChannelFanout, backpress
           return;
         }
         const identity = socketIdentity(ws.data.request);
-        await withIdentity(identity, () => setTyping(deps, identity.caller, channelId, frame.typing, frame.timeout_ms));
+        await withIdentity(identity, () => new PresenceService(deps).setTyping(identity.caller, channelId, frame.typing, frame.timeout_ms));
       } catch (err) {
         const known = err instanceof AppError;
         ws.send(JSON.stringify({ type: "error", error: known ? err.code : "INTERNAL", message: known ? err.message : "the frame could not be handled" }));
@@ -109,7 +109,7 @@ function parseSinceSeq(raw: string): number {
 }
 
 /** A seq the channel has not reached yet cannot have been seen: the client's state is from elsewhere. */
-async function checkSinceSeq(deps: ServiceDeps, channelId: string, sinceSeq: number) {
+async function checkSinceSeq(deps: RealtimeDeps, channelId: string, sinceSeq: number) {
   const latest = Math.max(await lastSeq(deps.sql, channelId), deps.registry.seqOf(channelId));
   if (sinceSeq > latest) throw new AppError(400, "INVALID_SINCE_SEQ", `since_seq is beyond the channel's latest seq (${latest})`);
 }

@@ -1,49 +1,10 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageView } from "../features/messages/model.ts";
-import { MemberView } from "../features/members/model.ts";
-import { ChannelView } from "../features/channels/model.ts";
-import { ReadFrame, TypingClientFrame, TypingFrame } from "../features/presence/model.ts";
-import { MessageDeletedFrame, MessageUpdatedFrame, ReactionAddedFrame, ReactionRemovedFrame } from "../features/relations/model.ts";
-import { PinView } from "../features/pins/model.ts";
+import { TypingClientFrame } from "../features/presence/model.ts";
+import { ServerFrame } from "../wire/frames.ts";
 import { ResumeClientFrame, ResumedFrame, ResyncRequiredFrame } from "./replay-model.ts";
 
-/** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
-export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
-/** Matrix refused an accepted send for good: the message stays, with status failed and its reason. */
-export const MessageFailedFrame = t.Object({ type: t.Literal("message.failed"), seq: t.Integer(), message: MessageView });
-export const MemberJoinedFrame = t.Object({ type: t.Literal("member.joined"), member: MemberView });
-/** kicked_by is set when someone else removed the member. */
-export const MemberLeftFrame = t.Object({ type: t.Literal("member.left"), member: MemberView, kicked_by: t.Optional(t.String()) });
-export const MemberUpdatedFrame = t.Object({ type: t.Literal("member.updated"), member: MemberView, updated_by: t.String() });
-export const ChannelUpdatedFrame = t.Object({ type: t.Literal("channel.updated"), channel: ChannelView });
-export const ChannelArchivedFrame = t.Object({ type: t.Literal("channel.archived"), channel: ChannelView });
-export const MessagePinnedFrame = t.Object({ type: t.Literal("message.pinned"), pin: PinView });
-export const MessageUnpinnedFrame = t.Object({
-  type: t.Literal("message.unpinned"),
-  message_id: t.String({ format: "uuid" }),
-  matrix_event_id: t.String(),
-  unpinned_by: t.String(),
-});
-export const ServerFrame = t.Union([
-  MessageCreatedFrame,
-  MessageFailedFrame,
-  MemberJoinedFrame,
-  MemberLeftFrame,
-  MemberUpdatedFrame,
-  ChannelUpdatedFrame,
-  ReactionAddedFrame,
-  ReactionRemovedFrame,
-  MessageUpdatedFrame,
-  MessageDeletedFrame,
-  TypingFrame,
-  ReadFrame,
-  ChannelArchivedFrame,
-  MessagePinnedFrame,
-  MessageUnpinnedFrame,
-]);
-/** What broadcast takes: frames without a seq get the channel's latest seq when they are sent. */
-export type ServerFrame = Static<typeof ServerFrame>;
+export { ServerFrame };
 
 /** What a client receives: every frame carries the channel seq it belongs to. */
 export const SentFrame = t.Intersect([t.Union([ServerFrame, ResumedFrame, ResyncRequiredFrame]), t.Object({ seq: t.Integer() })]);

@@ -1,7 +1,7 @@
 import type { ServerWebSocket } from "bun";
 import type { Sql } from "../store/db.ts";
 import type { MessageRow } from "../store/rows.ts";
-import type { ServiceDeps } from "../features/deps.ts";
+import type { RealtimeDeps } from "./deps.ts";
 import { countAfter, messagesAfter, threadStats } from "../store/messages.ts";
 import { toMessageView } from "../features/messages/view.ts";
 import { reactionSummaries } from "../store/reactions.ts";
@@ -65,7 +65,7 @@ async function framesOf(sql: Sql, rows: MessageRow[]): Promise<{ seq: number; da
  * be published while it reads the tail and subscribes, so the live frames start exactly after it.
  */
 export async function replayThenSubscribe(
-  deps: ServiceDeps,
+  deps: RealtimeDeps,
   socket: ReplaySocket,
   channelId: string,
   live: LiveFeed,

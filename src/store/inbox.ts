@@ -1,15 +1,15 @@
 import type { Sql, Tx } from "./db.ts";
-import { EPHEMERAL_EVENT_TYPES, TIMELINE_EVENT_TYPES, type MatrixEvent } from "../domain/event-types.ts";
+import type { EventTypes, MatrixEvent } from "../domain/event-types.ts";
 
-/** Only what the actors index is worth making durable. */
-function inboxRows(sql: Sql | Tx, events: MatrixEvent[]) {
+/** Only what the channels index is worth making durable (all of it when `types` is left out). */
+function inboxRows(sql: Sql | Tx, events: MatrixEvent[], types?: EventTypes) {
   return events
-    .filter((event) => TIMELINE_EVENT_TYPES.includes(event.type) || EPHEMERAL_EVENT_TYPES.includes(event.type))
+    .filter((event) => !types || types.timeline.includes(event.type) || types.ephemeral.includes(event.type))
     .map((event) => ({ event_id: event.event_id, room_id: event.room_id, event: sql.json(event as never) }));
 }
 
-async function insertEvents(tx: Tx, events: MatrixEvent[]): Promise<void> {
-  const rows = inboxRows(tx, events);
+async function insertEvents(tx: Tx, events: MatrixEvent[], types?: EventTypes): Promise<void> {
+  const rows = inboxRows(tx, events, types);
   // One statement: the rows take their inbox positions in the order given.
   if (rows.length > 0) await tx`insert into matrix_inbox ${tx(rows)} on conflict (event_id) do nothing`;
 }
@@ -18,8 +18,8 @@ async function insertEvents(tx: Tx, events: MatrixEvent[]): Promise<void> {
  * A /sync batch and its next_batch in one statement, hence one transaction: a restart neither
  * misses nor repeats it.
  */
-export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[]): Promise<void> {
-  const rows = inboxRows(sql, events);
+export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[], types: EventTypes): Promise<void> {
+  const rows = inboxRows(sql, events, types);
   const position = sql`
     insert into matrix_sync_state (homeserver, next_batch) values (${stateKey}, ${nextBatch})
     on conflict (homeserver) do update set next_batch = excluded.next_batch, updated_at = now()`;
@@ -31,18 +31,18 @@ export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: stri
  * A pushed application-service transaction and its txnId, in one transaction. Returns false
  * if the txnId was seen before (the homeserver retried): nothing is written twice.
  */
-export async function storePushTransaction(sql: Sql, txnId: string, events: MatrixEvent[]): Promise<boolean> {
+export async function storePushTransaction(sql: Sql, txnId: string, events: MatrixEvent[], types: EventTypes): Promise<boolean> {
   return sql.begin(async (tx) => {
     const [inserted] = await tx`
       insert into matrix_push_transactions (txn_id, event_count) values (${txnId}, ${events.length})
       on conflict (txn_id) do nothing returning txn_id`;
     if (!inserted) return false;
-    await insertEvents(tx, events);
+    await insertEvents(tx, events, types);
     return true;
   });
 }
 
-/** Events found some other way (a reconciliation), made durable before they are handed to the actors. */
+/** Events found some other way (a reconciliation, which asks only for messages), made durable before they are handed to the channels. */
 export async function enqueueEvents(sql: Sql, events: MatrixEvent[]): Promise<void> {
   if (events.length === 0) return;
   await sql.begin((tx) => insertEvents(tx, events));

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import pino from "pino";
 import { SynapseMatrixBackend } from "../../src/matrix/synapse.ts";
 import { MatrixError } from "../../src/matrix/port.ts";
+import { channelTables } from "../../src/features/index.ts";
 
 /**
  * How the Synapse client copes with a homeserver under stress. A real Synapse will not rate
@@ -28,6 +29,7 @@ describe("Synapse client: rate limits, retries and refusals", () => {
 
   const client = (budgetMs = 5000) =>
     new SynapseMatrixBackend({
+      eventTypes: channelTables().handlers.types,
       baseUrl: `http://127.0.0.1:${stub.port}`,
       serverName: "daarion.city",
       asToken: "as-token-xyz",
@@ -113,6 +115,7 @@ describe("Synapse client: rate limits, retries and refusals", () => {
 
   test("an unreachable homeserver is M_UNREACHABLE after the budget", async () => {
     const dead = new SynapseMatrixBackend({
+      eventTypes: channelTables().handlers.types,
       baseUrl: "http://127.0.0.1:1",
       serverName: "daarion.city",
       asToken: "t",

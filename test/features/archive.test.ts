@@ -3,7 +3,6 @@ import { createChannel, startTestServer, type TestServer } from "../helpers/serv
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import type { PublishedEvent } from "../../src/events/bus.ts";
 import type { AppError } from "../../src/errors.ts";
-import { archiveChannel } from "../../src/features/archive/commands.ts";
 import { MatrixGate } from "../helpers/gated-matrix.ts";
 
 let server: TestServer;
@@ -107,7 +106,7 @@ describe("archive racing queued writes", () => {
       await gate.arrived(1);
       // Enqueued in this order while the actor is busy with the held send.
       const actor = gated.app.deps.registry.get(channel.id);
-      const archived = archiveChannel(gated.app.deps, { channelId: channel.id, callerId: "user:owner" });
+      const archived = actor.run("archive.archive", { callerId: "user:owner" });
       const late = actor.send({ senderId: "user:owner", text: "late", msgtype: "m.text", formattedBody: null, replyTo: null, joinFirst: false });
       const lateError = late.then(() => null, (err: AppError) => [err.status, err.code]);
       gate.release();

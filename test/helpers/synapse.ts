@@ -4,6 +4,7 @@ import pino from "pino";
 import { sharedSecretRegistrationMac } from "../../scripts/synapse.ts";
 import { SynapseMatrixBackend } from "../../src/matrix/synapse.ts";
 import { requireServices } from "./services.ts";
+import { channelTables } from "../../src/features/index.ts";
 
 /**
  * The real Synapse started by `bun run synapse start`; its settings come from the environment
@@ -39,6 +40,7 @@ export function synapseServiceEnv(extra: Record<string, string> = {}): Record<st
 
 export function synapseBackend(retryBudgetMs = 3000): SynapseMatrixBackend {
   return new SynapseMatrixBackend({
+    eventTypes: channelTables().handlers.types,
     baseUrl: synapse!.url,
     serverName: synapse!.serverName,
     asToken: synapse!.asToken,

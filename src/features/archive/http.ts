@@ -5,7 +5,6 @@ import { ChannelIdParams, ChannelView, toChannelView } from "../channels/model.t
 import type { ServiceDeps } from "../deps.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { requireAdmin } from "../../domain/rights.ts";
-import { archiveChannel } from "./commands.ts";
 
 export const archiveController = (deps: ServiceDeps) =>
   new Elysia({ name: "archive.controller", prefix: "/api/messaging/channels" }).delete(
@@ -14,7 +13,7 @@ export const archiveController = (deps: ServiceDeps) =>
       const callerId = await authenticate(request);
       // requireAdmin also answers 410 for a channel archived already.
       requireAdmin(await readableChannel(deps.sql, callerId, params.id));
-      return toChannelView(await archiveChannel(deps, { channelId: params.id, callerId }));
+      return toChannelView(await deps.registry.get(params.id).run("archive.archive", { callerId }));
     },
     {
       headers: IdentityHeaders,

@@ -1,6 +1,6 @@
-import { refuseIfEncrypted } from "../confidential/policy.ts";
+import { refuseIfEncrypted } from "../../domain/confidential.ts";
 import { sendAndConfirm, type SendOutcome } from "../messages/deliver.ts";
-import { sendTargets } from "../messages/targets.ts";
+import { sendTargets } from "../../channel/targets.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { findMessage } from "../../store/messages.ts";
 import { readableChannel } from "../../access/channel-access.ts";

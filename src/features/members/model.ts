@@ -1,11 +1,12 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { DAARION_ID_PATTERN, MATRIX_MEMBER_PATTERN } from "../../domain/ids.ts";
-import type { MemberRow } from "../../store/rows.ts";
 import type { ChannelEventRow } from "../../store/channel-events.ts";
-import { DEFAULT_FLAGS, eachFlag, MemberRights, Role, rightsOf } from "../../domain/member-rights.ts";
+import { DEFAULT_FLAGS, eachFlag, Role } from "../../domain/member-rights.ts";
 
 export { Role };
+export { MemberView } from "../../wire/views.ts";
+export { toMemberView } from "../../store/views.ts";
 
 export const InviteMemberBody = t.Object(
   {
@@ -26,34 +27,6 @@ export const InviteMemberBody = t.Object(
 );
 export type InviteMemberBody = Static<typeof InviteMemberBody>;
 
-export const MemberView = t.Object({
-  id: t.String({ format: "uuid" }),
-  channel_id: t.String({ format: "uuid" }),
-  member_id: t.String(),
-  member_type: t.Union([t.Literal("human"), t.Literal("agent")]),
-  matrix_user_id: t.String(),
-  ...MemberRights.properties,
-  matrix_power_level: t.Integer(),
-  invited_by: t.Nullable(t.String()),
-  display_name: t.Nullable(t.String()),
-  joined_at: t.String({ format: "date-time" }),
-});
-export type MemberView = Static<typeof MemberView>;
-
-export function toMemberView(row: MemberRow): MemberView {
-  return {
-    id: row.id,
-    channel_id: row.channel_id,
-    member_id: row.member_id,
-    member_type: row.member_type,
-    matrix_user_id: row.matrix_user_id,
-    ...rightsOf(row),
-    matrix_power_level: row.matrix_power_level,
-    invited_by: row.invited_by,
-    display_name: row.display_name,
-    joined_at: row.joined_at.toISOString(),
-  };
-}
 
 export const PendingInviteView = t.Object({
   status: t.Literal("invited"),

@@ -1,4 +1,4 @@
-import type { ActorContext } from "../../actors/context.ts";
+import type { ChannelContext } from "../../channel/context.ts";
 import type { Role } from "../../store/rows.ts";
 
 export type PowerLevels = Record<string, unknown>;
@@ -36,12 +36,12 @@ export function kickLevel(levels: PowerLevels | null): number {
   return levelOf(levels, "kick", 50);
 }
 
-export async function readPowerLevels(ctx: ActorContext): Promise<PowerLevels | null> {
+export async function readPowerLevels(ctx: ChannelContext): Promise<PowerLevels | null> {
   return ctx.deps.matrix.getState(ctx.room, "m.room.power_levels", "");
 }
 
 /** The channel creator's Matrix account: it holds the room's highest power. */
-export function creatorOf(ctx: ActorContext): string {
+export function creatorOf(ctx: ChannelContext): string {
   return ctx.matrixId(ctx.channel.created_by);
 }
 
@@ -49,7 +49,7 @@ export function creatorOf(ctx: ActorContext): string {
  * Who performs a change in Matrix: the caller, when their own power allows it (so Element
  * shows who did it), otherwise the channel creator's account; channel_events records who asked.
  */
-export function actingUser(ctx: ActorContext, levels: PowerLevels | null, callerId: string, needed: number, targetMatrixId?: string): string {
+export function actingUser(ctx: ChannelContext, levels: PowerLevels | null, callerId: string, needed: number, targetMatrixId?: string): string {
   const caller = ctx.matrixId(callerId);
   const creator = creatorOf(ctx);
   const callerPower = powerOf(levels, caller, creator);
@@ -61,7 +61,7 @@ export function actingUser(ctx: ActorContext, levels: PowerLevels | null, caller
  * Sets one user's power in m.room.power_levels, merged into the current content so nothing
  * else changes; sent by the creator, who holds power 100 (or unlimited, in room v12).
  */
-export async function setUserPower(ctx: ActorContext, matrixUserId: string, level: number): Promise<void> {
+export async function setUserPower(ctx: ChannelContext, matrixUserId: string, level: number): Promise<void> {
   await ctx.matrixCall(async () => {
     const levels = (await readPowerLevels(ctx)) ?? {};
     const users = { ...((levels.users ?? {}) as Record<string, number>) };

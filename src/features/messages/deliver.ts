@@ -1,5 +1,5 @@
-import type { ChannelRegistry } from "../../actors/registry.ts";
-import type { SendCommand } from "../../actors/actor.ts";
+import type { ChannelRegistry } from "../../channel/registry.ts";
+import type { SendCommand } from "../../channel/outbox.ts";
 import type { MessageRow } from "../../store/rows.ts";
 
 export interface SendOutcome {

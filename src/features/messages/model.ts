@@ -1,47 +1,12 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { ChannelIdParams } from "../channels/model.ts";
-import { ReactionSummary } from "../../wire/reaction-summary.ts";
+import { MessageView } from "../../wire/views.ts";
+
+export { MessageView };
 
 export const MSGTYPES = ["m.text", "m.notice", "m.image", "m.file", "m.audio", "m.video"] as const;
 export const Msgtype = t.Union(MSGTYPES.map((m) => t.Literal(m)), { default: "m.text" });
-
-export const MessageView = t.Object({
-  id: t.String({ format: "uuid" }),
-  channel_id: t.String({ format: "uuid" }),
-  seq: t.Integer({ description: "Position in the channel: strictly increasing, gap-free." }),
-  matrix_event_id: t.Nullable(t.String({ description: "Null while the send is pending." })),
-  matrix_type: t.String(),
-  sender_id: t.String({ examples: ["user:alice", "agent:sofia", "matrix:@bob:example.org"] }),
-  sender_type: t.Union([t.Literal("human"), t.Literal("agent")]),
-  sender_matrix_id: t.String(),
-  sender_display_name: t.Nullable(t.String()),
-  content_preview: t.String(),
-  content_type: t.String(),
-  msgtype: t.Nullable(t.String()),
-  thread_id: t.Nullable(t.String({ format: "uuid", description: "The thread's root message, for a reply in a thread" })),
-  reply_to: t.Nullable(t.String({ format: "uuid" })),
-  reply_count: t.Integer({ description: "Replies in the thread this message roots" }),
-  last_reply_at: t.Nullable(t.String({ format: "date-time" })),
-  status: t.Union([t.Literal("pending"), t.Literal("sent"), t.Literal("failed")]),
-  edited_at: t.Nullable(t.String({ format: "date-time" })),
-  reactions: t.Array(ReactionSummary, { description: "Reactions by emoji, in the order they were first used" }),
-  deleted_at: t.Nullable(t.String({ format: "date-time" })),
-  created_at: t.String({ format: "date-time" }),
-  media: t.Nullable(
-    t.Object(
-      {
-        url: t.String({ description: "The mxc:// URI in Matrix" }),
-        mimetype: t.Nullable(t.String()),
-        size: t.Nullable(t.Integer()),
-        filename: t.Nullable(t.String()),
-        download_path: t.String({ description: "Where the service streams the file (read right on the channel needed)" }),
-      },
-      { description: "For file, image, audio and video messages" },
-    ),
-  ),
-});
-export type MessageView = Static<typeof MessageView>;
 
 export const MessageDetail = t.Composite([
   MessageView,

@@ -2,7 +2,6 @@ import type { ServiceDeps } from "../deps.ts";
 import { forbidden } from "../../errors.ts";
 import { readableChannel, type ChannelAccess } from "../../access/channel-access.ts";
 import { writeRight } from "../../domain/rights.ts";
-import { pinMessage, unpinMessage } from "./commands.ts";
 import { listPins } from "../../store/pins.ts";
 
 /** Current members with can_write may pin and unpin; whoever may read the channel sees the pins. */
@@ -15,12 +14,12 @@ export class PinService {
 
   async pin(callerId: string, channelId: string, messageId: string) {
     requirePinRight(await readableChannel(this.deps.sql, callerId, channelId), callerId);
-    return pinMessage(this.deps, { channelId, callerId, messageId });
+    return this.deps.registry.get(channelId).run("pins.pin", { callerId, messageId });
   }
 
   async unpin(callerId: string, channelId: string, messageId: string) {
     requirePinRight(await readableChannel(this.deps.sql, callerId, channelId), callerId);
-    await unpinMessage(this.deps, { channelId, callerId, messageId });
+    await this.deps.registry.get(channelId).run("pins.unpin", { callerId, messageId });
   }
 }
 

@@ -1,33 +1,26 @@
-import type { ServiceDeps } from "../deps.ts";
-import { readableChannel } from "../../access/channel-access.ts";
-import { AppError, forbidden, notFound } from "../../errors.ts";
+import type { ChannelContext } from "../../channel/context.ts";
 import { findMessage } from "../../store/messages.ts";
+import { notFound } from "../../errors.ts";
 import { applyLocalTyping } from "./typing.ts";
 import { markRead } from "./receipts.ts";
-import { DEFAULT_TYPING_TIMEOUT_MS, type ReadStateView } from "./model.ts";
+import type { ReadStateView } from "./model.ts";
 
 /** The caller starts or stops typing: in Matrix as their mapped user, and on the channel's socket. Returns who types now. */
-export async function setTyping(
-  deps: ServiceDeps,
-  callerId: string,
-  channelId: string,
-  typing: boolean,
-  timeoutMs = DEFAULT_TYPING_TIMEOUT_MS,
-): Promise<string[]> {
-  const access = await readableChannel(deps.sql, callerId, channelId);
-  if (!access.member?.can_write) throw forbidden("only members who may write can type in this channel");
-  return deps.registry.get(channelId).exec(async (ctx) => {
-    await ctx.matrixCall(() => ctx.deps.matrix.setTyping(ctx.room, ctx.matrixId(callerId), typing, timeoutMs));
-    return applyLocalTyping(ctx, callerId, typing, timeoutMs);
-  });
+async function setTyping(ctx: ChannelContext, cmd: { callerId: string; typing: boolean; timeoutMs: number }): Promise<string[]> {
+  await ctx.matrixCall(() => ctx.deps.matrix.setTyping(ctx.room, ctx.matrixId(cmd.callerId), cmd.typing, cmd.timeoutMs));
+  return applyLocalTyping(ctx, cmd.callerId, cmd.typing, cmd.timeoutMs);
 }
 
-/** Marks everything up to `messageId` read for the caller. */
-export async function markChannelRead(deps: ServiceDeps, callerId: string, channelId: string, messageId: string): Promise<ReadStateView> {
-  const access = await readableChannel(deps.sql, callerId, channelId);
-  if (!access.member) throw forbidden("only members of this channel keep a read position");
-  const message = await findMessage(deps.sql, channelId, messageId);
+/** Marks everything up to the message read for the caller. */
+async function markChannelRead(ctx: ChannelContext, cmd: { callerId: string; messageId: string }): Promise<ReadStateView> {
+  const message = await findMessage(ctx.deps.sql, ctx.channelId, cmd.messageId);
   if (!message) throw notFound("message");
-  if (!message.matrix_event_id) throw new AppError(409, "MESSAGE_NOT_DELIVERED", "the message is not in Matrix yet; mark an earlier one read");
-  return deps.registry.get(channelId).exec((ctx) => markRead(ctx, callerId, message));
+  return markRead(ctx, cmd.callerId, message);
 }
+
+export const presenceCommands = { "presence.typing": setTyping, "presence.read": markChannelRead };
+
+declare module "../../channel/commands.ts" {
+  interface ChannelCommands extends PresenceCommands {}
+}
+type PresenceCommands = typeof presenceCommands;

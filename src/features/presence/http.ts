@@ -3,15 +3,15 @@ import { authenticate, IdentityHeaders } from "../../http/identity.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import { ChannelIdParams } from "../channels/model.ts";
 import type { ServiceDeps } from "../deps.ts";
-import { markChannelRead, setTyping } from "./commands.ts";
+import { PresenceService } from "./service.ts";
 import { MarkReadBody, ReadStateView, TypingBody, TypingView } from "./model.ts";
 
-export const presenceController = (deps: ServiceDeps) =>
+export const presenceController = (deps: ServiceDeps, presence = new PresenceService(deps)) =>
   new Elysia({ name: "presence.controller", prefix: "/api/messaging/channels" })
     .post(
       "/:id/typing",
       async ({ request, headers, params, body }) => ({
-        user_ids: await setTyping(deps, await authenticate(request), params.id, body.typing, body.timeout_ms),
+        user_ids: await presence.setTyping(await authenticate(request), params.id, body.typing, body.timeout_ms),
       }),
       {
         headers: IdentityHeaders,
@@ -27,7 +27,7 @@ export const presenceController = (deps: ServiceDeps) =>
     )
     .post(
       "/:id/read",
-      async ({ request, headers, params, body }) => markChannelRead(deps, await authenticate(request), params.id, body.message_id),
+      async ({ request, headers, params, body }) => presence.markRead(await authenticate(request), params.id, body.message_id),
       {
         headers: IdentityHeaders,
         params: ChannelIdParams,

@@ -20,12 +20,6 @@ export const TypingClientFrame = t.Object(
   { additionalProperties: false },
 );
 
-/** Everyone typing in the channel now (the whole list each time, as Matrix's m.typing has it). */
-export const TypingFrame = t.Object({
-  type: t.Literal("typing"),
-  user_ids: t.Array(t.String(), { examples: [["user:alice", "matrix:@bob:daarion.city"]] }),
-});
-export type TypingFrame = Static<typeof TypingFrame>;
 
 export const TypingView = t.Object({ user_ids: t.Array(t.String()) });
 
@@ -45,13 +39,4 @@ export const ReadStateView = t.Object({
 });
 export type ReadStateView = Static<typeof ReadStateView>;
 
-/** A member's read position moved forward (from the API or a Matrix read receipt). */
-export const ReadFrame = t.Object({
-  type: t.Literal("read"),
-  member_id: t.String(),
-  last_read_seq: t.Integer(),
-  last_read_message_id: t.Nullable(t.String({ format: "uuid" })),
-  last_read_event_id: t.Nullable(t.String()),
-  updated_at: t.String({ format: "date-time" }),
-});
-export type ReadFrame = Static<typeof ReadFrame>;
+export { ReadFrame, TypingFrame } from "../../wire/frames.ts";

@@ -1,4 +1,5 @@
-import type { ActorContext } from "../../actors/context.ts";
+import type { ChannelContext } from "../../channel/context.ts";
+import type { EphemeralHandler } from "../../channel/handlers.ts";
 import type { EphemeralEvent } from "../../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser } from "../../domain/ids.ts";
 import { findMessageByEvent } from "../../store/messages.ts";
@@ -12,7 +13,7 @@ import type { ReadStateView } from "./model.ts";
  * public m.read receipt, as that member), then the index. A position at or behind the current
  * one changes nothing and asks nothing of Matrix.
  */
-export async function markRead(ctx: ActorContext, memberId: string, message: MessageRow): Promise<ReadStateView> {
+export async function markRead(ctx: ChannelContext, memberId: string, message: MessageRow): Promise<ReadStateView> {
   const { sql, matrix } = ctx.deps;
   const current = await findReadState(sql, ctx.channelId, memberId);
   if (current && Number(current.last_read_seq) >= Number(message.seq)) return readStateView(ctx, current);
@@ -33,7 +34,7 @@ export async function markRead(ctx: ActorContext, memberId: string, message: Mes
  * (thread_id other than "main") and on events we do not index are ignored, and so is the
  * echo of our own receipts (the position is already there).
  */
-export async function ingestReceipt(ctx: ActorContext, event: EphemeralEvent): Promise<void> {
+async function ingestReceipt(ctx: ChannelContext, event: EphemeralEvent): Promise<void> {
   const { sql, matrix } = ctx.deps;
   for (const [eventId, receipts] of Object.entries(event.content)) {
     const readers = (receipts as Record<string, unknown> | null)?.["m.read"];
@@ -55,28 +56,18 @@ export async function ingestReceipt(ctx: ActorContext, event: EphemeralEvent): P
   }
 }
 
-function announceRead(ctx: ActorContext, row: ReadStateRow, messageId: string) {
+function announceRead(ctx: ChannelContext, row: ReadStateRow, messageId: string) {
   const updatedAt = row.updated_at.toISOString();
-  ctx.deps.broadcast(ctx.channelId, {
-    type: "read",
-    member_id: row.member_id,
-    last_read_seq: Number(row.last_read_seq),
-    last_read_message_id: messageId,
-    last_read_event_id: row.last_read_event_id,
-    updated_at: updatedAt,
-  });
-  ctx.deps.events.publish(Subjects.messageRead, {
+  const position = { member_id: row.member_id, last_read_seq: Number(row.last_read_seq), last_read_message_id: messageId, last_read_event_id: row.last_read_event_id };
+  void ctx.announce({ type: "read", ...position, updated_at: updatedAt }, Subjects.messageRead, {
     event_id: `message.read:${row.channel_id}:${row.member_id}:${row.last_read_seq}`,
     channel_id: row.channel_id,
-    member_id: row.member_id,
-    last_read_seq: Number(row.last_read_seq),
-    last_read_message_id: messageId,
-    last_read_event_id: row.last_read_event_id,
+    ...position,
     read_at: updatedAt,
   });
 }
 
-export async function readStateView(ctx: Pick<ActorContext, "deps" | "channelId">, row: ReadStateRow): Promise<ReadStateView> {
+export async function readStateView(ctx: Pick<ChannelContext, "deps" | "channelId">, row: ReadStateRow): Promise<ReadStateView> {
   const { sql } = ctx.deps;
   const message = row.last_read_event_id ? await findMessageByEvent(sql, row.last_read_event_id) : null;
   const unread = await unreadCounts(sql, row.member_id, [ctx.channelId]);
@@ -90,3 +81,5 @@ export async function readStateView(ctx: Pick<ActorContext, "deps" | "channelId"
     updated_at: row.updated_at.toISOString(),
   };
 }
+
+export const receiptHandler: EphemeralHandler = { kinds: ["m.receipt"], handle: ingestReceipt };

@@ -1,5 +1,6 @@
-import type { ActorContext } from "../../actors/context.ts";
-import type { ActorDeps } from "../../actors/actor.ts";
+import type { ChannelContext } from "../../channel/context.ts";
+import type { ChannelPorts } from "../../channel/deps.ts";
+import type { EphemeralHandler } from "../../channel/handlers.ts";
 import type { EphemeralEvent } from "../../matrix/port.ts";
 import { fromMatrixUserId, isServiceUser } from "../../domain/ids.ts";
 import { Subjects } from "../../events/model.ts";
@@ -9,9 +10,9 @@ type Timer = ReturnType<typeof setTimeout>;
 type TypingState = Map<string, Map<string, Timer | null>>;
 
 // Kept per running app (its actor deps), so a hot reload or a second server in a test starts empty.
-const states = new WeakMap<ActorDeps, TypingState>();
+const states = new WeakMap<ChannelPorts, TypingState>();
 
-function typistsOf(ctx: ActorContext): Map<string, Timer | null> {
+function typistsOf(ctx: ChannelContext): Map<string, Timer | null> {
   let state = states.get(ctx.deps);
   if (!state) states.set(ctx.deps, (state = new Map()));
   let typists = state.get(ctx.channelId);
@@ -19,11 +20,11 @@ function typistsOf(ctx: ActorContext): Map<string, Timer | null> {
   return typists;
 }
 
-export function typingUserIds(ctx: ActorContext): string[] {
+export function typingUserIds(ctx: ChannelContext): string[] {
   return [...typistsOf(ctx).keys()].sort();
 }
 
-function announce(ctx: Pick<ActorContext, "deps" | "channelId">, typists: Map<string, unknown>) {
+function announce(ctx: Pick<ChannelContext, "deps" | "channelId">, typists: Map<string, unknown>) {
   const userIds = [...typists.keys()].sort();
   ctx.deps.broadcast(ctx.channelId, { type: "typing", user_ids: userIds });
   void ctx.deps.events.publish(Subjects.typing, {
@@ -39,7 +40,7 @@ function announce(ctx: Pick<ActorContext, "deps" | "channelId">, typists: Map<st
  * echo it, and ends by itself after its timeout even if Matrix never says so (push mode
  * without ephemeral events). Returns who types now.
  */
-export async function applyLocalTyping(ctx: ActorContext, memberId: string, typing: boolean, timeoutMs: number): Promise<string[]> {
+export async function applyLocalTyping(ctx: ChannelContext, memberId: string, typing: boolean, timeoutMs: number): Promise<string[]> {
   const typists = typistsOf(ctx);
   const was = typists.has(memberId);
   clearTimeout(typists.get(memberId) ?? undefined);
@@ -65,7 +66,7 @@ export async function applyLocalTyping(ctx: ActorContext, memberId: string, typi
  * their state stays as our own commands left it, and a late echo (typing: true arriving after
  * the typing: false that followed it) cannot flicker their indicator. Only a change is announced.
  */
-export async function ingestTyping(ctx: ActorContext, event: EphemeralEvent): Promise<void> {
+async function ingestTyping(ctx: ChannelContext, event: EphemeralEvent): Promise<void> {
   const serverName = ctx.deps.matrix.serverName;
   const raw = Array.isArray(event.content.user_ids) ? event.content.user_ids : [];
   const now = new Set(
@@ -91,3 +92,5 @@ export async function ingestTyping(ctx: ActorContext, event: EphemeralEvent): Pr
 }
 
 const isForeign = (memberId: string) => memberId.startsWith("matrix:");
+
+export const typingHandler: EphemeralHandler = { kinds: ["m.typing"], handle: ingestTyping };

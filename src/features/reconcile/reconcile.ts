@@ -1,13 +1,11 @@
 import type { Sql } from "../../store/db.ts";
 import type { Logger } from "../../log.ts";
-import type { ChannelRegistry } from "../../actors/registry.ts";
+import type { ChannelRegistry } from "../../channel/registry.ts";
 import { MatrixError, type MatrixBackend, type MatrixEvent } from "../../matrix/port.ts";
-import type { ChannelRow, MessageRow } from "../../store/rows.ts";
+import type { ChannelRow } from "../../store/rows.ts";
 import { enqueueEvents } from "../../store/inbox.ts";
 import { deliveredMessageEvents, findMessageByEvent, pendingMessages } from "../../store/messages.ts";
 import { findChannel, listAllChannels } from "../../store/channels.ts";
-import { markMessageDeleted } from "../../store/edits.ts";
-import { announceDeletion } from "../relations/announce.ts";
 import { scanTimeline } from "./timeline.ts";
 
 export interface ReconcileDeps {
@@ -124,7 +122,7 @@ async function reconcileChannel(deps: ReconcileDeps, channel: ChannelRow, fix: b
     }
     else report.fixed += await indexMissing(deps, channel.id, scan.missing);
   }
-  if (extra.length > 0) report.fixed += await markExtraDeleted(deps, channel.id, extra);
+  if (extra.length > 0) report.fixed += await deps.registry.get(channel.id).run("reconcile.markDeleted", { extra });
   return report;
 }
 
@@ -172,19 +170,4 @@ async function indexMissing(deps: ReconcileDeps, channelId: string, events: Matr
     }
   }
   return fixed;
-}
-
-async function markExtraDeleted(deps: ReconcileDeps, channelId: string, extra: ExtraEntry[]): Promise<number> {
-  return deps.registry.get(channelId).exec(async (ctx) => {
-    let fixed = 0;
-    for (const entry of extra) {
-      const deleted: MessageRow | null = await ctx.deps.sql.begin((tx) => markMessageDeleted(tx, entry.message_id, new Date()));
-      if (!deleted) continue;
-      // No redaction event exists for a message that was never in the room; the message's own
-      // event id stands in for it.
-      announceDeletion(ctx, deleted, { redactionEventId: entry.matrix_event_id, deletedBy: RECONCILE_ACTOR });
-      fixed++;
-    }
-    return fixed;
-  });
 }

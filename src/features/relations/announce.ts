@@ -1,4 +1,4 @@
-import type { ActorContext } from "../../actors/context.ts";
+import type { ChannelContext } from "../../channel/context.ts";
 import { Subjects } from "../../events/model.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { threadStats } from "../../store/messages.ts";
@@ -6,16 +6,15 @@ import { toMessageView } from "../messages/view.ts";
 import { reactionCount, reactionSummaries, type ReactionRow } from "../../store/reactions.ts";
 
 /** WebSocket frame and NATS event for a reaction that was added or removed. */
-export async function announceReaction(ctx: ActorContext, kind: "added" | "removed", reaction: ReactionRow): Promise<number> {
-  const { sql, broadcast, events } = ctx.deps;
-  const count = await reactionCount(sql, reaction.message_id, reaction.emoji);
-  broadcast(ctx.channelId, {
-    type: kind === "added" ? "reaction.added" : "reaction.removed",
+export async function announceReaction(ctx: ChannelContext, kind: "added" | "removed", reaction: ReactionRow): Promise<number> {
+  const count = await reactionCount(ctx.deps.sql, reaction.message_id, reaction.emoji);
+  const frame = {
+    type: kind === "added" ? ("reaction.added" as const) : ("reaction.removed" as const),
     message_id: reaction.message_id,
     emoji: reaction.emoji,
     reactor_id: reaction.reactor_id,
     count,
-  });
+  };
   const fields = {
     channel_id: ctx.channelId,
     message_id: reaction.message_id,
@@ -25,9 +24,9 @@ export async function announceReaction(ctx: ActorContext, kind: "added" | "remov
     emoji: reaction.emoji,
   };
   if (kind === "added") {
-    events.publish(Subjects.reactionAdded, { event_id: `reaction.added:${reaction.matrix_event_id}`, ...fields, created_at: reaction.created_at.toISOString() });
+    void ctx.announce(frame, Subjects.reactionAdded, { event_id: `reaction.added:${reaction.matrix_event_id}`, ...fields, created_at: reaction.created_at.toISOString() });
   } else {
-    events.publish(Subjects.reactionRemoved, {
+    void ctx.announce(frame, Subjects.reactionRemoved, {
       event_id: `reaction.removed:${reaction.matrix_event_id}`,
       ...fields,
       removed_at: (reaction.removed_at ?? new Date()).toISOString(),
@@ -37,15 +36,14 @@ export async function announceReaction(ctx: ActorContext, kind: "added" | "remov
 }
 
 /** The message as listings show it; a broadcast has no single caller, so `me` is false. */
-export async function messageViewOf(ctx: ActorContext, row: MessageRow) {
+export async function messageViewOf(ctx: ChannelContext, row: MessageRow) {
   const [threads, reactions] = await Promise.all([threadStats(ctx.deps.sql, [row.id]), reactionSummaries(ctx.deps.sql, [row.id], null)]);
   return toMessageView(row, threads.get(row.id), reactions.get(row.id) ?? []);
 }
 
-export async function announceEdit(ctx: ActorContext, row: MessageRow, edit: { matrixEventId: string; editorId: string; version: number }) {
+export async function announceEdit(ctx: ChannelContext, row: MessageRow, edit: { matrixEventId: string; editorId: string; version: number }) {
   const view = await messageViewOf(ctx, row);
-  ctx.deps.broadcast(ctx.channelId, { type: "message.updated", seq: view.seq, message: view });
-  ctx.deps.events.publish(Subjects.messageUpdated, {
+  void ctx.announce({ type: "message.updated", seq: view.seq, message: view }, Subjects.messageUpdated, {
     event_id: `message.updated:${edit.matrixEventId}`,
     channel_id: ctx.channelId,
     message_id: row.id,
@@ -59,11 +57,10 @@ export async function announceEdit(ctx: ActorContext, row: MessageRow, edit: { m
   return view;
 }
 
-export function announceDeletion(ctx: ActorContext, row: MessageRow, deletion: { redactionEventId: string; deletedBy: string }) {
+export function announceDeletion(ctx: ChannelContext, row: MessageRow, deletion: { redactionEventId: string; deletedBy: string }) {
   const seq = Number(row.seq);
   const deletedAt = (row.deleted_at ?? new Date()).toISOString();
-  ctx.deps.broadcast(ctx.channelId, { type: "message.deleted", seq, message_id: row.id, deleted_by: deletion.deletedBy, deleted_at: deletedAt });
-  ctx.deps.events.publish(Subjects.messageDeleted, {
+  void ctx.announce({ type: "message.deleted", seq, message_id: row.id, deleted_by: deletion.deletedBy, deleted_at: deletedAt }, Subjects.messageDeleted, {
     event_id: `message.deleted:${row.id}`,
     channel_id: ctx.channelId,
     message_id: row.id,

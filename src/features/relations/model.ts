@@ -1,6 +1,5 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
-import { MessageView } from "../messages/model.ts";
 import { ReactionSummary } from "../../wire/reaction-summary.ts";
 
 export { ReactionSummary };
@@ -44,30 +43,4 @@ export const DeletedResult = t.Object({
   deleted_at: t.String({ format: "date-time" }),
 });
 
-// WebSocket frames (added to the ServerFrame union).
-export const ReactionAddedFrame = t.Object({
-  type: t.Literal("reaction.added"),
-  message_id: t.String({ format: "uuid" }),
-  emoji: t.String(),
-  reactor_id: t.String(),
-  count: t.Integer({ description: "Reactions with this emoji on the message, after the change" }),
-});
-export const ReactionRemovedFrame = t.Object({
-  type: t.Literal("reaction.removed"),
-  message_id: t.String({ format: "uuid" }),
-  emoji: t.String(),
-  reactor_id: t.String(),
-  count: t.Integer(),
-});
-export const MessageUpdatedFrame = t.Object({
-  type: t.Literal("message.updated"),
-  seq: t.Integer(),
-  message: MessageView,
-});
-export const MessageDeletedFrame = t.Object({
-  type: t.Literal("message.deleted"),
-  seq: t.Integer(),
-  message_id: t.String({ format: "uuid" }),
-  deleted_by: t.String(),
-  deleted_at: t.String({ format: "date-time" }),
-});
+export { MessageDeletedFrame, MessageUpdatedFrame, ReactionAddedFrame, ReactionRemovedFrame } from "../../wire/frames.ts";

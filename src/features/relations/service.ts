@@ -3,7 +3,6 @@ import { readableChannel } from "../../access/channel-access.ts";
 import { requireMemberWriteRight, writeRight } from "../../domain/rights.ts";
 import { findMessage } from "../../store/messages.ts";
 import { notFound } from "../../errors.ts";
-import { addReaction, deleteMessage, editMessage, removeReaction } from "./commands.ts";
 import { listEdits } from "../../store/edits.ts";
 import { safeFormattedBody, sanitizeMatrixHtml } from "../../domain/html.ts";
 import type { EditBody, EditVersion, ReactionResult } from "./model.ts";
@@ -16,18 +15,18 @@ export class RelationsService {
   async react(callerId: string, channelId: string, messageId: string, emoji: string): Promise<ReactionResult> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     const { joinFirst } = writeRight(access, callerId);
-    return addReaction(this.deps.registry, channelId, { messageId, reactorId: callerId, emoji, joinFirst });
+    return this.deps.registry.get(channelId).run("relations.react", { messageId, reactorId: callerId, emoji, joinFirst });
   }
 
   async unreact(callerId: string, channelId: string, messageId: string, emoji: string): Promise<ReactionResult> {
     // Taking a reaction back is a write like adding one: it needs can_write now.
     requireMemberWriteRight(await readableChannel(this.deps.sql, callerId, channelId), callerId, "remove reactions");
-    return removeReaction(this.deps.registry, channelId, { messageId, reactorId: callerId, emoji });
+    return this.deps.registry.get(channelId).run("relations.unreact", { messageId, reactorId: callerId, emoji });
   }
 
   async edit(callerId: string, channelId: string, messageId: string, body: EditBody): Promise<MessageView> {
     await readableChannel(this.deps.sql, callerId, channelId);
-    return editMessage(this.deps.registry, channelId, {
+    return this.deps.registry.get(channelId).run("relations.edit", {
       messageId,
       editorId: callerId,
       text: body.text,
@@ -37,7 +36,7 @@ export class RelationsService {
 
   async remove(callerId: string, channelId: string, messageId: string): Promise<{ message_id: string; deleted_at: string }> {
     await readableChannel(this.deps.sql, callerId, channelId);
-    const row = await deleteMessage(this.deps.registry, channelId, { messageId, callerId });
+    const row = await this.deps.registry.get(channelId).run("relations.delete", { messageId, callerId });
     return { message_id: row.id, deleted_at: row.deleted_at!.toISOString() };
   }
 

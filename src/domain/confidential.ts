@@ -1,4 +1,4 @@
-import { AppError } from "../../errors.ts";
+import { AppError } from "../errors.ts";
 
 /**
  * Confidential (is_encrypted) channels: the room has m.room.encryption, and the service, which

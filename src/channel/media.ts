@@ -1,5 +1,5 @@
-import { parseMxcUri } from "../../matrix/port.ts";
-import type { MediaColumns } from "../../store/rows.ts";
+import { parseMxcUri } from "../matrix/port.ts";
+import type { MediaColumns } from "../store/rows.ts";
 
 const MEDIA_MSGTYPES = new Set(["m.image", "m.file", "m.audio", "m.video"]);
 

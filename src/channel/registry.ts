@@ -1,6 +1,7 @@
-import { ChannelActor, type ActorDeps } from "./actor.ts";
+import { Channel, type ChannelDeps } from "./channel.ts";
 import { AppError } from "../errors.ts";
 import { acquire } from "../lifecycle/live.ts";
+import { outsideRequest } from "../request-context.ts";
 
 /**
  * Decides where a channel's actor lives. There is one instance today; a multi-instance
@@ -14,30 +15,36 @@ export const singleInstance: Placement = { isLocal: () => true };
 
 /** Spawns actors on first use, forgets them when they passivate, and stops them all on shutdown. */
 export class ChannelRegistry {
-  private readonly actors = new Map<string, ChannelActor>();
+  private readonly actors = new Map<string, Channel>();
   private stopping = false;
   /** Seq of channels whose actor passivated, for frames sent from outside a loop (typing timers). */
   private readonly lastSeqs = new Map<string, number>();
   private readonly stoppedListeners = new Set<(channelId: string) => void>();
 
   constructor(
-    private readonly deps: ActorDeps,
+    private readonly deps: ChannelDeps,
     private readonly placement: Placement = singleInstance,
   ) {}
 
-  get(channelId: string): ChannelActor {
+  get(channelId: string): Channel {
     if (this.stopping) throw new AppError(503, "SHUTTING_DOWN", "the service is shutting down", { "Retry-After": "5" });
     if (!this.placement.isLocal(channelId)) throw new Error(`channel ${channelId} is owned by another instance`);
     let actor = this.actors.get(channelId);
     if (!actor) {
       const release = acquire("actors");
-      actor = new ChannelActor(channelId, this.deps, (stopped) => {
-        release();
-        this.lastSeqs.set(channelId, stopped.currentSeq);
-        if (this.actors.get(channelId) === stopped) this.actors.delete(channelId);
-        for (const listener of this.stoppedListeners) listener(channelId);
-      });
-      this.actors.set(channelId, actor);
+      // The loop outlives the request that happens to spawn it and serves others: its log
+      // lines name the channel, never that one request's id.
+      const spawned = outsideRequest(
+        () =>
+          new Channel(channelId, this.deps, (stopped) => {
+            release();
+            this.lastSeqs.set(channelId, stopped.currentSeq);
+            if (this.actors.get(channelId) === stopped) this.actors.delete(channelId);
+            for (const listener of this.stoppedListeners) listener(channelId);
+          }),
+      );
+      this.actors.set(channelId, spawned);
+      actor = spawned;
     }
     return actor;
   }

@@ -1,7 +1,7 @@
-import type { Sql, Tx } from "../../store/db.ts";
-import type { MessageRow } from "../../store/rows.ts";
-import { findMessage } from "../../store/messages.ts";
-import { AppError } from "../../errors.ts";
+import type { Sql, Tx } from "../store/db.ts";
+import type { MessageRow } from "../store/rows.ts";
+import { findMessage } from "../store/messages.ts";
+import { AppError } from "../errors.ts";
 
 type Delivered = MessageRow & { matrix_event_id: string };
 
