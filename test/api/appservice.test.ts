@@ -59,7 +59,7 @@ describe("application-service push (as the homeserver calls it)", () => {
       // A schema-violating body, broken JSON, and a declared length past the 32 MiB push limit: never looked at.
       for (const body of [invalid, "{broken", JSON.stringify({ events: [messageEvent(channel.matrix_room_id, "x")] })]) {
         const res = await put(`t-${status}`, token, { body });
-        expect({ status: res.status, body: await res.json() }).toEqual({ status, body: { errcode, error: expect.any(String) } });
+        expect({ status: res.status, body: await res.json() }).toEqual({ status, body: { errcode, error: expect.any(String), request_id: expect.any(String) } });
       }
       const huge = await fetch(`${server.url}/_matrix/app/v1/transactions/t-huge-${status}`, {
         method: "PUT",
@@ -71,7 +71,7 @@ describe("application-service push (as the homeserver calls it)", () => {
       const open = openBody(['{"events":[', JSON.stringify(messageEvent(channel.matrix_room_id, "x"))]);
       try {
         const res = await answerWithin(put(`t-open-${status}`, token, { body: open.body }), 5000);
-        expect({ status: res.status, body: await res.json() }).toEqual({ status, body: { errcode, error: expect.any(String) } });
+        expect({ status: res.status, body: await res.json() }).toEqual({ status, body: { errcode, error: expect.any(String), request_id: expect.any(String) } });
       } finally {
         open.close();
       }

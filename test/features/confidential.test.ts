@@ -84,7 +84,7 @@ describe("confidential channels", () => {
 
   test("REST sends, thread replies, edits and uploads are refused with 409 CHANNEL_ENCRYPTED, and nothing is written", async () => {
     const channel = await createEncrypted("user:owner");
-    const refusal = { error: "CHANNEL_ENCRYPTED", message: expect.stringContaining("end-to-end encrypted") };
+    const refusal = { error: "CHANNEL_ENCRYPTED", message: expect.stringContaining("end-to-end encrypted"), request_id: expect.any(String) };
     const send = await api(`/${channel.id}/messages`, { method: "POST", as: "user:owner", json: { text: "the launch code is 1234" } });
     expect(send.status).toBe(409);
     expect(await send.json()).toEqual(refusal);
