@@ -3,7 +3,7 @@ import type { ChannelRow, MemberRow } from "../store/rows.ts";
 import { findChannel } from "../store/channels.ts";
 import { findMember } from "../store/members.ts";
 import { notFound } from "../errors.ts";
-import { callerMicrodaos } from "../http/auth/scope.ts";
+import { callerMicrodaos } from "./caller-scope.ts";
 import { mayRead, type AccessFacts } from "../domain/rights.ts";
 
 export interface ChannelAccess extends AccessFacts {

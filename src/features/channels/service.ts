@@ -4,7 +4,7 @@ import { beginChannelCreation, findChannel, listVisibleChannels, slugTaken, type
 import { announceChannelCreated, finishChannelCreation, slugTakenError } from "./creation.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { requireAdmin } from "../../domain/rights.ts";
-import { callerMicrodaos } from "../../http/auth/scope.ts";
+import { callerMicrodaos } from "../../access/caller-scope.ts";
 import type { CreateChannelBody } from "./model.ts";
 import { unreadCounts } from "../../store/read-state.ts";
 

@@ -2,7 +2,7 @@ import type { ServiceDeps } from "../deps.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { threadStats, type ThreadStats } from "../../store/messages.ts";
 import { RANKED_MATCHES, searchChannel, searchReadable, type RankedRow } from "../../store/search.ts";
-import { callerMicrodaos } from "../../http/auth/scope.ts";
+import { callerMicrodaos } from "../../access/caller-scope.ts";
 
 export interface SearchPage {
   hits: RankedRow[];
