@@ -3,7 +3,7 @@ import { ErrorBody } from "./errors.ts";
 import { ChannelView } from "../features/channels/model.ts";
 import { MessageView } from "../features/messages/model.ts";
 import { ChannelEventView, MemberView, PendingInviteView, RemovedMemberView } from "../features/members/model.ts";
-import { MatrixErrorBody } from "../inbound/push-model.ts";
+import { MatrixErrorBody } from "../wire/matrix-error.ts";
 import { PinView } from "../features/pins/model.ts";
 import { ReadStateView, TypingView } from "../features/presence/model.ts";
 

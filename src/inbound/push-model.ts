@@ -35,4 +35,3 @@ export const PushTransactionBody = t.Object(
 );
 
 export const TxnParams = t.Object({ txnId: t.String({ minLength: 1, maxLength: 255 }) });
-export const MatrixErrorBody = t.Object({ errcode: t.String(), error: t.String(), request_id: t.Optional(t.String()) });

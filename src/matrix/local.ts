@@ -15,25 +15,14 @@ import {
   type SyncBatch,
   type UploadedMedia,
 } from "./port.ts";
-
-type Row = {
-  stream_ordering: string;
-  event_id: string;
-  room_id: string;
-  sender: string;
-  type: string;
-  state_key: string | null;
-  content: Record<string, unknown>;
-  origin_server_ts: string;
-};
+import { STREAM_WRITE_LOCK, insertInStreamOrder, parseMessagesToken, parseSince, randomToken, toEvent, type EventRow, type Row } from "./local/rows.ts";
+import { insertEvent, membershipOf, powerOf, refuseDuplicateAnnotation, requireMembership, requireRoom, stateContent } from "./local/room-state.ts";
+import { SyncWakeups } from "./local/wakeups.ts";
 
 const SYNC_BATCH_LIMIT = 500;
 // Ephemeral events live only in memory, like a homeserver's typing stream; a sync this far
 // behind has missed some, as it would on Synapse after a restart.
 const EPHEMERAL_LOG_SIZE = 1000;
-// Writers take this lock first, so stream_ordering is allocated in commit order and a sync
-// reader can never see event n+1 before event n has committed.
-const STREAM_WRITE_LOCK = 7004_0002;
 
 /**
  * A homeserver in the service's own database, for running without Synapse. It keeps the
@@ -43,7 +32,7 @@ const STREAM_WRITE_LOCK = 7004_0002;
  */
 export class LocalMatrixBackend implements MatrixBackend {
   readonly kind = "local" as const;
-  private readonly waiters = new Set<() => void>();
+  private readonly wakeups = new SyncWakeups();
   private closed = false;
   /** Sync tokens from another run of this process name another ephemeral stream: they restart at its head. */
   private readonly epoch = randomToken(6).replace(/[^A-Za-z0-9]/g, "x");
@@ -97,7 +86,7 @@ export class LocalMatrixBackend implements MatrixBackend {
       if (req.topic) state.push(["m.room.topic", "", { topic: req.topic }]);
       if (req.isEncrypted) state.push(["m.room.encryption", "", { algorithm: "m.megolm.v1.aes-sha2" }]);
       for (const [type, stateKey, content] of state) {
-        await this.insertEvent(tx, roomId, req.creator, type, content, { stateKey });
+        await insertEvent(tx, roomId, req.creator, type, content, { stateKey });
       }
     });
     return { roomId, alias };
@@ -112,8 +101,8 @@ export class LocalMatrixBackend implements MatrixBackend {
   async sendState(roomId: string, asUser: string, type: string, stateKey: string, content: Record<string, unknown>) {
     this.assertOpen();
     const eventId = await this.write(async (tx) => {
-      await this.requireMembership(tx, roomId, asUser, ["join"]);
-      return this.insertEvent(tx, roomId, asUser, type, content, { stateKey });
+      await requireMembership(tx, roomId, asUser, ["join"]);
+      return insertEvent(tx, roomId, asUser, type, content, { stateKey });
     });
     return { eventId };
   }
@@ -121,18 +110,18 @@ export class LocalMatrixBackend implements MatrixBackend {
   async invite(roomId: string, asUser: string, target: string): Promise<void> {
     this.assertOpen();
     await this.write(async (tx) => {
-      await this.requireMembership(tx, roomId, asUser, ["join"]);
-      const current = await this.membershipOf(tx, roomId, target);
+      await requireMembership(tx, roomId, asUser, ["join"]);
+      const current = await membershipOf(tx, roomId, target);
       if (current === "join" || current === "invite") return;
-      await this.insertEvent(tx, roomId, asUser, "m.room.member", { membership: "invite" }, { stateKey: target });
+      await insertEvent(tx, roomId, asUser, "m.room.member", { membership: "invite" }, { stateKey: target });
     });
   }
 
   async join(roomId: string, userId: string): Promise<void> {
     this.assertOpen();
     await this.write(async (tx) => {
-      await this.requireRoom(tx, roomId);
-      const current = await this.membershipOf(tx, roomId, userId);
+      await requireRoom(tx, roomId);
+      const current = await membershipOf(tx, roomId, userId);
       if (current === "join") return;
       if (current !== "invite") {
         const [rule] = await tx`
@@ -140,41 +129,41 @@ export class LocalMatrixBackend implements MatrixBackend {
           where room_id = ${roomId} and type = 'm.room.join_rules' and state_key = ''`;
         if (rule?.join_rule !== "public") throw new MatrixError("M_FORBIDDEN", "You are not invited to this room.", 403);
       }
-      await this.insertEvent(tx, roomId, userId, "m.room.member", { membership: "join" }, { stateKey: userId });
+      await insertEvent(tx, roomId, userId, "m.room.member", { membership: "join" }, { stateKey: userId });
     });
   }
 
   async kick(roomId: string, asUser: string, target: string, reason?: string): Promise<void> {
     this.assertOpen();
     await this.write(async (tx) => {
-      await this.requireMembership(tx, roomId, asUser, ["join"]);
-      const current = await this.membershipOf(tx, roomId, target);
+      await requireMembership(tx, roomId, asUser, ["join"]);
+      const current = await membershipOf(tx, roomId, target);
       if (current !== "join" && current !== "invite") throw new MatrixError("M_FORBIDDEN", "The target user is not in the room", 403);
       // As in Synapse's auth rules: the kick level, and strictly more power than the target.
-      const levels = await this.stateContent(tx, roomId, "m.room.power_levels", "");
+      const levels = await stateContent(tx, roomId, "m.room.power_levels", "");
       const power = (user: string) => powerOf(levels, user);
       const kickLevel = typeof levels?.kick === "number" ? levels.kick : 50;
       if (power(asUser) < kickLevel || power(asUser) <= power(target)) {
         throw new MatrixError("M_FORBIDDEN", "You don't have permission to kick this user", 403);
       }
-      await this.insertEvent(tx, roomId, asUser, "m.room.member", reason ? { membership: "leave", reason } : { membership: "leave" }, { stateKey: target });
+      await insertEvent(tx, roomId, asUser, "m.room.member", reason ? { membership: "leave", reason } : { membership: "leave" }, { stateKey: target });
     });
   }
 
   async leave(roomId: string, userId: string): Promise<void> {
     this.assertOpen();
     await this.write(async (tx) => {
-      await this.requireRoom(tx, roomId);
-      const current = await this.membershipOf(tx, roomId, userId);
+      await requireRoom(tx, roomId);
+      const current = await membershipOf(tx, roomId, userId);
       if (current !== "join" && current !== "invite") return;
-      await this.insertEvent(tx, roomId, userId, "m.room.member", { membership: "leave" }, { stateKey: userId });
+      await insertEvent(tx, roomId, userId, "m.room.member", { membership: "leave" }, { stateKey: userId });
     });
   }
 
   async getState(roomId: string, type: string, stateKey: string): Promise<Record<string, unknown> | null> {
     this.assertOpen();
-    await this.requireRoom(this.sql, roomId);
-    return this.stateContent(this.sql, roomId, type, stateKey);
+    await requireRoom(this.sql, roomId);
+    return stateContent(this.sql, roomId, type, stateKey);
   }
 
   async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {
@@ -182,9 +171,9 @@ export class LocalMatrixBackend implements MatrixBackend {
     const eventId = await this.write(async (tx) => {
       const [seen] = await tx`select event_id from local_matrix_events where txn_id = ${txnId}`;
       if (seen) return seen.event_id as string;
-      await this.requireMembership(tx, roomId, asUser, ["join"]);
-      if (type === "m.reaction") await this.refuseDuplicateAnnotation(tx, roomId, asUser, content);
-      return this.insertEvent(tx, roomId, asUser, type, content, { txnId });
+      await requireMembership(tx, roomId, asUser, ["join"]);
+      if (type === "m.reaction") await refuseDuplicateAnnotation(tx, roomId, asUser, content);
+      return insertEvent(tx, roomId, asUser, type, content, { txnId });
     });
     return { eventId };
   }
@@ -234,7 +223,7 @@ export class LocalMatrixBackend implements MatrixBackend {
           }
           if (event.type === "m.reaction") {
             try {
-              await this.refuseDuplicateAnnotation(tx, roomId, event.asUser, event.content);
+              await refuseDuplicateAnnotation(tx, roomId, event.asUser, event.content);
             } catch (refusal) {
               error = refusal;
               break;
@@ -247,7 +236,7 @@ export class LocalMatrixBackend implements MatrixBackend {
         }
         if (fresh.length > 0) await insertInStreamOrder(tx, fresh);
       });
-      this.notify();
+      this.wakeups.notify();
     } catch (err) {
       // Nothing of the batch was committed.
       return { eventIds: [], error: err };
@@ -277,7 +266,7 @@ export class LocalMatrixBackend implements MatrixBackend {
       inserted as (${insertInStreamOrder(this.sql, rows, this.sql`cross join plain where plain.ok`)} returning 1)
       select count(*)::int as n from inserted`;
     if (result?.n !== events.length) return null;
-    this.notify();
+    this.wakeups.notify();
     return rows.map((row) => row[1]);
   }
 
@@ -286,19 +275,19 @@ export class LocalMatrixBackend implements MatrixBackend {
     const redactionId = await this.write(async (tx) => {
       const [seen] = await tx`select event_id from local_matrix_events where txn_id = ${txnId}`;
       if (seen) return seen.event_id as string;
-      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      await requireMembership(tx, roomId, asUser, ["join"]);
       const [target] = await tx`select 1 from local_matrix_events where room_id = ${roomId} and event_id = ${eventId}`;
       if (!target) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
       // Like a homeserver: the redacted event keeps its id and type, and loses its content.
       await tx`update local_matrix_events set content = '{}'::jsonb where event_id = ${eventId}`;
-      return this.insertEvent(tx, roomId, asUser, "m.room.redaction", reason ? { reason, redacts: eventId } : { redacts: eventId }, { txnId });
+      return insertEvent(tx, roomId, asUser, "m.room.redaction", reason ? { reason, redacts: eventId } : { redacts: eventId }, { txnId });
     });
     return { eventId: redactionId };
   }
 
   async setTyping(roomId: string, asUser: string, typing: boolean, timeoutMs: number): Promise<void> {
     this.assertOpen();
-    await this.sql.begin((tx) => this.requireMembership(tx, roomId, asUser, ["join"]));
+    await this.sql.begin((tx) => requireMembership(tx, roomId, asUser, ["join"]));
     const room = this.typing.get(roomId) ?? new Map<string, ReturnType<typeof setTimeout>>();
     this.typing.set(roomId, room);
     const wasTyping = room.has(asUser);
@@ -321,7 +310,7 @@ export class LocalMatrixBackend implements MatrixBackend {
   async setReadMarker(roomId: string, asUser: string, eventId: string): Promise<void> {
     this.assertOpen();
     await this.sql.begin(async (tx) => {
-      await this.requireMembership(tx, roomId, asUser, ["join"]);
+      await requireMembership(tx, roomId, asUser, ["join"]);
       const [target] = await tx`select 1 from local_matrix_events where room_id = ${roomId} and event_id = ${eventId}`;
       if (!target) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
     });
@@ -338,7 +327,7 @@ export class LocalMatrixBackend implements MatrixBackend {
 
   async roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage> {
     this.assertOpen();
-    await this.requireRoom(this.sql, roomId);
+    await requireRoom(this.sql, roomId);
     const limit = Math.max(1, Math.min(opts.limit, 1000));
     const from = opts.from ? parseMessagesToken(opts.from) : null;
     const rows =
@@ -385,7 +374,7 @@ export class LocalMatrixBackend implements MatrixBackend {
     for (;;) {
       this.assertOpen();
       // Register before reading, so a commit between the read and the wait still wakes us.
-      const woken = this.nextNotification();
+      const woken = this.wakeups.next();
       const rows = await this.sql<Row[]>`
         select * from local_matrix_events where stream_ordering > ${from}
         order by stream_ordering limit ${SYNC_BATCH_LIMIT}`;
@@ -408,7 +397,7 @@ export class LocalMatrixBackend implements MatrixBackend {
     this.closed = true;
     for (const room of this.typing.values()) for (const timer of room.values()) clearTimeout(timer);
     this.typing.clear();
-    this.notify();
+    this.wakeups.notify();
   }
 
   private token(pos: number, ephemeralPos: number): string {
@@ -422,7 +411,7 @@ export class LocalMatrixBackend implements MatrixBackend {
   private emitEphemeral(event: EphemeralEvent) {
     this.ephemeralLog.push({ pos: ++this.ephemeralHead, event });
     if (this.ephemeralLog.length > EPHEMERAL_LOG_SIZE) this.ephemeralLog = this.ephemeralLog.slice(-EPHEMERAL_LOG_SIZE);
-    this.notify();
+    this.wakeups.notify();
   }
 
   private async write<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
@@ -430,162 +419,16 @@ export class LocalMatrixBackend implements MatrixBackend {
       await tx`select pg_advisory_xact_lock(${STREAM_WRITE_LOCK})`;
       return fn(tx);
     });
-    this.notify();
+    this.wakeups.notify();
     return result as T;
-  }
-
-  private notify() {
-    const waiters = [...this.waiters];
-    this.waiters.clear();
-    for (const wake of waiters) wake();
-  }
-
-  private nextNotification() {
-    let wake!: () => void;
-    const notified = new Promise<void>((resolve) => (wake = resolve));
-    this.waiters.add(wake);
-    return {
-      cancel: () => this.waiters.delete(wake),
-      wait: (ms: number, signal: AbortSignal) =>
-        new Promise<void>((resolve) => {
-          const done = () => {
-            clearTimeout(timer);
-            signal.removeEventListener("abort", done);
-            this.waiters.delete(wake);
-            resolve();
-          };
-          const timer = setTimeout(done, ms);
-          signal.addEventListener("abort", done, { once: true });
-          notified.then(done);
-        }),
-    };
   }
 
   private assertOpen() {
     if (this.closed) throw new MatrixError("M_UNAVAILABLE", "local Matrix backend is closed", 503);
   }
 
-  private async requireRoom(tx: Sql | Tx, roomId: string) {
-    const [room] = await tx`select 1 from local_matrix_rooms where room_id = ${roomId}`;
-    if (!room) throw new MatrixError("M_NOT_FOUND", "Unknown room", 404);
-  }
-
-  private async stateContent(tx: Sql | Tx, roomId: string, type: string, stateKey: string): Promise<Record<string, unknown> | null> {
-    const [row] = await tx`
-      select content from local_matrix_state where room_id = ${roomId} and type = ${type} and state_key = ${stateKey}`;
-    return (row?.content as Record<string, unknown> | undefined) ?? null;
-  }
-
-  private async membershipOf(tx: Tx, roomId: string, userId: string): Promise<string | null> {
-    const [row] = await tx`
-      select content->>'membership' as membership from local_matrix_state
-      where room_id = ${roomId} and type = 'm.room.member' and state_key = ${userId}`;
-    return (row?.membership as string | undefined) ?? null;
-  }
-
-  private async requireMembership(tx: Tx, roomId: string, userId: string, allowed: string[]) {
-    await this.requireRoom(tx, roomId);
-    const membership = await this.membershipOf(tx, roomId, userId);
-    if (!membership || !allowed.includes(membership)) {
-      throw new MatrixError("M_FORBIDDEN", `User ${userId} not in room ${roomId}`, 403);
-    }
-  }
-
-  /** As Synapse does: one annotation per sender, target and key; a redacted one no longer counts. */
-  private async refuseDuplicateAnnotation(tx: Tx, roomId: string, sender: string, content: Record<string, unknown>) {
-    const rel = content["m.relates_to"] as { rel_type?: unknown; event_id?: unknown; key?: unknown } | undefined;
-    if (rel?.rel_type !== "m.annotation" || typeof rel.event_id !== "string" || typeof rel.key !== "string") return;
-    const [dup] = await tx`
-      select 1 from local_matrix_events
-      where room_id = ${roomId} and sender = ${sender} and type = 'm.reaction'
-        and content->'m.relates_to'->>'rel_type' = 'm.annotation'
-        and content->'m.relates_to'->>'event_id' = ${rel.event_id}
-        and content->'m.relates_to'->>'key' = ${rel.key}`;
-    if (dup) throw new MatrixError("M_DUPLICATE_ANNOTATION", "Can't send same reaction twice", 400);
-  }
-
-  private async insertEvent(
-    tx: Tx,
-    roomId: string,
-    sender: string,
-    type: string,
-    content: Record<string, unknown>,
-    opts: { stateKey?: string; txnId?: string },
-  ): Promise<string> {
-    const eventId = `$${randomToken(32)}`;
-    await tx`
-      insert into local_matrix_events (event_id, room_id, sender, type, state_key, content, origin_server_ts, txn_id)
-      values (${eventId}, ${roomId}, ${sender}, ${type}, ${opts.stateKey ?? null}, ${tx.json(content as never)},
-              ${Date.now()}, ${opts.txnId ?? null})`;
-    if (opts.stateKey !== undefined) {
-      await tx`
-        insert into local_matrix_state (room_id, type, state_key, event_id, content)
-        values (${roomId}, ${type}, ${opts.stateKey}, ${eventId}, ${tx.json(content as never)})
-        on conflict (room_id, type, state_key) do update set event_id = excluded.event_id, content = excluded.content`;
-    }
-    return eventId;
-  }
-
   /** The local homeserver is the service's own database; the caller bounds the wait. */
   async ping(): Promise<void> {
     await this.sql`select 1`;
   }
-}
-
-function toEvent(row: Row): MatrixEvent {
-  const redacts = row.type === "m.room.redaction" ? (row.content.redacts as string | undefined) : undefined;
-  const event: MatrixEvent = {
-    event_id: row.event_id,
-    room_id: row.room_id,
-    sender: row.sender,
-    type: row.type,
-    content: row.content,
-    origin_server_ts: Number(row.origin_server_ts),
-  };
-  if (row.state_key !== null) event.state_key = row.state_key;
-  if (redacts) event.redacts = redacts;
-  return event;
-}
-
-function powerOf(levels: Record<string, unknown> | null, user: string): number {
-  const users = (levels?.users ?? {}) as Record<string, unknown>;
-  const own = users[user];
-  if (typeof own === "number") return own;
-  return typeof levels?.users_default === "number" ? levels.users_default : 0;
-}
-
-/** `s{timeline}_{epoch}_{ephemeral}`; a bare `s{timeline}` (written before ephemeral events existed) is valid too. */
-/** An event to insert: its place in the batch, event_id, room_id, sender, type, content (JSON), origin_server_ts, txn_id. */
-type EventRow = [number, string, string, string, string, string, number, string];
-
-/**
- * Inserts events in the order given, taking the stream lock inside the statement: the sort
- * runs after the lock is granted and before the first row takes its stream_ordering, which is
- * so handed out in commit order, and in the batch's order. `onlyIf` may join a condition.
- */
-function insertInStreamOrder(sql: Sql | Tx, rows: EventRow[], onlyIf = sql``) {
-  return sql`
-    insert into local_matrix_events (event_id, room_id, sender, type, content, origin_server_ts, txn_id)
-    select v.event_id, v.room_id, v.sender, v.type, v.content::jsonb, v.origin_server_ts::bigint, v.txn_id
-    from (values ${sql(rows)}) as v (ord, event_id, room_id, sender, type, content, origin_server_ts, txn_id)
-    cross join (select pg_advisory_xact_lock(${STREAM_WRITE_LOCK})) as stream_lock
-    ${onlyIf}
-    order by v.ord::int`;
-}
-
-function parseSince(since: string): { from: number; epoch: string | null; ephemeralFrom: number } {
-  const m = /^s(\d+)(?:_([A-Za-z0-9]+)_(\d+))?$/.exec(since);
-  if (!m) throw new MatrixError("M_INVALID_PARAM", "Invalid since token", 400);
-  return { from: Number(m[1]), epoch: m[2] ?? null, ephemeralFrom: Number(m[3] ?? 0) };
-}
-
-/** `t{stream_ordering}`: the position a /messages page ended at. */
-function parseMessagesToken(token: string): number {
-  const m = /^t(\d+)$/.exec(token);
-  if (!m) throw new MatrixError("M_INVALID_PARAM", "Invalid from token", 400);
-  return Number(m[1]);
-}
-
-function randomToken(bytes: number): string {
-  return Buffer.from(crypto.getRandomValues(new Uint8Array(bytes))).toString("base64url");
 }

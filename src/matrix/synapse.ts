@@ -20,6 +20,7 @@ import {
   type SyncBatch,
   type UploadedMedia,
 } from "./port.ts";
+import { abortableSleep, localpartOf, parseJson, redactPath, retryAfterMs, toEvent, type Json } from "./synapse-wire.ts";
 
 export interface SynapseOptions {
   baseUrl: string;
@@ -52,7 +53,6 @@ interface CallOptions {
 const BACKFILL_PAGE = 100;
 const BACKFILL_MAX_PAGES = 50;
 
-type Json = Record<string, any>;
 
 /**
  * The client-server API, spoken as an application service over plain fetch. It masquerades
@@ -452,60 +452,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
   }
 }
 
-function toEvent(e: Json, roomId: string): MatrixEvent {
-  const event: MatrixEvent = {
-    event_id: e.event_id,
-    room_id: e.room_id ?? roomId,
-    sender: e.sender,
-    type: e.type,
-    content: (e.content ?? {}) as Record<string, unknown>,
-    origin_server_ts: Number(e.origin_server_ts ?? Date.now()),
-  };
-  if (typeof e.state_key === "string") event.state_key = e.state_key;
-  const redacts = e.redacts ?? e.content?.redacts;
-  if (typeof redacts === "string") event.redacts = redacts;
-  return event;
-}
-
-function localpartOf(userId: string): string {
-  return userId.slice(1, userId.indexOf(":"));
-}
-
 const enc = encodeURIComponent;
 
 /** 5xx and network errors: 100–200 ms at first, doubling to 2–4 s, jittered so channels do not retry in step. */
 const RETRY_BACKOFF: BackoffPolicy = { baseMs: 200, capMs: 4000 };
-
-/** What a 429 asks us to wait: retry_after_ms in the body, else the Retry-After header (seconds), else 1 s. */
-function retryAfterMs(body: Json, headers: Headers): number {
-  const fromBody = Number(body.retry_after_ms);
-  if (Number.isFinite(fromBody) && fromBody >= 0) return fromBody;
-  const header = headers.get("retry-after");
-  const fromHeader = header === null ? NaN : Number(header);
-  return Number.isFinite(fromHeader) && fromHeader >= 0 ? fromHeader * 1000 : 1000;
-}
-
-function parseJson(text: string): Json {
-  try {
-    const v = JSON.parse(text);
-    return v && typeof v === "object" ? v : {};
-  } catch {
-    return {};
-  }
-}
-
-function redactPath(path: string): string {
-  return path.replace(/\/send\/.*$/, "/send/…");
-}
-
-function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener("abort", done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal?.removeEventListener("abort", done);
-      resolve();
-    }
-  });
-}
