@@ -20,6 +20,11 @@ const commonOptions = {
   connection: { application_name: "daarion-messaging" },
 } as const;
 
+/** The cheapest round trip that proves the database answers (readiness). */
+export async function pingDatabase(sql: Sql): Promise<void> {
+  await sql`select 1`;
+}
+
 export async function openDatabase(
   opts: { url?: string; dataDir: string; poolMax: number },
   log: Logger,

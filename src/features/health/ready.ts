@@ -3,6 +3,7 @@ import type { Logger } from "../../log.ts";
 import { TimeoutError, withTimeout } from "../../deadline.ts";
 import type { StartupProgress } from "../../lifecycle/startup.ts";
 import type { ServiceDeps } from "../deps.ts";
+import { pingDatabase } from "../../store/db.ts";
 
 /** A dependency's answer to a cheap request, bounded by the check's timeout. */
 export type Probe = (timeoutMs: number) => Promise<void>;
@@ -29,7 +30,7 @@ const ReadyBody = t.Object({
  */
 export function readyController(deps: Pick<ServiceDeps, "sql" | "matrix" | "events" | "log">, startup: StartupProgress, timeoutMs = READY_CHECK_TIMEOUT_MS) {
   const probes: Record<"database" | "matrix" | "events", Probe> = {
-    database: async () => void (await deps.sql`select 1`),
+    database: () => pingDatabase(deps.sql),
     matrix: (ms) => deps.matrix.ping(ms),
     events: (ms) => deps.events.ping(ms),
   };
