@@ -8,7 +8,7 @@ import type { Subprocess } from "bun";
 import { databaseUrl, freshPostgresDatabase, requireServices, serviceMissing } from "../helpers/services.ts";
 import { freePort, LineWatcher } from "../helpers/process.ts";
 import { synapseMissing } from "../helpers/synapse.ts";
-import { matrixBodies, REPO, startServiceProcess, tally } from "./harness.ts";
+import { matrixBodies, REPO, startServiceProcess, tally } from "./fault-harness.ts";
 
 setDefaultTimeout(600_000);
 

@@ -5,7 +5,7 @@ import { freshPostgresDatabase, serviceMissing } from "../helpers/services.ts";
 import { freePort } from "../helpers/process.ts";
 import { synapse, synapseMissing } from "../helpers/synapse.ts";
 import { toMatrixUserId } from "../../src/domain/ids.ts";
-import { matrixBodies, startServiceProcess, tally } from "./harness.ts";
+import { matrixBodies, startServiceProcess, tally } from "./fault-harness.ts";
 
 setDefaultTimeout(600_000);
 
