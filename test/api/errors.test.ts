@@ -279,6 +279,9 @@ import { answerWithin, openBody } from "../helpers/open-body.ts";
     test("a channel actor spawned by a request does not carry that request's id on its own lines", async () => {
       const channel = await createChannel(server, "user:rid-actor");
       const stoppedIdle = (after: number) => logLine((l) => l.msg === "actor stopped" && l.channel_id === channel.id && l.reason === "idle" && (l.time as number) >= after);
+      // A first write spawns the channel's actor; once it has passivated, the next request spawns a fresh one.
+      const warmUp = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:rid-actor", json: { text: "warm up" } });
+      expect(warmUp.status).toBe(201);
       const firstIdle = await stoppedIdle(0);
       const send = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:rid-actor", json: { text: "hi" }, headers: { "x-request-id": "r-spawn" } });
       expect(send.status).toBe(201);
