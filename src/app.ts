@@ -44,6 +44,9 @@ import { authentication, internalOnly } from "./http/auth/plugin.ts";
 import { SocketRegistry } from "./realtime/sockets.ts";
 import { realtimeDocsController } from "./realtime-docs/index.ts";
 import { demoController } from "./demo/index.ts";
+import { Metrics } from "./metrics/metrics.ts";
+import { metricsController, requestMetrics } from "./http/metrics.ts";
+import { queueDepths } from "./store/depths.ts";
 
 export interface RunningApp {
   url: string;
@@ -90,23 +93,26 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     await idempotencyOwner.start();
     stack.push("idempotency-owner", () => idempotencyOwner.stop());
 
+    // One registry per app: a second app in the process (tests, a hot reload) counts on its own.
+    const metrics = new Metrics();
     const tables = channelTables();
     const baseMatrix = createMatrixBackend(config, db.sql, log, tables.handlers.types);
-    const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
+    const instrumented = metrics.instrumentMatrix(baseMatrix);
+    const matrix = opts.wrapMatrix ? opts.wrapMatrix(instrumented) : instrumented;
     const releaseMatrix = acquire("matrix_backend");
     stack.push("matrix", async () => {
       await matrix.close();
       releaseMatrix();
     });
 
-    const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, db.sql, log) : new MemoryEventBus();
+    const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, db.sql, log, metrics) : new MemoryEventBus();
     const releaseEvents = acquire("event_bus");
     stack.push("events", async () => {
       await events.close();
       releaseEvents();
     });
 
-    const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
+    const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES, metrics);
     const sockets = new SocketRegistry();
     const registry = new ChannelRegistry({
       ...tables,
@@ -115,6 +121,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       events,
       log,
       sockets,
+      metrics,
       // Every frame says which point of the channel it belongs to: a message frame its message's
       // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
       broadcast: (channelId: string, frame: ServerFrame) =>
@@ -139,7 +146,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
-    const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
+    const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets, metrics };
     const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup }).listen({
       port: config.PORT,
       hostname: config.HOST,
@@ -215,6 +222,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(idempotency(sql, idempotencyOwner))
     .use(errorHandler(deps.log))
     .use(requestLog(deps.log))
+    .use(observability(config, deps, sql))
     .use(rateLimit(sql, limits, deps.log, deps.auth))
     .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
     .use(bodyLimit(config.MAX_BODY_BYTES))
@@ -229,6 +237,20 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(appserviceController({ sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }));
   built.routes = () => app.routes;
   return app;
+}
+
+/** Request metrics and GET /metrics, ahead of the rate limit (a scrape is never limited). */
+function observability(config: Config, deps: RealtimeDeps, sql: Sql) {
+  const plugin = new Elysia({ name: "observability" });
+  if (!deps.metrics) return plugin;
+  const registry = deps.registry;
+  return plugin.use(requestMetrics(deps.metrics)).use(
+    metricsController(deps.metrics, {
+      actors: () => ({ actors: registry.size, mailboxDepths: registry.mailboxDepths() }),
+      depths: () => queueDepths(sql),
+      token: config.METRICS_TOKEN,
+    }),
+  );
 }
 
 /** The type of the service's HTTP API: `treaty<App>(url)` from @elysiajs/eden is a typed client. */
