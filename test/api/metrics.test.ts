@@ -1,0 +1,132 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { WsInbox } from "../helpers/ws-inbox.ts";
+import { parsePrometheus, samplesOf, valueOf, type Sample } from "../helpers/prometheus.ts";
+
+let server: TestServer;
+beforeAll(async () => {
+  server = await startTestServer();
+}, 60000);
+afterAll(() => server?.stop(), 60000);
+
+const MESSAGES_ROUTE = "/api/messaging/channels/:id/messages";
+
+async function scrape(target = server, headers: Record<string, string> = {}): Promise<Sample[]> {
+  const res = await fetch(`${target.url}/metrics`, { headers });
+  expect(res.status).toBe(200);
+  expect(res.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+  return parsePrometheus(await res.text());
+}
+
+/** Scrapes until `check` holds (a counter the server updates after answering), or fails after the timeout. */
+async function scrapeUntil(check: (samples: Sample[]) => boolean, timeoutMs = 10000): Promise<Sample[]> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const samples = await scrape();
+    if (check(samples)) return samples;
+    if (Date.now() > deadline) throw new Error("the metrics never showed the expected values");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+describe("GET /metrics", () => {
+  test("a send, a WebSocket subscriber and a Matrix user's message show up in their series", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    const before = await scrape();
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    const sent = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:admin", json: { text: "hello" } });
+    expect(sent.status).toBe(201);
+    expect((await inbox.nextOfType("message.created")).message.content_preview).toBe("hello");
+
+    const { matrix } = server.app.deps;
+    await matrix.join(channel.matrix_room_id, "@bob:example.org");
+    await matrix.sendEvent(channel.matrix_room_id, "@bob:example.org", "m.room.message", { msgtype: "m.text", body: "from Element" }, "metrics-bob-1");
+    expect((await inbox.nextOfType("message.created")).message.content_preview).toBe("from Element");
+
+    const postLabels = { method: "POST", route: MESSAGES_ROUTE, status: "201" };
+    const after = await scrapeUntil((s) => valueOf(s, "messaging_http_requests_total", postLabels) > valueOf(before, "messaging_http_requests_total", postLabels));
+    expect(valueOf(after, "messaging_http_requests_total", postLabels) - valueOf(before, "messaging_http_requests_total", postLabels)).toBe(1);
+    expect(valueOf(after, "messaging_http_request_duration_seconds_count", postLabels)).toBe(valueOf(after, "messaging_http_requests_total", postLabels));
+    expect(valueOf(after, "messaging_http_request_duration_seconds_sum", postLabels)).toBeGreaterThan(0);
+
+    expect(valueOf(after, "messaging_ws_connections")).toBe(valueOf(before, "messaging_ws_connections") + 1);
+    // message.created twice and member.joined (Bob), at least, to the one subscriber.
+    expect(valueOf(after, "messaging_ws_frames_sent_total") - valueOf(before, "messaging_ws_frames_sent_total")).toBeGreaterThanOrEqual(3);
+    expect(valueOf(after, "messaging_channel_actors")).toBeGreaterThanOrEqual(1);
+    expect(samplesOf(after, "messaging_channel_mailbox_depth").map((s) => s.labels.aggregate).sort()).toEqual(["max", "sum"]);
+    expect(valueOf(after, "messaging_channel_send_batch_size_count") - valueOf(before, "messaging_channel_send_batch_size_count")).toBe(1);
+    expect(valueOf(after, "messaging_channel_send_batch_size_sum") - valueOf(before, "messaging_channel_send_batch_size_sum")).toBe(1);
+
+    // The Matrix port is counted by operation: the send went out, the poller syncs.
+    const sends = valueOf(after, "messaging_matrix_requests_total", { operation: "sendEvents", outcome: "ok" });
+    expect(sends - valueOf(before, "messaging_matrix_requests_total", { operation: "sendEvents", outcome: "ok" })).toBeGreaterThanOrEqual(1);
+    expect(valueOf(after, "messaging_matrix_request_duration_seconds_count", { operation: "sendEvents", outcome: "ok" })).toBe(sends);
+    expect(valueOf(after, "messaging_matrix_requests_total", { operation: "sync", outcome: "ok" })).toBeGreaterThanOrEqual(1);
+    // Bob's join and message were indexed from Matrix: two lag observations, each a plausible age.
+    const lagCount = valueOf(after, "messaging_matrix_sync_lag_seconds_count") - valueOf(before, "messaging_matrix_sync_lag_seconds_count");
+    expect(lagCount).toBeGreaterThanOrEqual(2);
+    const lagSum = valueOf(after, "messaging_matrix_sync_lag_seconds_sum") - valueOf(before, "messaging_matrix_sync_lag_seconds_sum");
+    expect(lagSum / lagCount).toBeLessThan(30);
+
+    for (const gauge of ["messaging_outbox_pending_messages", "messaging_matrix_inbox_depth", "messaging_nats_outbox_depth"]) {
+      expect(samplesOf(after, gauge)).toHaveLength(1);
+      expect(valueOf(after, gauge)).toBeGreaterThanOrEqual(0);
+    }
+    expect(valueOf(after, "messaging_outbox_pending_messages")).toBe(0);
+    expect(valueOf(after, "process_resident_memory_bytes")).toBeGreaterThan(0);
+
+    inbox.close();
+    await inbox.closed;
+    await scrapeUntil((s) => valueOf(s, "messaging_ws_connections") === valueOf(before, "messaging_ws_connections"));
+  }, 30000);
+
+  test("a request no route matched is counted as unmatched, never by its path", async () => {
+    const before = await scrape();
+    expect((await fetch(`${server.url}/no/such/path-${crypto.randomUUID()}`)).status).toBe(404);
+    const labels = { method: "GET", route: "unmatched", status: "404" };
+    const after = await scrapeUntil((s) => valueOf(s, "messaging_http_requests_total", labels) > valueOf(before, "messaging_http_requests_total", labels));
+    expect(valueOf(after, "messaging_http_requests_total", labels) - valueOf(before, "messaging_http_requests_total", labels)).toBe(1);
+    expect(samplesOf(after, "messaging_http_requests_total").some((s) => s.labels.route!.includes("no/such"))).toBe(false);
+  });
+
+  test("requests to many channels add no series: no channel id in any label", async () => {
+    const read = (id: string) => server.api(`/api/messaging/channels/${id}/messages`, { as: "user:admin" });
+    const httpSeries = (samples: Sample[]) => samples.filter((s) => s.name.startsWith("messaging_http_")).length;
+    expect((await read(crypto.randomUUID())).status).toBe(404);
+    const channel = await createChannel(server, "user:admin");
+    expect((await read(channel.id)).status).toBe(200);
+    const first = await scrapeUntil((s) => valueOf(s, "messaging_http_requests_total", { route: MESSAGES_ROUTE, status: "200" }) >= 1);
+    const ids = Array.from({ length: 25 }, () => crypto.randomUUID());
+    for (const id of ids) expect((await read(id)).status).toBe(404);
+    const last = await scrapeUntil((s) => valueOf(s, "messaging_http_requests_total", { route: MESSAGES_ROUTE, status: "404" }) >= 26);
+    expect(httpSeries(last)).toBe(httpSeries(first));
+    const everyLabel = last.flatMap((s) => Object.values(s.labels)).join(" ");
+    for (const id of [...ids, channel.id]) expect(everyLabel).not.toContain(id);
+  });
+
+  test("/metrics is not in the OpenAPI document", async () => {
+    const doc = await (await fetch(`${server.url}/docs/json`)).json();
+    expect(Object.keys(doc.paths)).not.toContain("/metrics");
+  });
+});
+
+describe("GET /metrics with METRICS_TOKEN", () => {
+  const token = "metrics-token-0123456789";
+  let guarded: TestServer;
+  beforeAll(async () => {
+    guarded = await startTestServer({ METRICS_TOKEN: token });
+  }, 60000);
+  afterAll(() => guarded?.stop(), 60000);
+
+  test("without the token, or with another, it is 401; with it, 200", async () => {
+    for (const headers of [{}, { authorization: "Bearer not-the-metrics-token" }, { authorization: token }]) {
+      const res = await fetch(`${guarded.url}/metrics`, { headers });
+      expect(res.status).toBe(401);
+      const body = await res.json();
+      expect(body).toMatchObject({ error: "UNAUTHENTICATED" });
+      expect(JSON.stringify(body)).not.toContain(token);
+    }
+    const samples = await scrape(guarded, { authorization: `Bearer ${token}` });
+    expect(samplesOf(samples, "messaging_channel_actors")).toHaveLength(1);
+  });
+});
