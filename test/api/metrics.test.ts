@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
 import { parsePrometheus, samplesOf, valueOf, type Sample } from "../helpers/prometheus.ts";
 
 let server: TestServer;
@@ -104,6 +105,13 @@ describe("GET /metrics", () => {
     for (const id of [...ids, channel.id]) expect(everyLabel).not.toContain(id);
   });
 
+  test("a Matrix call that fails is counted under its operation with the status class", async () => {
+    const labels = { operation: "join", outcome: "4xx" };
+    const before = valueOf(await scrape(), "messaging_matrix_requests_total", labels);
+    await expect(server.app.deps.matrix.join("!no-such-room:example.org", "@bob:example.org")).rejects.toBeInstanceOf(MatrixError);
+    expect(valueOf(await scrape(), "messaging_matrix_requests_total", labels)).toBe(before + 1);
+  });
+
   test("/metrics is not in the OpenAPI document", async () => {
     const doc = await (await fetch(`${server.url}/docs/json`)).json();
     expect(Object.keys(doc.paths)).not.toContain("/metrics");
@@ -129,4 +137,42 @@ describe("GET /metrics with METRICS_TOKEN", () => {
     const samples = await scrape(guarded, { authorization: `Bearer ${token}` });
     expect(samplesOf(samples, "messaging_channel_actors")).toHaveLength(1);
   });
+});
+
+describe("outbox metrics", () => {
+  let failing = true;
+  let flaky: TestServer;
+  const failSends = (backend: MatrixBackend): MatrixBackend =>
+    new Proxy(backend, {
+      get(target, key, receiver) {
+        if (key === "sendEvents" && failing) return async () => Promise.reject(new MatrixError("M_UNKNOWN", "homeserver unavailable", 502));
+        const value = Reflect.get(target, key, receiver);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+  beforeAll(async () => {
+    flaky = await startTestServer({ SEND_CONFIRM_TIMEOUT_MS: "200" }, { wrapMatrix: failSends });
+  }, 60000);
+  afterAll(() => flaky?.stop(), 60000);
+
+  const scrapeFlakyUntil = async (check: (samples: Sample[]) => boolean) => {
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      const samples = await scrape(flaky);
+      if (check(samples)) return samples;
+      if (Date.now() > deadline) throw new Error("the metrics never showed the expected values");
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  };
+
+  test("a send Matrix cannot take stays pending and is retried; once delivered, nothing is pending", async () => {
+    const channel = await createChannel(flaky, "user:admin");
+    const res = await flaky.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:admin", json: { text: "later" } });
+    expect(res.status).toBe(202);
+    const stuck = await scrapeFlakyUntil((s) => valueOf(s, "messaging_outbox_retries_total") >= 1);
+    expect(valueOf(stuck, "messaging_outbox_pending_messages")).toBe(1);
+    failing = false;
+    const delivered = await scrapeFlakyUntil((s) => valueOf(s, "messaging_outbox_pending_messages") === 0);
+    expect(valueOf(delivered, "messaging_matrix_requests_total", { operation: "sendEvents", outcome: "ok" })).toBeGreaterThanOrEqual(1);
+  }, 30000);
 });
