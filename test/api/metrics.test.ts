@@ -113,7 +113,7 @@ describe("GET /metrics", () => {
   });
 
   test("/metrics is not in the OpenAPI document", async () => {
-    const doc = await (await fetch(`${server.url}/docs/json`)).json();
+    const doc = (await (await fetch(`${server.url}/docs/json`)).json()) as { paths: Record<string, unknown> };
     expect(Object.keys(doc.paths)).not.toContain("/metrics");
   });
 });
@@ -127,7 +127,8 @@ describe("GET /metrics with METRICS_TOKEN", () => {
   afterAll(() => guarded?.stop(), 60000);
 
   test("without the token, or with another, it is 401; with it, 200", async () => {
-    for (const headers of [{}, { authorization: "Bearer not-the-metrics-token" }, { authorization: token }]) {
+    const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer not-the-metrics-token" }, { authorization: token }];
+    for (const headers of attempts) {
       const res = await fetch(`${guarded.url}/metrics`, { headers });
       expect(res.status).toBe(401);
       const body = await res.json();
