@@ -38,7 +38,7 @@ import type { ServerFrame } from "./wire/frames.ts";
 import { ChannelFanout } from "./realtime/fanout.ts";
 import { readyController } from "./features/health/ready.ts";
 import { StartupProgress } from "./lifecycle/startup.ts";
-import { authMode } from "./config.ts";
+import { authMode, isProduction } from "./config.ts";
 import { createAuthenticator } from "./http/auth/authenticator.ts";
 import { authentication, internalOnly } from "./http/auth/plugin.ts";
 import { SocketRegistry } from "./realtime/sockets.ts";
@@ -263,6 +263,9 @@ function warnAboutDevAuth(config: Config, log: Logger): void {
   }
   if (!config.INTERNAL_SERVICE_TOKEN) {
     log.warn("INTERNAL_SERVICE_TOKEN is not set: /internal/* endpoints are open to anyone who can reach the service");
+  }
+  if (isProduction(config) && !config.METRICS_TOKEN) {
+    log.warn("METRICS_TOKEN is not set: /metrics is open to anyone who can reach the service; keep it off the public network or set the token");
   }
 }
 
