@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
+import { registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
 import { parsePrometheus, samplesOf, valueOf, type Sample } from "../helpers/prometheus.ts";
 
 let server: TestServer;
@@ -20,10 +21,10 @@ async function scrape(target = server, headers: Record<string, string> = {}): Pr
 }
 
 /** Scrapes until `check` holds (a counter the server updates after answering), or fails after the timeout. */
-async function scrapeUntil(check: (samples: Sample[]) => boolean, timeoutMs = 10000): Promise<Sample[]> {
+async function scrapeUntil(check: (samples: Sample[]) => boolean, target = server, timeoutMs = 10000): Promise<Sample[]> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const samples = await scrape();
+    const samples = await scrape(target);
     if (check(samples)) return samples;
     if (Date.now() > deadline) throw new Error("the metrics never showed the expected values");
     await new Promise((resolve) => setImmediate(resolve));
@@ -122,11 +123,12 @@ describe("GET /metrics with METRICS_TOKEN", () => {
   const token = "metrics-token-0123456789";
   let guarded: TestServer;
   beforeAll(async () => {
-    guarded = await startTestServer({ METRICS_TOKEN: token });
+    // One request a minute per anonymous address: scrapes must not draw from it.
+    guarded = await startTestServer({ METRICS_TOKEN: token, RATE_LIMIT_ADDRESS_PER_MIN: "1", RATE_LIMIT_ADDRESS_BURST: "1" });
   }, 60000);
   afterAll(() => guarded?.stop(), 60000);
 
-  test("without the token, or with another, it is 401; with it, 200", async () => {
+  test("without the token, or with another, it is 401; with it, 200, and scrapes are never rate-limited", async () => {
     const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer not-the-metrics-token" }, { authorization: token }];
     for (const headers of attempts) {
       const res = await fetch(`${guarded.url}/metrics`, { headers });
@@ -135,8 +137,10 @@ describe("GET /metrics with METRICS_TOKEN", () => {
       expect(body).toMatchObject({ error: "UNAUTHENTICATED" });
       expect(JSON.stringify(body)).not.toContain(token);
     }
-    const samples = await scrape(guarded, { authorization: `Bearer ${token}` });
-    expect(samplesOf(samples, "messaging_channel_actors")).toHaveLength(1);
+    for (let i = 0; i < 5; i++) {
+      const samples = await scrape(guarded, { authorization: `Bearer ${token}` });
+      expect(samplesOf(samples, "messaging_channel_actors")).toHaveLength(1);
+    }
   });
 });
 
@@ -156,24 +160,50 @@ describe("outbox metrics", () => {
   }, 60000);
   afterAll(() => flaky?.stop(), 60000);
 
-  const scrapeFlakyUntil = async (check: (samples: Sample[]) => boolean) => {
-    const deadline = Date.now() + 10000;
-    for (;;) {
-      const samples = await scrape(flaky);
-      if (check(samples)) return samples;
-      if (Date.now() > deadline) throw new Error("the metrics never showed the expected values");
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-  };
-
   test("a send Matrix cannot take stays pending and is retried; once delivered, nothing is pending", async () => {
     const channel = await createChannel(flaky, "user:admin");
     const res = await flaky.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:admin", json: { text: "later" } });
     expect(res.status).toBe(202);
-    const stuck = await scrapeFlakyUntil((s) => valueOf(s, "messaging_outbox_retries_total") >= 1);
+    const stuck = await scrapeUntil((s) => valueOf(s, "messaging_outbox_retries_total") >= 1, flaky);
     expect(valueOf(stuck, "messaging_outbox_pending_messages")).toBe(1);
     failing = false;
-    const delivered = await scrapeFlakyUntil((s) => valueOf(s, "messaging_outbox_pending_messages") === 0);
+    const delivered = await scrapeUntil((s) => valueOf(s, "messaging_outbox_pending_messages") === 0, flaky);
     expect(valueOf(delivered, "messaging_matrix_requests_total", { operation: "sendEvents", outcome: "ok" })).toBeGreaterThanOrEqual(1);
   }, 30000);
+});
+
+describe.skipIf(synapseMissing())("Matrix metrics against Synapse", () => {
+  let real: TestServer;
+  beforeAll(async () => {
+    real = await startTestServer(synapseServiceEnv({ SYNC_TIMEOUT_MS: "2000" }));
+  }, 120000);
+  afterAll(() => real?.stop(), 60000);
+
+  test("the room, the send and the sync are counted; a Matrix user's message gives a sync-lag sample", async () => {
+    const channel = await createChannel(real, "user:admin", { visibility: "public" });
+    const inbox = await WsInbox.open(`${real.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+    expect((await real.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:admin", json: { text: "to Synapse" } })).status).toBe(201);
+    const before = await scrape(real);
+    const bob = await registerRealUser("metrics");
+    const asBob = { authorization: `Bearer ${bob.accessToken}`, "content-type": "application/json" };
+    const joined = await fetch(`${synapse!.url}/_matrix/client/v3/join/${encodeURIComponent(channel.matrix_alias!)}`, { method: "POST", headers: asBob, body: "{}" });
+    expect(joined.status).toBe(200);
+    const room = encodeURIComponent(channel.matrix_room_id);
+    const sent = await fetch(`${synapse!.url}/_matrix/client/v3/rooms/${room}/send/m.room.message/metrics-1`, {
+      method: "PUT",
+      headers: asBob,
+      body: JSON.stringify({ msgtype: "m.text", body: "from a Matrix client" }),
+    });
+    expect(sent.status).toBe(200);
+    expect((await inbox.nextOfType("message.created", 20000)).message.content_preview).toBe("to Synapse");
+    expect((await inbox.nextOfType("message.created", 20000)).message.content_preview).toBe("from a Matrix client");
+    const after = await scrape(real);
+    for (const operation of ["createRoom", "sendEvents", "sync"]) {
+      expect(valueOf(after, "messaging_matrix_requests_total", { operation, outcome: "ok" })).toBeGreaterThanOrEqual(1);
+    }
+    const lagCount = valueOf(after, "messaging_matrix_sync_lag_seconds_count") - valueOf(before, "messaging_matrix_sync_lag_seconds_count");
+    expect(lagCount).toBeGreaterThanOrEqual(1);
+    expect((valueOf(after, "messaging_matrix_sync_lag_seconds_sum") - valueOf(before, "messaging_matrix_sync_lag_seconds_sum")) / lagCount).toBeLessThan(30);
+    inbox.close();
+  }, 60000);
 });
