@@ -147,7 +147,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
     const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets, metrics };
-    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup }).listen({
+    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics }).listen({
       port: config.PORT,
       hostname: config.HOST,
     });
@@ -200,13 +200,14 @@ interface HttpParts {
   fanout: ChannelFanout;
   dispatcher: InboxDispatcher;
   startup: StartupProgress;
+  metrics: Metrics;
 }
 
 /**
  * The HTTP API with every middleware and route, not yet listening. Its type is App, which a
  * typed client (Eden Treaty) is built from.
  */
-export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup }: HttpParts) {
+export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics }: HttpParts) {
   // The document's completion reads the routes' body schemas, known once the app is built.
   const built: { routes: () => ReadonlyArray<{ method: string; path: string; hooks: { body?: unknown } }> } = { routes: () => [] };
   const app = new Elysia({
@@ -215,6 +216,8 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     // which drops frames, must stay out of its way.
     websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
   })
+    // First, so the latency covers every hook after it.
+    .use(requestMetrics(metrics))
     .use(requestId())
     .use(corsPolicy(config))
     .use(authentication(deps.auth))
@@ -222,7 +225,8 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(idempotency(sql, idempotencyOwner))
     .use(errorHandler(deps.log))
     .use(requestLog(deps.log))
-    .use(observability(config, deps, sql))
+    // Ahead of the rate limit: a scrape is never limited.
+    .use(metricsController(metrics, { actors: () => scrapeActors(deps), depths: () => queueDepths(sql), token: config.METRICS_TOKEN }))
     .use(rateLimit(sql, limits, deps.log, deps.auth))
     .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
     .use(bodyLimit(config.MAX_BODY_BYTES))
@@ -239,19 +243,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
   return app;
 }
 
-/** Request metrics and GET /metrics, ahead of the rate limit (a scrape is never limited). */
-function observability(config: Config, deps: RealtimeDeps, sql: Sql) {
-  const plugin = new Elysia({ name: "observability" });
-  if (!deps.metrics) return plugin;
-  const registry = deps.registry;
-  return plugin.use(requestMetrics(deps.metrics)).use(
-    metricsController(deps.metrics, {
-      actors: () => ({ actors: registry.size, mailboxDepths: registry.mailboxDepths() }),
-      depths: () => queueDepths(sql),
-      token: config.METRICS_TOKEN,
-    }),
-  );
-}
+const scrapeActors = ({ registry }: RealtimeDeps) => ({ actors: registry.size, mailboxDepths: registry.mailboxDepths() });
 
 /** The type of the service's HTTP API: `treaty<App>(url)` from @elysiajs/eden is a typed client. */
 export type App = ReturnType<typeof buildHttpApp>;
