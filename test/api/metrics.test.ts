@@ -3,6 +3,11 @@ import { createChannel, startTestServer, type TestServer } from "../helpers/serv
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
 import { registerRealUser, synapse, synapseMissing, synapseServiceEnv } from "../helpers/synapse.ts";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Subprocess } from "bun";
+import { freePort, LineWatcher } from "../helpers/process.ts";
 import { parsePrometheus, samplesOf, valueOf, type Sample } from "../helpers/prometheus.ts";
 
 let server: TestServer;
@@ -205,5 +210,40 @@ describe.skipIf(synapseMissing())("Matrix metrics against Synapse", () => {
     expect(lagCount).toBeGreaterThanOrEqual(1);
     expect((valueOf(after, "messaging_matrix_sync_lag_seconds_sum") - valueOf(before, "messaging_matrix_sync_lag_seconds_sum")) / lagCount).toBeLessThan(30);
     inbox.close();
+  }, 60000);
+});
+
+/** A nats-server of this suite's own: pausing it (SIGSTOP) makes JetStream publishes time out without touching the shared one. */
+describe("NATS metrics", () => {
+  let nats: Subprocess;
+  let natsDir: string;
+  let bus: TestServer;
+  beforeAll(async () => {
+    const port = await freePort();
+    natsDir = mkdtempSync(join(tmpdir(), "daarion-metrics-nats-"));
+    nats = Bun.spawn(["/usr/sbin/nats-server", "-a", "127.0.0.1", "-p", String(port), "-js", "-sd", natsDir], { stdout: "ignore", stderr: "pipe" });
+    await new LineWatcher(nats.stderr as ReadableStream<Uint8Array>).waitFor((line) => line.includes("Server is ready"), 1, 20000);
+    bus = await startTestServer({ NATS_URL: `nats://127.0.0.1:${port}` });
+  }, 60000);
+  afterAll(async () => {
+    nats?.kill("SIGCONT");
+    await bus?.stop();
+    nats?.kill("SIGKILL");
+    await nats?.exited;
+    rmSync(natsDir, { recursive: true, force: true });
+  }, 60000);
+
+  test("a publish JetStream does not acknowledge is counted, and its event waits in the outbox until it does", async () => {
+    const channel = await createChannel(bus, "user:admin");
+    const post = (text: string) => bus.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:admin", json: { text } });
+    expect((await post("while NATS is up")).status).toBe(201);
+    const flushed = await scrapeUntil((s) => valueOf(s, "messaging_nats_outbox_depth") === 0, bus);
+    expect(valueOf(flushed, "messaging_nats_publish_failures_total")).toBe(0);
+    nats.kill("SIGSTOP");
+    expect((await post("while NATS is paused")).status).toBe(201);
+    const failed = await scrapeUntil((s) => valueOf(s, "messaging_nats_publish_failures_total") >= 1, bus, 20000);
+    expect(valueOf(failed, "messaging_nats_outbox_depth")).toBeGreaterThanOrEqual(1);
+    nats.kill("SIGCONT");
+    await scrapeUntil((s) => valueOf(s, "messaging_nats_outbox_depth") === 0, bus, 30000);
   }, 60000);
 });
