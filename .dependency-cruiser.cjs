@@ -14,7 +14,7 @@ const LAYERS = [
   ["store", ["^src/store/"]],
   [
     "wire and domain",
-    ["^src/(wire|domain)/", "^src/(errors|log|config|backoff|deadline|request-context)[.]ts$", "^src/lifecycle/(live|data-dir-lock|startup)[.]ts$"],
+    ["^src/(wire|domain|metrics)/", "^src/(errors|log|config|backoff|deadline|request-context)[.]ts$", "^src/lifecycle/(live|data-dir-lock|startup)[.]ts$"],
   ],
 ];
 

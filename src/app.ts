@@ -38,12 +38,15 @@ import type { ServerFrame } from "./wire/frames.ts";
 import { ChannelFanout } from "./realtime/fanout.ts";
 import { readyController } from "./features/health/ready.ts";
 import { StartupProgress } from "./lifecycle/startup.ts";
-import { authMode } from "./config.ts";
+import { authMode, isProduction } from "./config.ts";
 import { createAuthenticator } from "./http/auth/authenticator.ts";
 import { authentication, internalOnly } from "./http/auth/plugin.ts";
 import { SocketRegistry } from "./realtime/sockets.ts";
 import { realtimeDocsController } from "./realtime-docs/index.ts";
 import { demoController } from "./demo/index.ts";
+import { Metrics } from "./metrics/metrics.ts";
+import { metricsController, requestMetrics } from "./http/metrics.ts";
+import { queueDepths } from "./store/depths.ts";
 
 export interface RunningApp {
   url: string;
@@ -90,23 +93,26 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     await idempotencyOwner.start();
     stack.push("idempotency-owner", () => idempotencyOwner.stop());
 
+    // One registry per app: a second app in the process (tests, a hot reload) counts on its own.
+    const metrics = new Metrics();
     const tables = channelTables();
     const baseMatrix = createMatrixBackend(config, db.sql, log, tables.handlers.types);
-    const matrix = opts.wrapMatrix ? opts.wrapMatrix(baseMatrix) : baseMatrix;
+    const instrumented = metrics.instrumentMatrix(baseMatrix);
+    const matrix = opts.wrapMatrix ? opts.wrapMatrix(instrumented) : instrumented;
     const releaseMatrix = acquire("matrix_backend");
     stack.push("matrix", async () => {
       await matrix.close();
       releaseMatrix();
     });
 
-    const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, db.sql, log) : new MemoryEventBus();
+    const events: EventBus = config.NATS_URL ? new NatsEventBus(config.NATS_URL, db.sql, log, metrics) : new MemoryEventBus();
     const releaseEvents = acquire("event_bus");
     stack.push("events", async () => {
       await events.close();
       releaseEvents();
     });
 
-    const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES);
+    const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES, metrics);
     const sockets = new SocketRegistry();
     const registry = new ChannelRegistry({
       ...tables,
@@ -115,6 +121,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       events,
       log,
       sockets,
+      metrics,
       // Every frame says which point of the channel it belongs to: a message frame its message's
       // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
       broadcast: (channelId: string, frame: ServerFrame) =>
@@ -139,8 +146,8 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
-    const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets };
-    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup }).listen({
+    const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets, metrics };
+    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics }).listen({
       port: config.PORT,
       hostname: config.HOST,
     });
@@ -193,13 +200,14 @@ interface HttpParts {
   fanout: ChannelFanout;
   dispatcher: InboxDispatcher;
   startup: StartupProgress;
+  metrics: Metrics;
 }
 
 /**
  * The HTTP API with every middleware and route, not yet listening. Its type is App, which a
  * typed client (Eden Treaty) is built from.
  */
-export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup }: HttpParts) {
+export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics }: HttpParts) {
   // The document's completion reads the routes' body schemas, known once the app is built.
   const built: { routes: () => ReadonlyArray<{ method: string; path: string; hooks: { body?: unknown } }> } = { routes: () => [] };
   const app = new Elysia({
@@ -208,6 +216,8 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     // which drops frames, must stay out of its way.
     websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
   })
+    // First, so the latency covers every hook after it.
+    .use(requestMetrics(metrics))
     .use(requestId())
     .use(corsPolicy(config))
     .use(authentication(deps.auth))
@@ -215,6 +225,8 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(idempotency(sql, idempotencyOwner))
     .use(errorHandler(deps.log))
     .use(requestLog(deps.log))
+    // Ahead of the rate limit: a scrape is never limited.
+    .use(metricsController(metrics, { actors: () => scrapeActors(deps), depths: () => queueDepths(sql), token: config.METRICS_TOKEN }))
     .use(rateLimit(sql, limits, deps.log, deps.auth))
     .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
     .use(bodyLimit(config.MAX_BODY_BYTES))
@@ -231,6 +243,8 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
   return app;
 }
 
+const scrapeActors = ({ registry }: RealtimeDeps) => ({ actors: registry.size, mailboxDepths: registry.mailboxDepths() });
+
 /** The type of the service's HTTP API: `treaty<App>(url)` from @elysiajs/eden is a typed client. */
 export type App = ReturnType<typeof buildHttpApp>;
 
@@ -241,6 +255,9 @@ function warnAboutDevAuth(config: Config, log: Logger): void {
   }
   if (!config.INTERNAL_SERVICE_TOKEN) {
     log.warn("INTERNAL_SERVICE_TOKEN is not set: /internal/* endpoints are open to anyone who can reach the service");
+  }
+  if (isProduction(config) && !config.METRICS_TOKEN) {
+    log.warn("METRICS_TOKEN is not set: /metrics is open to anyone who can reach the service; keep it off the public network or set the token");
   }
 }
 

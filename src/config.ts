@@ -57,6 +57,8 @@ export const ConfigSchema = t.Object({
   JWT_AUDIENCE: t.Optional(t.String({ minLength: 1 })),
   JWT_CLOCK_SKEW_S: t.Integer({ minimum: 0, maximum: 600, default: 30 }),
   INTERNAL_SERVICE_TOKEN: t.Optional(t.String({ minLength: 16 })),
+  /** When set, GET /metrics needs it as a Bearer token (README "Metrics"); unset, /metrics is open. */
+  METRICS_TOKEN: t.Optional(t.String({ minLength: 16 })),
   /** Browser origins allowed by CORS, comma-separated (src/http/cors.ts); unset: localhost in dev, none in production. */
   CORS_ORIGINS: t.Optional(t.String({ minLength: 1 })),
 });

@@ -145,6 +145,11 @@ export class Channel {
     this.outbox.abandonWaiters();
   }
 
+  /** Jobs waiting in the mailbox, for the metrics. */
+  get queuedJobs(): number {
+    return this.mailbox.size;
+  }
+
   private runSends(requests: SendRequest[]): Promise<void> {
     // Like every command, a send that passed its access check just before an archive is refused in order.
     if (this.channel?.archived_at) return Promise.reject(channelArchived());

@@ -3,6 +3,7 @@ import type { Sql } from "../store/db.ts";
 import type { EventBus } from "../events/bus.ts";
 import type { MatrixBackend } from "../matrix/port.ts";
 import type { ServerFrame } from "../wire/frames.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 
 /** Ends open sockets of members who lost the read right; the realtime layer provides it. */
 export interface SocketRevoker {
@@ -21,4 +22,6 @@ export interface ChannelPorts {
   idleMs: number;
   /** Open channel sockets by member, ended when the member loses the read right. */
   sockets?: SocketRevoker;
+  /** Batch sizes, retries and sync lag; left out where nothing scrapes them (unit tests). */
+  metrics?: Metrics;
 }

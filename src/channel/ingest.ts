@@ -42,6 +42,7 @@ async function handle(ctx: ChannelContext, handlers: HandlerTable, event: Matrix
 
 async function apply(ctx: ChannelContext, setSeq: (seq: number) => void, event: MatrixEvent, result: IngestResult): Promise<void> {
   const { sql } = ctx.deps;
+  if (result.kind !== "ignored") ctx.deps.metrics?.eventIndexed(event.origin_server_ts);
   switch (result.kind) {
     case "ignored":
       await consumeInboxEvent(sql, event.event_id);

@@ -184,6 +184,7 @@ export class Outbox {
     if (fresh.length === 0) return;
     // Durable first: the rows exist (pending, with what to send) before Matrix is asked.
     const inserted = await insertMessages(sql, fresh.map((f) => f.message));
+    this.ctx.deps.metrics?.batchCommitted(inserted.length);
     const wasIdle = this.ids.length === 0;
     this.host.setSeq(this.ctx.seq + inserted.length);
     inserted.forEach((row, i) => {
@@ -345,6 +346,7 @@ export class Outbox {
   /** Brings the outbox back into the loop after a capped, jittered backoff. */
   private retryLater(err: unknown) {
     const delay = backoffDelay(this.retryAttempt++, OUTBOX_BACKOFF);
+    this.ctx.deps.metrics?.outboxRetried();
     this.ctx.log.info({ pending: this.ids.length, retry_in_ms: delay, err: describe(err) }, "pending sends will be tried again");
     this.retryTimer = setTimeout(() => {
       this.retryTimer = null;

@@ -69,6 +69,11 @@ export class ChannelRegistry {
     return this.actors.size;
   }
 
+  /** Each running actor's mailbox depth, no channel named. */
+  mailboxDepths(): number[] {
+    return [...this.actors.values()].map((actor) => actor.queuedJobs);
+  }
+
   /** Drains every mailbox, then resolves. */
   async stop(): Promise<void> {
     this.stopping = true;

@@ -2,6 +2,7 @@ import { connect, nanos, RetentionPolicy, type JetStreamClient, type NatsConnect
 import type { Logger } from "../log.ts";
 import { withTimeout } from "../deadline.ts";
 import type { Sql } from "../store/db.ts";
+import type { Metrics } from "../metrics/metrics.ts";
 import { deleteQueuedEvents, oldestQueuedEvents, queueEvents } from "../store/event-outbox.ts";
 import type { EventBus, PublishedEvent } from "./bus.ts";
 import { MemoryEventBus } from "./memory.ts";
@@ -38,6 +39,7 @@ export class NatsEventBus implements EventBus {
     private readonly url: string,
     private readonly sql: Sql,
     private readonly log: Logger,
+    private readonly metrics?: Metrics,
   ) {
     this.connecting = this.connectLoop();
   }
@@ -134,6 +136,7 @@ export class NatsEventBus implements EventBus {
             await js.publish(row.subject, encoder.encode(JSON.stringify(row.payload)), { msgID: row.event_id, timeout: 5000 });
             acked.push(row.position);
           } catch (err) {
+            this.metrics?.natsPublishFailed();
             if (!this.warnedDown) {
               this.log.warn({ err: (err as Error).message }, "nats unavailable; events wait in the outbox and the service keeps working");
             }

@@ -50,6 +50,7 @@ export const wsController = (deps: RealtimeDeps, fanout: ChannelFanout, backpres
       const since = ws.data.query.since_seq;
       // Registered by member, so a kick or a lost read right closes it (4403).
       const identity = socketIdentity(ws.data.request);
+      deps.metrics?.socketOpened();
       deps.sockets.add(channelId, identity.caller, ws.raw, identity.microdaos);
       closeWhenTokenExpires(ws.raw, identity.expiresAt);
       void recheckSocket(deps, ws.data.request, channelId);
@@ -94,6 +95,7 @@ export const wsController = (deps: RealtimeDeps, fanout: ChannelFanout, backpres
       socketDrained(ws.raw);
     },
     close(ws) {
+      deps.metrics?.socketClosed();
       forgetTokenExpiry(ws.raw);
       socketDrained(ws.raw);
       fanout.unsubscribe(ws.data.params.channel_id, replaySocket(ws.raw));

@@ -1,3 +1,5 @@
+import type { Metrics } from "../metrics/metrics.ts";
+
 /** What the fan-out needs of a socket: Bun's ServerWebSocket. */
 export interface LiveSocket {
   send(data: string): number;
@@ -28,7 +30,10 @@ export class ChannelFanout {
   private readonly channels = new Map<string, Set<LiveSocket>>();
   private publisher: TopicPublisher | null = null;
 
-  constructor(private readonly limitBytes: number) {}
+  constructor(
+    private readonly limitBytes: number,
+    private readonly metrics?: Metrics,
+  ) {}
 
   /** The listening server's publish; until it is set there is no socket to publish to. */
   attach(publisher: TopicPublisher) {
@@ -67,8 +72,11 @@ export class ChannelFanout {
         // Off the topic first: it gets nothing after what is already queued.
         this.unsubscribe(channelId, socket);
         socket.close(CLOSE_SLOW_CONSUMER, "slow consumer: resume with since_seq");
+        this.metrics?.slowConsumerClosed();
       }
     }
-    if (sockets.size > 0) this.publisher?.(topicOf(channelId), data);
+    if (sockets.size === 0 || !this.publisher) return;
+    this.publisher(topicOf(channelId), data);
+    this.metrics?.framesSent(sockets.size);
   }
 }
