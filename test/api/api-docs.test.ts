@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { requireServices } from "../helpers/services.ts";
 import { startTestServer, type TestServer, createChannel } from "../helpers/server.ts";
-import { chromium, type Browser } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { CHROMIUM_PATH, launchChromium } from "../helpers/chromium.ts";
 import { DiagnosticSeverity, Parser } from "@asyncapi/parser";
 import type { TSchema } from "@sinclair/typebox";
 import { ClientFrame, SentFrame } from "../../src/realtime/model.ts";
@@ -151,28 +152,15 @@ setDefaultTimeout(60_000);
    * starts it on a fresh, temporary profile.
    */
 
-  const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-  const haveChromium = existsSync(CHROMIUM);
+  const haveChromium = existsSync(CHROMIUM_PATH);
 
   describe.skipIf(!haveChromium && !requireServices)("docs UI offline, in Chromium", () => {
     let server: TestServer;
     let browser: Browser;
     beforeAll(async () => {
-      if (!haveChromium) throw new Error(`REQUIRE_SERVICES=1 but Chromium is missing at ${CHROMIUM} (apt-get install chromium)`);
+      if (!haveChromium) throw new Error(`REQUIRE_SERVICES=1 but Chromium is missing at ${CHROMIUM_PATH} (apt-get install chromium)`);
       server = await startTestServer();
-      browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        args: [
-          "--headless",
-          "--no-sandbox",
-          "--disable-gpu",
-          "--disable-quic",
-          "--no-first-run",
-          "--disable-background-networking",
-          "--disable-component-update",
-          "--disable-sync",
-        ],
-      });
+      browser = await launchChromium();
     });
     afterAll(async () => {
       await browser?.close();
