@@ -199,6 +199,28 @@ describe("Idempotency-Key", () => {
     expect(await rerun.json()).toEqual(member);
   });
 
+  test("a Matrix user's invite rerun after a crash answers the pending invitation, with one audit row and one event", async () => {
+    const channel = await createChannel(server, "user:admin");
+    const invite = () =>
+      server.api(`/api/messaging/channels/${channel.id}/members`, {
+        method: "POST",
+        as: "user:admin",
+        headers: { "idempotency-key": "invite-crash-matrix" },
+        json: { member_id: "matrix:@dora:elsewhere.example", role: "member" },
+      });
+    const first = await invite();
+    expect(first.status).toBe(202);
+    const pending = await first.json();
+    await abandonedByDeadProcess("invite-crash-matrix");
+    const rerun = await invite();
+    expect(rerun.status).toBe(202);
+    expect(await rerun.json()).toEqual(pending);
+    const audit = await server.app.deps.sql`
+      select count(*)::int as n from channel_events
+      where channel_id = ${channel.id} and event_type = 'member.invited' and target_id = 'matrix:@dora:elsewhere.example'`;
+    expect(audit[0]!.n).toBe(1);
+  });
+
   test("a claim whose owner is alive stays 409 however long it runs; a dead owner's claim is taken over at once", async () => {
     const channel = await createChannel(server, "user:admin");
     const send = (key: string) =>

@@ -2,6 +2,7 @@ import { Subjects } from "../../events/model.ts";
 import type { ChannelContext } from "../../channel/context.ts";
 import { findMember, upsertMember } from "../../store/members.ts";
 import { recordChannelEvent } from "../../store/channel-events.ts";
+import { pendingInvite } from "../../store/channels.ts";
 import type { MemberRow, Role } from "../../store/rows.ts";
 import { membershipRecord, type MemberRights } from "../../domain/member-rights.ts";
 import { conflict } from "../../errors.ts";
@@ -73,8 +74,13 @@ async function inviteMatrixUser(ctx: ChannelContext, cmd: InviteCommand): Promis
     throw conflict("ALREADY_MEMBER", `${cmd.memberId} is already a member of this channel`);
   }
   const target = cmd.memberId.slice("matrix:".length);
-  await ctx.matrixCall(() => matrix.invite(ctx.room, ctx.matrixId(cmd.inviterId), target));
+  const answer: PendingInvite = { status: "invited", channel_id: ctx.channelId, member_id: cmd.memberId, matrix_user_id: target, role: cmd.role };
   const { inviterId: _inviter, memberId: _member, ...rights } = cmd;
+  // A rerun (a retry after a crash lost the first answer) finds the same invitation still
+  // pending: it answers that, and neither audits nor announces it a second time.
+  const pending = await pendingInvite(sql, ctx.channelId, cmd.memberId);
+  if (pending && pending.invited_by === cmd.inviterId && sameRights(pending, rights)) return answer;
+  await ctx.matrixCall(() => matrix.invite(ctx.room, ctx.matrixId(cmd.inviterId), target));
   // The rights wait in the audit row; the join that comes back from Matrix applies them.
   await recordChannelEvent(sql, {
     channel_id: ctx.channelId,
@@ -90,5 +96,9 @@ async function inviteMatrixUser(ctx: ChannelContext, cmd: InviteCommand): Promis
     invited_by: cmd.inviterId,
     role: cmd.role,
   });
-  return { status: "invited", channel_id: ctx.channelId, member_id: cmd.memberId, matrix_user_id: target, role: cmd.role };
+  return answer;
+}
+
+function sameRights(a: MemberRights, b: MemberRights): boolean {
+  return (Object.keys(b) as Array<keyof MemberRights>).every((k) => a[k] === b[k]);
 }
