@@ -69,11 +69,12 @@ export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: 
     if (!anyBucketOn(config)) return;
     const path = new URL(request.url).pathname;
     if (!LIMITED_PREFIX.test(path)) return;
-    const who: Requester = {
-      caller: await auth.identify(request).then((identity) => identity.caller, () => null),
-      service: isFromKnownService(request),
-      address: clientAddress(server?.requestIP(request)?.address ?? null, request.headers.get("x-forwarded-for"), config.trustedProxies),
-    };
+    const caller = await auth.identify(request).then((identity) => identity.caller, () => null);
+    const service = isFromKnownService(request);
+    // Only a request with no verified caller is limited by its address: only then is it worked out.
+    const address =
+      caller || service ? null : clientAddress(server?.requestIP(request)?.address ?? null, request.headers.get("x-forwarded-for"), config.trustedProxies);
+    const who: Requester = { caller, service, address };
     const takes = bucketsFor(config, request.method, path, who);
     if (takes.length === 0) return;
     let states: BucketState[];

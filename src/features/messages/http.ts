@@ -1,6 +1,6 @@
 import { Elysia, t } from "elysia";
 import { authenticate, IdentityHeaders } from "../../http/identity.ts";
-import { idempotentId } from "../../http/idempotency.ts";
+import { requestIdempotentId } from "../../http/idempotency.ts";
 import { ErrorBody } from "../../http/errors.ts";
 import type { MessagePageResult, MessageService } from "./service.ts";
 import { toMessageView } from "./view.ts";
@@ -45,9 +45,7 @@ export const messagesController = (messages: MessageService) =>
       "/:id/messages",
       async ({ request, headers, params, body, set }) => {
         const caller = await authenticate(request);
-        const key = headers["idempotency-key"];
-        const id = key ? idempotentId(caller, `/api/messaging/channels/${params.id}/messages`, key) : undefined;
-        const { row, confirmed } = await messages.send(caller, params.id, body, id);
+        const { row, confirmed } = await messages.send(caller, params.id, body, requestIdempotentId(request, caller));
         set.status = confirmed ? 201 : 202;
         return toMessageView(row);
       },
