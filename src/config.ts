@@ -1,5 +1,6 @@
 import { Type as t, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { hostname } from "node:os";
 
 const LogLevel = t.Union(
   ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => t.Literal(l)),
@@ -61,6 +62,14 @@ export const ConfigSchema = t.Object({
   METRICS_TOKEN: t.Optional(t.String({ minLength: 16 })),
   /** Browser origins allowed by CORS, comma-separated (src/http/cors.ts); unset: localhost in dev, none in production. */
   CORS_ORIGINS: t.Optional(t.String({ minLength: 1 })),
+  /** on: one of several instances on PostgreSQL and NATS (README "Running several instances"). */
+  CLUSTER: t.Union([t.Literal("on"), t.Literal("off")], { default: "off" }),
+  /** This instance's name in the cluster; unset: the host name and the process id. */
+  INSTANCE_ID: t.Optional(t.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" })),
+  /** How long a channel shard's lease outlives its holder's last renewal: the failover time after a kill -9. */
+  CLUSTER_LEASE_TTL_MS: t.Integer({ minimum: 1000, maximum: 120000, default: 5000 }),
+  /** How long a request waits for a channel that has no owner (a takeover) before 503 with Retry-After. */
+  CLUSTER_OWNER_WAIT_MS: t.Integer({ minimum: 0, maximum: 60000, default: 8000 }),
 });
 
 /** The configuration after loadConfig: HOST is always resolved. */
@@ -114,6 +123,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   checkAuth(config);
   checkProductionBackends(config);
+  checkCluster(config);
   if (!LogLevel.anyOf.some((l) => l.const === config.LOG_LEVEL)) {
     throw new ConfigError(
       `invalid environment variable LOG_LEVEL=${JSON.stringify(config.LOG_LEVEL)}: expected one of fatal, error, warn, info, debug, trace, silent`,
@@ -153,6 +163,20 @@ function checkProductionBackends(config: Config): void {
       `invalid environment variable ${name}: required when NODE_ENV=production (unset runs ${standIn}; set ALLOW_EMBEDDED=1 for a single-box production)`,
     );
   }
+}
+
+/** Several instances share their state through PostgreSQL and NATS; the embedded stand-ins are one process's. */
+function checkCluster(config: Config): void {
+  if (config.CLUSTER !== "on") return;
+  if (!config.DATABASE_URL) throw new ConfigError("invalid environment variable DATABASE_URL: CLUSTER=on needs PostgreSQL (the embedded PGlite is one process's)");
+  if (!config.NATS_URL) throw new ConfigError("invalid environment variable NATS_URL: CLUSTER=on needs NATS with JetStream (the in-process bus is one process's)");
+}
+
+/** This instance's name: INSTANCE_ID, or the host name and the process id. */
+export function instanceId(config: Pick<Config, "INSTANCE_ID">): string {
+  if (config.INSTANCE_ID) return config.INSTANCE_ID;
+  const host = (process.env.HOSTNAME || hostname() || "instance").replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 48);
+  return `${host}-${process.pid}`;
 }
 
 /** Values copied from examples, which must never guard a production service. */

@@ -200,6 +200,8 @@ export class Channel {
   }
 
   private async init() {
+    // Cluster mode: take the channel's fence first; an earlier owner's writes are refused from here on.
+    if (this.deps.claim) await this.deps.claim(this.channelId);
     const channel = await findChannel(this.deps.sql, this.channelId);
     if (!channel) throw notFound("channel");
     this.channel = channel;

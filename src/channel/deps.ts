@@ -4,11 +4,13 @@ import type { EventBus } from "../events/bus.ts";
 import type { MatrixBackend } from "../matrix/port.ts";
 import type { ServerFrame } from "../wire/frames.ts";
 import type { Metrics } from "../metrics/metrics.ts";
+import type { ReadRule } from "../domain/read-rule.ts";
 
 /** Ends open sockets of members who lost the read right; the realtime layer provides it. */
 export interface SocketRevoker {
   revoke(channelId: string, memberId: string, reason: string): unknown;
-  revokeUnless(channelId: string, mayRead: (memberId: string, microdaos: readonly string[]) => boolean, reason: string): unknown;
+  /** Ends the sockets whose caller the rule no longer lets read the channel. */
+  revokeUnless(channelId: string, rule: ReadRule, reason: string): unknown;
 }
 
 /** The ports every channel works through; assembled once in the composition root. */
@@ -22,6 +24,10 @@ export interface ChannelPorts {
   idleMs: number;
   /** Open channel sockets by member, ended when the member loses the read right. */
   sockets?: SocketRevoker;
+  /** Cluster mode: claims the channel's fence for this instance and returns the epoch (before the actor reads anything). */
+  claim?: (channelId: string) => Promise<number>;
+  /** Cluster mode: false once this instance may no longer act for the channel (checked before Matrix calls). */
+  stillOwner?: (channelId: string) => boolean;
   /** Batch sizes, retries and sync lag; left out where nothing scrapes them (unit tests). */
   metrics?: Metrics;
 }

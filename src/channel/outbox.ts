@@ -362,8 +362,10 @@ export class Outbox {
 
   /** Hands a batch of pending sends to Matrix, each with its message id as txnId. */
   private async deliver(batch: MessageRow[]): Promise<SentEvents> {
-    const { matrix } = this.ctx.deps;
+    const { matrix, stillOwner } = this.ctx.deps;
     try {
+      // Matrix cannot be fenced: an instance that lost the channel does not call it (the new owner will).
+      if (stillOwner && !stillOwner(this.ctx.channelId)) throw new Error("this instance no longer owns the channel");
       for (const sender of new Set(batch.map((row) => row.sender_matrix_id))) await matrix.ensureUser(sender);
       // After an attempt whose outcome is unknown (the homeserver went away mid-request, or this
       // process died), the event may exist already, and a homeserver restart forgets txnIds:

@@ -2,10 +2,16 @@ import { Channel, type ChannelDeps } from "./channel.ts";
 import { AppError } from "../errors.ts";
 import { acquire } from "../lifecycle/live.ts";
 import { outsideRequest } from "../request-context.ts";
+import type { EphemeralEvent, MatrixEvent } from "../matrix/port.ts";
+import type { MessageRow } from "../store/rows.ts";
+import type { ArgsOf, CommandName, ResultOf } from "./commands.ts";
+import type { ChannelContext } from "./context.ts";
+import type { SendCommand } from "./outbox.ts";
+import { NotOwnerError, type ChannelOp, type ChannelRouter } from "./router.ts";
 
 /**
- * Decides where a channel's actor lives. There is one instance today; a multi-instance
- * deployment replaces this with a lease so each channel's actor runs on exactly one instance.
+ * Decides where a channel's actor lives: here on a single instance; in a cluster, where the
+ * channel's shard lease is (src/cluster/ownership.ts).
  */
 export interface Placement {
   isLocal(channelId: string): boolean;
@@ -13,22 +19,88 @@ export interface Placement {
 
 export const singleInstance: Placement = { isLocal: () => true };
 
-/** Spawns actors on first use, forgets them when they passivate, and stops them all on shutdown. */
+export interface SendOutcome {
+  row: MessageRow;
+  /** True when Matrix confirmed within the wait (201); false when it is still pending (202). */
+  confirmed: boolean;
+}
+
+/**
+ * Spawns actors on first use, forgets them when they passivate, and stops them all on
+ * shutdown. Callers ask by channel and op; with a router (cluster mode) the op goes to the
+ * channel's owner, which may be this instance.
+ */
 export class ChannelRegistry {
   private readonly actors = new Map<string, Channel>();
   private stopping = false;
   /** Seq of channels whose actor passivated, for frames sent from outside a loop (typing timers). */
   private readonly lastSeqs = new Map<string, number>();
   private readonly stoppedListeners = new Set<(channelId: string) => void>();
+  private router: ChannelRouter | null = null;
 
   constructor(
     private readonly deps: ChannelDeps,
-    private readonly placement: Placement = singleInstance,
+    private placement: Placement = singleInstance,
   ) {}
 
+  /** Cluster mode: ops go through the router, and actors run only where the placement says. */
+  routeThrough(router: ChannelRouter, placement: Placement): void {
+    this.router = router;
+    this.placement = placement;
+  }
+
+  /** Runs a feature's command, by name, in the channel's loop (on its owner). */
+  run<K extends CommandName>(channelId: string, name: K, args: ArgsOf<K>): Promise<ResultOf<K>> {
+    return this.dispatch(channelId, { kind: "run", name, args }) as Promise<ResultOf<K>>;
+  }
+
+  /**
+   * Sends through the channel's outbox and waits up to `confirmWithinMs` for Matrix's
+   * confirmation. The message is durable once accepted; if the wait runs out it is answered as
+   * pending, and a message.updated (or message.failed) follows on the channel's WebSocket.
+   */
+  send(channelId: string, cmd: SendCommand, confirmWithinMs: number): Promise<SendOutcome> {
+    return this.dispatch(channelId, { kind: "send", cmd, confirmWithinMs }) as Promise<SendOutcome>;
+  }
+
+  /** A room's events in timeline order, as one job of the channel. */
+  ingestAll(channelId: string, events: MatrixEvent[]): Promise<void> {
+    return this.dispatch(channelId, { kind: "ingest", events }) as Promise<void>;
+  }
+
+  /** Typing or a receipt from Matrix, queued behind the channel's work. */
+  ingestEphemeral(channelId: string, event: EphemeralEvent): Promise<void> {
+    return this.dispatch(channelId, { kind: "ephemeral", event }) as Promise<void>;
+  }
+
+  /** A read-only job in the loop of the channel's actor on this instance (a single instance's WebSocket replay). */
+  observe<T>(channelId: string, fn: (ctx: ChannelContext) => Promise<T>): Promise<T> {
+    return this.get(channelId).observe(fn);
+  }
+
+  private dispatch(channelId: string, op: ChannelOp): Promise<unknown> {
+    return this.router ? this.router.dispatch(channelId, op) : this.execute(channelId, op);
+  }
+
+  /** Runs an op on this instance's actor; NotOwnerError when the channel is not placed here. */
+  async execute(channelId: string, op: ChannelOp): Promise<unknown> {
+    const actor = this.get(channelId);
+    switch (op.kind) {
+      case "run":
+        return actor.run(op.name as CommandName, op.args as never);
+      case "send":
+        return confirmWithin(actor, op.cmd, op.confirmWithinMs);
+      case "ingest":
+        return actor.ingestAll(op.events);
+      case "ephemeral":
+        return actor.ingestEphemeral(op.event);
+    }
+  }
+
+  /** This instance's actor for the channel, spawned if needed; NotOwnerError when it is placed elsewhere. */
   get(channelId: string): Channel {
     if (this.stopping) throw new AppError(503, "SHUTTING_DOWN", "the service is shutting down", { "Retry-After": "5" });
-    if (!this.placement.isLocal(channelId)) throw new Error(`channel ${channelId} is owned by another instance`);
+    if (!this.placement.isLocal(channelId)) throw new NotOwnerError(channelId);
     let actor = this.actors.get(channelId);
     if (!actor) {
       const release = acquire("actors");
@@ -47,6 +119,12 @@ export class ChannelRegistry {
       actor = spawned;
     }
     return actor;
+  }
+
+  /** Starts the channel's actor if it is placed here (its pending sends resume as it starts). */
+  wake(channelId: string): void {
+    if (this.stopping || !this.placement.isLocal(channelId)) return;
+    this.get(channelId);
   }
 
   /** Called whenever an actor passivates or stops; returns an unsubscribe function. */
@@ -69,9 +147,21 @@ export class ChannelRegistry {
     return this.actors.size;
   }
 
+  /** The channels whose actor runs here. */
+  channelIds(): string[] {
+    return [...this.actors.keys()];
+  }
+
   /** Each running actor's mailbox depth, no channel named. */
   mailboxDepths(): number[] {
     return [...this.actors.values()].map((actor) => actor.queuedJobs);
+  }
+
+  /** Drains and stops the actors of the channels that match (a shard given up), then resolves. */
+  async stopWhere(matches: (channelId: string) => boolean): Promise<void> {
+    const stopping = [...this.actors].filter(([id]) => matches(id));
+    await Promise.all(stopping.map(([, actor]) => actor.stop()));
+    for (const [id, actor] of stopping) if (this.actors.get(id) === actor) this.actors.delete(id);
   }
 
   /** Drains every mailbox, then resolves. */
@@ -79,5 +169,21 @@ export class ChannelRegistry {
     this.stopping = true;
     await Promise.all([...this.actors.values()].map((a) => a.stop()));
     this.actors.clear();
+  }
+}
+
+async function confirmWithin(actor: Channel, cmd: SendCommand, confirmWithinMs: number): Promise<SendOutcome> {
+  const started = Date.now();
+  const { accepted, delivered } = actor.submit(cmd);
+  const pending = await accepted;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timedOut = new Promise<null>((resolve) => {
+    timer = setTimeout(() => resolve(null), Math.max(0, confirmWithinMs - (Date.now() - started)));
+  });
+  try {
+    const sent = await Promise.race([delivered, timedOut]);
+    return sent ? { row: sent, confirmed: true } : { row: pending, confirmed: false };
+  } finally {
+    clearTimeout(timer);
   }
 }

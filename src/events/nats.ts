@@ -34,6 +34,8 @@ export class NatsEventBus implements EventBus {
   private flushing: Promise<void> | null = null;
   private flushAgain = false;
   private warnedDown = false;
+  /** Cluster mode: only the elected flusher publishes the outbox; the others tell it when they queued something. */
+  private flusher: { leading: boolean; queued: () => void } | null = null;
 
   constructor(
     private readonly url: string,
@@ -66,9 +68,27 @@ export class NatsEventBus implements EventBus {
         this.log.error({ subjects: [...new Set(batch.map((e) => e.subject))], err: (err as Error).message }, "could not queue events for NATS");
       }
       for (const event of batch) event.written();
-      void this.flush();
+      if (this.flusher && !this.flusher.leading) this.flusher.queued();
+      else void this.flush();
     }
     this.writing = null;
+  }
+
+  /** Cluster mode: from now on this instance flushes the event outbox only while `leading` is set. */
+  shareFlushing(queued: () => void): void {
+    this.flusher = { leading: false, queued };
+  }
+
+  /** Cluster mode: this instance became (or stopped being) the event-outbox flusher. */
+  setLeading(leading: boolean): void {
+    if (!this.flusher) return;
+    this.flusher.leading = leading;
+    if (leading) void this.flush();
+  }
+
+  /** The flusher is told another instance queued events. */
+  flushSoon(): void {
+    void this.flush();
   }
 
   subscribe(listener: (event: PublishedEvent) => void): () => void {
@@ -121,11 +141,12 @@ export class NatsEventBus implements EventBus {
   }
 
   private async flushLoop(): Promise<void> {
+    if (this.flusher && !this.flusher.leading) return;
     do {
       this.flushAgain = false;
       for (;;) {
         const js = this.js;
-        if (!js || this.nc?.isClosed()) return;
+        if (!js || this.nc?.isClosed() || (this.flusher && !this.flusher.leading)) return;
         const rows = await oldestQueuedEvents(this.sql, FLUSH_BATCH);
         if (rows.length === 0) break;
         // In order, one at a time: JetStream keeps the order they are acknowledged in.

@@ -19,7 +19,14 @@ export class InboxDispatcher {
   private readonly channelOfRoom = new Map<string, string>();
   private stopped = false;
 
+  /** Cluster mode: only the elected instance drains; another one that stored events wakes it. */
+  private leader: { isLeader(): boolean; wakeLeader(): void } | null = null;
+
   constructor(private readonly deps: { sql: Sql; registry: ChannelRegistry; log: Logger; handlers: HandlerTable }) {}
+
+  shareDraining(leader: { isLeader(): boolean; wakeLeader(): void }): void {
+    this.leader = leader;
+  }
 
   /** The event types the channels handle, which the sync filter asks for and the inbox keeps. */
   get eventTypes() {
@@ -29,6 +36,10 @@ export class InboxDispatcher {
   /** Starts a drain if none is running; resolves when the inbox was found empty. */
   drain(): Promise<void> {
     if (this.stopped) return Promise.resolve();
+    if (this.leader && !this.leader.isLeader()) {
+      this.leader.wakeLeader();
+      return Promise.resolve();
+    }
     if (this.running) {
       this.again = true;
       return this.running;
@@ -56,8 +67,7 @@ export class InboxDispatcher {
       if (!channelId) continue;
       try {
         this.deps.registry
-          .get(channelId)
-          .ingestEphemeral(event)
+          .ingestEphemeral(channelId, event)
           .catch((err) => this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped"));
       } catch (err) {
         this.deps.log.warn({ channel_id: channelId, type: event.type, err: String(err) }, "ephemeral event dropped");
@@ -103,7 +113,7 @@ export class InboxDispatcher {
     const results = await Promise.all(
       [...byChannel].map(async ([channelId, list]) => {
         try {
-          await this.deps.registry.get(channelId).ingestAll(list.map((row) => row.event));
+          await this.deps.registry.ingestAll(channelId, list.map((row) => row.event));
           return true;
         } catch (err) {
           this.deps.log.warn({ channel_id: channelId, err: err instanceof Error ? err.message : String(err) }, "could not index a matrix event; it stays in the inbox");

@@ -35,6 +35,13 @@ export class ChannelFanout {
     private readonly metrics?: Metrics,
   ) {}
 
+  private follower: { follow(channelId: string): void; unfollow(channelId: string): void } | null = null;
+
+  /** Cluster mode: told when a channel gets its first subscriber here and loses its last, to relay its frames. */
+  followWith(follower: { follow(channelId: string): void; unfollow(channelId: string): void }) {
+    this.follower = follower;
+  }
+
   /** The listening server's publish; until it is set there is no socket to publish to. */
   attach(publisher: TopicPublisher) {
     this.publisher = publisher;
@@ -42,7 +49,10 @@ export class ChannelFanout {
 
   subscribe(channelId: string, socket: LiveSocket) {
     let sockets = this.channels.get(channelId);
-    if (!sockets) this.channels.set(channelId, (sockets = new Set()));
+    if (!sockets) {
+      this.channels.set(channelId, (sockets = new Set()));
+      this.follower?.follow(channelId);
+    }
     sockets.add(socket);
     socket.subscribe(topicOf(channelId));
   }
@@ -50,7 +60,10 @@ export class ChannelFanout {
   unsubscribe(channelId: string, socket: LiveSocket) {
     const sockets = this.channels.get(channelId);
     if (!sockets?.delete(socket)) return;
-    if (sockets.size === 0) this.channels.delete(channelId);
+    if (sockets.size === 0) {
+      this.channels.delete(channelId);
+      this.follower?.unfollow(channelId);
+    }
     if (socket.readyState === 1) socket.unsubscribe(topicOf(channelId));
   }
 

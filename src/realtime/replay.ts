@@ -48,7 +48,7 @@ async function drained(socket: ReplaySocket): Promise<boolean> {
 }
 
 /** message.created frames as the live ones are, with the message as it is now (edits, reactions, replies). */
-async function framesOf(sql: Sql, rows: MessageRow[]): Promise<{ seq: number; data: string }[]> {
+export async function framesOf(sql: Sql, rows: MessageRow[]): Promise<{ seq: number; data: string }[]> {
   const ids = rows.map((r) => r.id);
   const [threads, reactions] = await Promise.all([threadStats(sql, ids), reactionSummaries(sql, ids, null)]);
   return rows.map((row) => {
@@ -82,10 +82,10 @@ export async function replayThenSubscribe(
   }
   let cursor = sinceSeq;
   let replayed = 0;
-  /** Sends page by page from the cursor; false once the socket is gone (or did not drain when waited for). */
-  const sendFromCursor = async (waitForRoom: boolean): Promise<boolean> => {
+  /** Sends page by page from the cursor (up to `upTo`); false once the socket is gone (or did not drain when waited for). */
+  const sendFromCursor = async (waitForRoom: boolean, upTo = Number.MAX_SAFE_INTEGER): Promise<boolean> => {
     for (;;) {
-      const rows = await messagesAfter(sql, channelId, cursor, PAGE);
+      const rows = (await messagesAfter(sql, channelId, cursor, PAGE)).filter((row) => Number(row.seq) <= upTo);
       for (const frame of await framesOf(sql, rows)) {
         if (socket.readyState !== OPEN) return false;
         socket.send(frame.data);
@@ -98,11 +98,12 @@ export async function replayThenSubscribe(
   };
   if (!(await sendFromCursor(true))) return;
   try {
-    await deps.registry.get(channelId).observe(async (ctx) => {
-      // Inside the loop: only what arrived since the bulk, bounded by the mailbox.
-      if (!(await sendFromCursor(false)) || socket.readyState !== OPEN) return;
+    const observer = deps.observer ?? { observe: (id: string, fn: (point: { seq: number }) => Promise<void>) => deps.registry.observe(id, fn) };
+    await observer.observe(channelId, async (point) => {
+      // At the live point: only what arrived since the bulk, up to the last message delivered live.
+      if (!(await sendFromCursor(false, point.seq)) || socket.readyState !== OPEN) return;
       live.subscribe();
-      socket.send(JSON.stringify({ type: "resumed", seq: ctx.seq, since_seq: sinceSeq, replayed }));
+      socket.send(JSON.stringify({ type: "resumed", seq: point.seq, since_seq: sinceSeq, replayed }));
     });
   } catch (err) {
     if (socket.readyState !== OPEN) return;

@@ -1,3 +1,5 @@
+import { mayRead, type ReadRule } from "../domain/read-rule.ts";
+
 /** The close code of a socket whose caller lost the right to read the channel (kicked, left, can_read=false). */
 export const READ_REVOKED_CLOSE_CODE = 4403;
 
@@ -44,11 +46,11 @@ export class SocketRegistry {
   }
 
   /** Revokes, as above, every socket on the channel whose caller (with its token's microDAOs) may no longer read it. */
-  revokeUnless(channelId: string, mayRead: (memberId: string, microdaos: readonly string[]) => boolean, reason: string): number {
+  revokeUnless(channelId: string, rule: ReadRule, reason: string): number {
     let ended = 0;
     for (const [memberId, sockets] of [...(this.channels.get(channelId) ?? [])]) {
       for (const [socket, microdaos] of [...sockets]) {
-        if (mayRead(memberId, microdaos)) continue;
+        if (mayRead(rule, memberId, microdaos)) continue;
         this.remove(channelId, memberId, socket);
         socket.close(READ_REVOKED_CLOSE_CODE, reason);
         ended++;

@@ -26,11 +26,13 @@ export async function pingDatabase(sql: Sql): Promise<void> {
 }
 
 export async function openDatabase(
-  opts: { url?: string; dataDir: string; poolMax: number },
+  opts: { url?: string; dataDir: string; poolMax: number; /** Cluster mode: this process's fence identity (migration 016). */ fenceIdentity?: string },
   log: Logger,
 ): Promise<Database> {
   if (opts.url) {
-    const sql = postgres(opts.url, { ...commonOptions, max: opts.poolMax }) as unknown as Sql;
+    // Every connection says who it is, so the fence triggers can refuse a stale owner's writes.
+    const connection = opts.fenceIdentity ? { ...commonOptions.connection, "daarion.instance": opts.fenceIdentity } : commonOptions.connection;
+    const sql = postgres(opts.url, { ...commonOptions, connection, max: opts.poolMax }) as unknown as Sql;
     await sql`select 1`;
     log.info({ db: "postgres" }, "database connected");
     return { sql, kind: "postgres", close: () => sql.end({ timeout: 5 }) };

@@ -23,6 +23,12 @@ export async function pendingMessages(sql: Sql, channelId: string): Promise<Mess
     select * from messages where channel_id = ${channelId} and delivery_state = 'pending' order by seq`;
 }
 
+/** Channels with sends still pending (partial index), so their actors can be started to deliver them. */
+export async function channelsWithPendingSends(sql: Sql): Promise<string[]> {
+  const rows = await sql<{ channel_id: string }[]>`select distinct channel_id from messages where delivery_state = 'pending'`;
+  return rows.map((row) => row.channel_id);
+}
+
 export interface MessagePage {
   /** Newest first. */
   beforeSeq: number | null;

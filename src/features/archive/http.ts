@@ -13,7 +13,7 @@ export const archiveController = (deps: ServiceDeps) =>
       const callerId = await authenticate(request);
       // requireAdmin also answers 410 for a channel archived already.
       requireAdmin(await readableChannel(deps.sql, callerId, params.id));
-      return toChannelView(await deps.registry.get(params.id).run("archive.archive", { callerId }));
+      return toChannelView(await deps.registry.run(params.id, "archive.archive", { callerId }));
     },
     {
       headers: IdentityHeaders,

@@ -57,13 +57,10 @@ export function announceChannelUpdated(ctx: ChannelContext, updated: ChannelRow,
  */
 async function closeUnreadableSockets(ctx: ChannelContext, channel: ChannelRow) {
   if (channel.visibility === "public" || !ctx.deps.sockets) return;
-  const members = new Map((await listMembers(ctx.deps.sql, ctx.channelId)).map((m) => [m.member_id, m]));
+  const members = Object.fromEntries((await listMembers(ctx.deps.sql, ctx.channelId)).map((m) => [m.member_id, m.can_read]));
   ctx.deps.sockets.revokeUnless(
     ctx.channelId,
-    (memberId, microdaos) => {
-      const member = members.get(memberId);
-      return member ? member.can_read : channel.visibility === "microdao" && microdaos.includes(channel.microdao_id);
-    },
+    { visibility: channel.visibility, microdaoId: channel.microdao_id, members },
     `channel is now ${channel.visibility}`,
   );
 }

@@ -55,7 +55,7 @@ export class ChannelService {
   async update(callerId: string, channelId: string, patch: ChannelPatch): Promise<ChannelRow> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     requireAdmin(access);
-    return this.deps.registry.get(channelId).run("channels.update", { actorId: callerId, patch });
+    return this.deps.registry.run(channelId, "channels.update", { actorId: callerId, patch });
   }
 }
 

@@ -36,7 +36,7 @@ export class MemberService {
       const made = await findMember(this.deps.sql, channelId, body.member_id);
       if (made?.invited_by === callerId) return made;
     }
-    return this.deps.registry.get(channelId).run("members.invite", {
+    return this.deps.registry.run(channelId, "members.invite", {
       inviterId: callerId,
       memberId: body.member_id,
       ...rightsOrDefaults(body.member_id, body),
@@ -59,7 +59,7 @@ export class MemberService {
       if (target.role === "owner") throw forbidden("owners cannot be removed");
       if (target.role === "admin" && caller.role !== "owner") throw forbidden("only owners may remove admins");
     }
-    const row = await this.deps.registry.get(channelId).run("members.remove", { callerId, memberId, reason });
+    const row = await this.deps.registry.run(channelId, "members.remove", { callerId, memberId, reason });
     return { row, kicked };
   }
 
@@ -72,7 +72,7 @@ export class MemberService {
     if (target.role === "owner") throw forbidden("an owner's role and rights cannot be changed");
     if (change.role === "owner" && caller.role !== "owner") throw forbidden("only owners may make owners");
     if (caller.role === "admin" && target.role === "admin" && target.member_id !== callerId) throw forbidden("admins may not change other admins");
-    return this.deps.registry.get(channelId).run("members.update", { callerId, memberId, change });
+    return this.deps.registry.run(channelId, "members.update", { callerId, memberId, change });
   }
 
   /** The audit log is readable by whoever may read the channel: Matrix shows the same changes in the room. */

@@ -14,12 +14,12 @@ export class PinService {
 
   async pin(callerId: string, channelId: string, messageId: string) {
     requirePinRight(await readableChannel(this.deps.sql, callerId, channelId), callerId);
-    return this.deps.registry.get(channelId).run("pins.pin", { callerId, messageId });
+    return this.deps.registry.run(channelId, "pins.pin", { callerId, messageId });
   }
 
   async unpin(callerId: string, channelId: string, messageId: string) {
     requirePinRight(await readableChannel(this.deps.sql, callerId, channelId), callerId);
-    await this.deps.registry.get(channelId).run("pins.unpin", { callerId, messageId });
+    await this.deps.registry.run(channelId, "pins.unpin", { callerId, messageId });
   }
 }
 

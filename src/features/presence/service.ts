@@ -12,7 +12,7 @@ export class PresenceService {
   async setTyping(callerId: string, channelId: string, typing: boolean, timeoutMs = DEFAULT_TYPING_TIMEOUT_MS): Promise<string[]> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     if (!access.member?.can_write) throw forbidden("only members who may write can type in this channel");
-    return this.deps.registry.get(channelId).run("presence.typing", { callerId, typing, timeoutMs });
+    return this.deps.registry.run(channelId, "presence.typing", { callerId, typing, timeoutMs });
   }
 
   /** Marks everything up to `messageId` read for the caller. */
@@ -22,6 +22,6 @@ export class PresenceService {
     const message = await findMessage(this.deps.sql, channelId, messageId);
     if (!message) throw notFound("message");
     if (!message.matrix_event_id) throw new AppError(409, "MESSAGE_NOT_DELIVERED", "the message is not in Matrix yet; mark an earlier one read");
-    return this.deps.registry.get(channelId).run("presence.read", { callerId, messageId });
+    return this.deps.registry.run(channelId, "presence.read", { callerId, messageId });
   }
 }

@@ -122,7 +122,7 @@ async function reconcileChannel(deps: ReconcileDeps, channel: ChannelRow, fix: b
     }
     else report.fixed += await indexMissing(deps, channel.id, scan.missing);
   }
-  if (extra.length > 0) report.fixed += await deps.registry.get(channel.id).run("reconcile.markDeleted", { extra });
+  if (extra.length > 0) report.fixed += await deps.registry.run(channel.id, "reconcile.markDeleted", { extra });
   return report;
 }
 
@@ -162,7 +162,7 @@ async function indexMissing(deps: ReconcileDeps, channelId: string, events: Matr
   let fixed = 0;
   for (const event of events) {
     try {
-      await deps.registry.get(channelId).ingest(event);
+      await deps.registry.ingestAll(channelId, [event]);
       if (await findMessageByEvent(deps.sql, event.event_id)) fixed++;
     } catch (err) {
       // It stays in the inbox; the service's next drain retries it.

@@ -15,18 +15,18 @@ export class RelationsService {
   async react(callerId: string, channelId: string, messageId: string, emoji: string): Promise<ReactionResult> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     const { joinFirst } = writeRight(access, callerId);
-    return this.deps.registry.get(channelId).run("relations.react", { messageId, reactorId: callerId, emoji, joinFirst });
+    return this.deps.registry.run(channelId, "relations.react", { messageId, reactorId: callerId, emoji, joinFirst });
   }
 
   async unreact(callerId: string, channelId: string, messageId: string, emoji: string): Promise<ReactionResult> {
     // Taking a reaction back is a write like adding one: it needs can_write now.
     requireMemberWriteRight(await readableChannel(this.deps.sql, callerId, channelId), callerId, "remove reactions");
-    return this.deps.registry.get(channelId).run("relations.unreact", { messageId, reactorId: callerId, emoji });
+    return this.deps.registry.run(channelId, "relations.unreact", { messageId, reactorId: callerId, emoji });
   }
 
   async edit(callerId: string, channelId: string, messageId: string, body: EditBody): Promise<MessageView> {
     await readableChannel(this.deps.sql, callerId, channelId);
-    return this.deps.registry.get(channelId).run("relations.edit", {
+    return this.deps.registry.run(channelId, "relations.edit", {
       messageId,
       editorId: callerId,
       text: body.text,
@@ -36,7 +36,7 @@ export class RelationsService {
 
   async remove(callerId: string, channelId: string, messageId: string): Promise<{ message_id: string; deleted_at: string }> {
     await readableChannel(this.deps.sql, callerId, channelId);
-    const row = await this.deps.registry.get(channelId).run("relations.delete", { messageId, callerId });
+    const row = await this.deps.registry.run(channelId, "relations.delete", { messageId, callerId });
     return { message_id: row.id, deleted_at: row.deleted_at!.toISOString() };
   }
 

@@ -1,0 +1,165 @@
+import type { NatsConnection, Subscription } from "nats";
+import type { Logger } from "../log.ts";
+import type { Sql } from "../store/db.ts";
+import { lastSeq, messagesAfter } from "../store/messages.ts";
+import { framesOf } from "../realtime/replay.ts";
+import type { ChannelFanout } from "../realtime/fanout.ts";
+import type { SocketRegistry } from "../realtime/sockets.ts";
+import type { ChannelObserver } from "../realtime/deps.ts";
+import { frameSubject, type RelayedFrame } from "./frames.ts";
+
+const REPAIR_PAGE = 200;
+/** How often a quiet channel's relay compares its last seq with the index (a lost last frame). */
+const CHECK_EVERY_MS = 3000;
+
+interface Relayed {
+  subscription: Subscription;
+  /** Frames and replays of this channel, one after another. */
+  queue: Promise<void>;
+  epoch: number;
+  n: number;
+  /** The last message seq delivered here (message.created, live or repaired). */
+  seq: number;
+  lastActivity: number;
+}
+
+/**
+ * An instance's side of cross-instance fan-out: for each channel with sockets here, the frames
+ * its owner publishes (src/cluster/frames.ts) go to the local subscribers once and in order.
+ * message.created frames must come in seq order without a hole; a hole (a frame lost on a
+ * reconnect, an owner killed between writing and publishing) is filled from the index first,
+ * and a message.created that arrives after its message was repaired goes out as
+ * message.updated. Frames of an older epoch (a paused old owner) and repeated frames are dropped.
+ */
+export class FrameRelay implements ChannelObserver {
+  private readonly channels = new Map<string, Relayed>();
+  private readonly decoder = new TextDecoder();
+  private timer: ReturnType<typeof setInterval> | null = null;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly sql: Sql,
+    private readonly fanout: ChannelFanout,
+    private readonly sockets: SocketRegistry,
+    private readonly log: Logger,
+  ) {}
+
+  start(): void {
+    this.timer = setInterval(() => this.checkQuietChannels(), CHECK_EVERY_MS);
+    void this.watchReconnects();
+  }
+
+  /** The first local subscriber of a channel: start relaying its frames. */
+  follow(channelId: string): void {
+    if (this.channels.has(channelId)) return;
+    const relayed: Relayed = {
+      subscription: this.nc.subscribe(frameSubject(channelId), {
+        callback: (err, msg) => {
+          if (err) return;
+          const frame = JSON.parse(this.decoder.decode(msg.data)) as RelayedFrame;
+          this.enqueue(relayed, () => this.handle(channelId, relayed, frame));
+        },
+      }),
+      queue: Promise.resolve(),
+      epoch: 0,
+      n: 0,
+      seq: 0,
+      lastActivity: Date.now(),
+    };
+    this.channels.set(channelId, relayed);
+    // Subscribed first, then the index read: a frame after this point is either in it or queued behind it.
+    this.enqueue(relayed, async () => {
+      relayed.seq = await lastSeq(this.sql, channelId);
+    });
+  }
+
+  /** The last local subscriber left. */
+  unfollow(channelId: string): void {
+    const relayed = this.channels.get(channelId);
+    if (!relayed) return;
+    this.channels.delete(channelId);
+    relayed.subscription.unsubscribe();
+  }
+
+  observe<T>(channelId: string, fn: (point: { seq: number }) => Promise<T>): Promise<T> {
+    this.follow(channelId);
+    const relayed = this.channels.get(channelId)!;
+    return new Promise<T>((resolve, reject) => {
+      this.enqueue(relayed, async () => {
+        // Up to the index first, so the replay's last stretch and the live frames meet exactly.
+        await this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER);
+        await fn({ seq: relayed.seq }).then(resolve, reject);
+      });
+    });
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const channelId of [...this.channels.keys()]) this.unfollow(channelId);
+  }
+
+  private enqueue(relayed: Relayed, job: () => Promise<void>): void {
+    relayed.queue = relayed.queue.then(job).catch((err) => this.log.warn({ err: String(err) }, "frame relay step failed"));
+  }
+
+  private async handle(channelId: string, relayed: Relayed, frame: RelayedFrame): Promise<void> {
+    if (this.channels.get(channelId) !== relayed) return;
+    if (frame.e < relayed.epoch || (frame.e === relayed.epoch && frame.n <= relayed.n)) return;
+    const gap = relayed.epoch !== 0 && (frame.e !== relayed.epoch || frame.n !== relayed.n + 1);
+    relayed.epoch = frame.e;
+    relayed.n = frame.n;
+    relayed.lastActivity = Date.now();
+    if (frame.revoke) {
+      this.sockets.revoke(channelId, frame.revoke.memberId, frame.revoke.reason);
+      return;
+    }
+    if (frame.recheck) {
+      this.sockets.revokeUnless(channelId, frame.recheck.rule, frame.recheck.reason);
+      return;
+    }
+    if (frame.k === "message.created") {
+      if (frame.s <= relayed.seq) {
+        // Already delivered by a repair: what it says now is an update.
+        this.fanout.publish(channelId, JSON.stringify({ ...JSON.parse(frame.d!), type: "message.updated" }));
+        return;
+      }
+      if (frame.s > relayed.seq + 1) await this.repair(channelId, relayed, frame.s - 1);
+      this.fanout.publish(channelId, frame.d!);
+      relayed.seq = frame.s;
+      return;
+    }
+    if (gap) await this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER);
+    this.fanout.publish(channelId, frame.d!);
+  }
+
+  /** Sends the messages after the relay's last seq (up to `upTo`) from the index, as replays send them. */
+  private async repair(channelId: string, relayed: Relayed, upTo: number): Promise<void> {
+    for (;;) {
+      const rows = (await messagesAfter(this.sql, channelId, relayed.seq, REPAIR_PAGE)).filter((row) => Number(row.seq) <= upTo);
+      if (rows.length === 0) return;
+      for (const frame of await framesOf(this.sql, rows)) {
+        if (frame.seq !== relayed.seq + 1) this.log.warn({ channel_id: channelId, from: relayed.seq, to: frame.seq }, "frame relay: hole in the index");
+        this.fanout.publish(channelId, frame.data);
+        relayed.seq = frame.seq;
+      }
+      if (rows.length < REPAIR_PAGE) return;
+    }
+  }
+
+  private checkQuietChannels(): void {
+    const now = Date.now();
+    for (const [channelId, relayed] of this.channels) {
+      if (now - relayed.lastActivity < CHECK_EVERY_MS) continue;
+      relayed.lastActivity = now;
+      this.enqueue(relayed, () => this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER));
+    }
+  }
+
+  /** After a reconnect frames may have been missed: every relayed channel catches up from the index. */
+  private async watchReconnects(): Promise<void> {
+    for await (const status of this.nc.status()) {
+      if (status.type !== "reconnect") continue;
+      for (const [channelId, relayed] of this.channels) this.enqueue(relayed, () => this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER));
+    }
+  }
+}
