@@ -47,6 +47,9 @@ import { demoController } from "./demo/index.ts";
 import { Metrics } from "./metrics/metrics.ts";
 import { metricsController, requestMetrics } from "./http/metrics.ts";
 import { queueDepths } from "./store/depths.ts";
+import { instanceId } from "./config.ts";
+import { Cluster } from "./cluster/index.ts";
+import { clusterController } from "./features/health/cluster.ts";
 
 export interface RunningApp {
   url: string;
@@ -78,7 +81,13 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     })());
   try {
     const limits = rateLimitConfig(config);
-    const db = await openDatabase({ url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX }, log);
+    const clustered = config.CLUSTER === "on";
+    // One run of this instance: the owner named in leases and fences (a restart is a new owner).
+    const incarnation = `${instanceId(config)}-${Bun.randomUUIDv7().slice(-8)}`;
+    const db = await openDatabase(
+      { url: config.DATABASE_URL, dataDir: config.DATA_DIR, poolMax: config.DATABASE_POOL_MAX, fenceIdentity: clustered ? incarnation : undefined },
+      log,
+    );
     const releaseDb = acquire("database");
     stack.push("database", async () => {
       await db.close();
@@ -112,20 +121,41 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseEvents();
     });
 
+    const cluster = clustered
+      ? await Cluster.connect(
+          {
+            natsUrl: config.NATS_URL!,
+            instance: instanceId(config),
+            incarnation,
+            leaseTtlMs: config.CLUSTER_LEASE_TTL_MS,
+            ownerWaitMs: config.CLUSTER_OWNER_WAIT_MS,
+            log,
+          },
+          db.sql,
+        )
+      : null;
+    // Closed after the HTTP server (forwarding serves the requests still in flight).
+    if (cluster) stack.push("cluster", () => cluster.close());
+
     const fanout = new ChannelFanout(config.WS_BACKPRESSURE_LIMIT_BYTES, metrics);
     const sockets = new SocketRegistry();
+    // Every frame says which point of the channel it belongs to: a message frame its message's
+    // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
+    const stamped = (channelId: string, frame: ServerFrame): ServerFrame => ("seq" in frame ? frame : ({ ...frame, seq: registry.seqOf(channelId) } as unknown as ServerFrame));
     const registry = new ChannelRegistry({
       ...tables,
       sql: db.sql,
       matrix,
       events,
       log,
-      sockets,
+      // In a cluster, frames and revocations go to every instance's sockets through NATS (src/cluster/relay.ts).
+      sockets: cluster?.publisher ?? sockets,
       metrics,
-      // Every frame says which point of the channel it belongs to: a message frame its message's
-      // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
-      broadcast: (channelId: string, frame: ServerFrame) =>
-        fanout.publish(channelId, JSON.stringify("seq" in frame ? frame : { ...frame, seq: registry.seqOf(channelId) })),
+      broadcast: cluster
+        ? (channelId, frame) => cluster.broadcast(channelId, stamped(channelId, frame))
+        : (channelId, frame) => fanout.publish(channelId, JSON.stringify(stamped(channelId, frame))),
+      claim: cluster?.claim,
+      stillOwner: cluster?.stillOwner,
       mailboxSize: config.ACTOR_MAILBOX_SIZE,
       idleMs: config.ACTOR_IDLE_MS,
     });
@@ -146,8 +176,47 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const auth = createAuthenticator(config);
     warnAboutDevAuth(config, log);
-    const deps: RealtimeDeps = { sql: db.sql, matrix, events, registry, log, sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS, auth, sockets, metrics };
-    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics }).listen({
+    const deps: RealtimeDeps = {
+      sql: db.sql,
+      matrix,
+      events,
+      registry,
+      log,
+      sendConfirmMs: config.SEND_CONFIRM_TIMEOUT_MS,
+      auth,
+      sockets,
+      metrics,
+      observer: cluster ? { observe: (channelId, fn) => cluster.observer.observe(channelId, fn) } : undefined,
+    };
+    const syncPoller = () =>
+      new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS, onCaughtUp: () => startup.markCaughtUp() }, matrixStateKey(config));
+    if (cluster) {
+      let poller: SyncPoller | null = null;
+      cluster.start({
+        registry,
+        fanout,
+        sockets,
+        dispatcher,
+        events: events as NatsEventBus,
+        // The elected instance polls /sync (sync mode); in push mode any instance takes transactions and wakes it.
+        sync: {
+          start: async () => {
+            if (config.MATRIX_EVENTS_MODE !== "sync" || poller) return;
+            poller = syncPoller();
+            poller.start();
+          },
+          stop: async () => {
+            await poller?.stop();
+            poller = null;
+          },
+        },
+        // Caught up means: this instance knows who owns what (the leader of sync reads the homeserver).
+        onFirstRound: () => startup.markCaughtUp(),
+      });
+      // First to run on stop: the leases are handed over while the server still forwards.
+      stack.push("cluster-handover", () => cluster.handOver());
+    }
+    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster }).listen({
       port: config.PORT,
       hostname: config.HOST,
     });
@@ -160,8 +229,10 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       void listening.stop(false);
     });
 
-    if (config.MATRIX_EVENTS_MODE === "sync") {
-      const poller = new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS, onCaughtUp: () => startup.markCaughtUp() }, matrixStateKey(config));
+    if (cluster) {
+      // The poller and the inbox run on the elected instance (cluster.start above).
+    } else if (config.MATRIX_EVENTS_MODE === "sync") {
+      const poller = syncPoller();
       poller.start();
       const releasePoller = acquire("sync_poller");
       stack.push("sync", async () => {
@@ -182,7 +253,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
 
     const port = listening.port!;
     const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${port}`;
-    log.info({ port, database: db.kind, matrix: matrix.kind, events: events.kind }, "daarion-messaging listening");
+    log.info({ port, database: db.kind, matrix: matrix.kind, events: events.kind, ...(cluster ? { cluster: incarnation } : {}) }, "daarion-messaging listening");
     return { url, port, deps, stop };
   } catch (err) {
     await stop();
@@ -201,13 +272,14 @@ interface HttpParts {
   dispatcher: InboxDispatcher;
   startup: StartupProgress;
   metrics: Metrics;
+  cluster?: Cluster | null;
 }
 
 /**
  * The HTTP API with every middleware and route, not yet listening. Its type is App, which a
  * typed client (Eden Treaty) is built from.
  */
-export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics }: HttpParts) {
+export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster = null }: HttpParts) {
   // The document's completion reads the routes' body schemas, known once the app is built.
   const built: { routes: () => ReadonlyArray<{ method: string; path: string; hooks: { body?: unknown } }> } = { routes: () => [] };
   const app = new Elysia({
@@ -235,7 +307,8 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(apiDocs())
     .use(realtimeDocsController())
     .use(demoController(authMode(config) === "dev"))
-    .use(readyController(deps, startup))
+    .use(readyController(deps, startup, undefined, cluster ?? undefined))
+    .use(clusterController(cluster))
     .use(featureRoutes({ ...deps, health: { database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }, maxUploadBytes: config.MAX_UPLOAD_BYTES }))
     .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES, config.WS_MAX_FRAMES_PER_SEC))
     .use(appserviceController({ sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }));

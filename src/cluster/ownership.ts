@@ -127,8 +127,13 @@ export class ClusterOwnership {
     if (this.handingOver) return;
     this.handingOver = true;
     const keys = [...this.held.keys()];
-    await Promise.all(keys.map((key) => this.release(key, "shutting down")));
     await this.leases.remove(memberKey(this.me.incarnation)).catch(() => {});
+    await Promise.all(keys.map((key) => this.release(key, "shutting down")));
+    this.wake?.();
+  }
+
+  get isHandingOver(): boolean {
+    return this.handingOver;
   }
 
   async stop(): Promise<void> {
@@ -172,8 +177,9 @@ export class ClusterOwnership {
   private async round(): Promise<void> {
     if (!this.handingOver) await this.leases.put(memberKey(this.me.incarnation), this.me);
     await Promise.all([...this.held].filter(([, lease]) => !lease.releasing).map(([key, lease]) => this.renew(key, lease)));
-    if (this.handingOver) return;
+    // Handing over, it still learns who took its shards, to forward what still arrives here.
     await this.readOwners();
+    if (this.handingOver) return;
     this.members = Math.max(1, (await this.leases.keys("member.>")).length);
     await this.balance();
     for (const role of this.roles) if (!this.held.has(leaderKey(role))) await this.tryLead(role);

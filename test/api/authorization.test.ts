@@ -186,6 +186,7 @@ const TABLE: Record<string, Entry | Exempt> = {
     actors: { outsider: "agent:outsider", without: AGENT_READER, with: AGENT_WRITER },
     call: (f, who) => ({ method: "POST", path: `/internal/agents/${who}/post-to-channel`, json: { channel_id: f.id, text: "from an agent" } }),
   },
+  "GET /internal/cluster": { exempt: "operators' view of cluster ownership, behind INTERNAL_SERVICE_TOKEN; names no channel content" },
   "GET /internal/messaging/channels/{id}/context": { exempt: "service-to-service (the agent filter), no caller; not exposed outside the cluster" },
   "WS /ws/messaging/{channel_id}": { right: "read", ok: 101, call: (f) => ({ method: "WS", path: `/ws/messaging/${f.id}` }) },
   "PUT /_matrix/app/v1/transactions/{txnId}": { exempt: "the homeserver's push API, authenticated by hs_token (test/api/appservice.test.ts)" },

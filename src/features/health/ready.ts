@@ -20,20 +20,32 @@ const Check = t.Object({
 });
 const ReadyBody = t.Object({
   status: t.Union([t.Literal("ready"), t.Literal("not_ready")]),
-  checks: t.Object({ database: Check, matrix: Check, events: Check, startup: Check }),
+  checks: t.Object({ database: Check, matrix: Check, events: Check, startup: Check, cluster: t.Optional(Check) }),
 });
+
+/** Cluster mode: this instance's NATS link for leases and forwarding, and whether it is handing over (SIGTERM). */
+export interface ClusterProbe {
+  ping: Probe;
+  readonly handingOver: boolean;
+}
 
 /**
  * /ready: whether this instance should get traffic. Every dependency is asked at once, each with
  * its own short timeout; the answer names the part that is down and never a reason's details
  * (those go to the log, once per change).
  */
-export function readyController(deps: Pick<ServiceDeps, "sql" | "matrix" | "events" | "log">, startup: StartupProgress, timeoutMs = READY_CHECK_TIMEOUT_MS) {
-  const probes: Record<"database" | "matrix" | "events", Probe> = {
+export function readyController(
+  deps: Pick<ServiceDeps, "sql" | "matrix" | "events" | "log">,
+  startup: StartupProgress,
+  timeoutMs = READY_CHECK_TIMEOUT_MS,
+  cluster?: ClusterProbe,
+) {
+  const probes: Record<string, Probe> = {
     database: () => pingDatabase(deps.sql),
     matrix: (ms) => deps.matrix.ping(ms),
     events: (ms) => deps.events.ping(ms),
   };
+  if (cluster) probes.cluster = (ms) => (cluster.handingOver ? Promise.reject(new Error("handing its channels over")) : cluster.ping(ms));
   const log: Logger = deps.log;
   const wasOk = new Map<string, boolean>();
   const run = async (name: string, probe: Probe): Promise<[string, { ok: boolean; ms: number; error?: string }]> => {
@@ -55,7 +67,13 @@ export function readyController(deps: Pick<ServiceDeps, "sql" | "matrix" | "even
     async ({ set }) => {
       const results = Object.fromEntries(await Promise.all(Object.entries(probes).map(([name, probe]) => run(name, probe))));
       const pending = startup.pending();
-      const checks = { database: results.database!, matrix: results.matrix!, events: results.events!, startup: pending ? { ok: false, error: pending } : { ok: true } };
+      const checks = {
+        database: results.database!,
+        matrix: results.matrix!,
+        events: results.events!,
+        startup: pending ? { ok: false, error: pending } : { ok: true },
+        ...(results.cluster ? { cluster: results.cluster } : {}),
+      };
       const ready = Object.values(checks).every((c) => c.ok);
       if (!ready) {
         set.status = 503;
