@@ -70,7 +70,9 @@ export interface StartOptions {
 }
 
 export async function startApp(config: Config, opts: StartOptions = {}): Promise<RunningApp> {
-  const log = opts.log ?? createLogger(config.LOG_LEVEL);
+  const baseLog = opts.log ?? createLogger(config.LOG_LEVEL);
+  // In a cluster every line names the instance that wrote it.
+  const log = config.CLUSTER === "on" ? baseLog.child({ instance: instanceId(config) }) : baseLog;
   const stack = new ShutdownStack();
   let stopping: Promise<void> | null = null;
   const stop = () =>
