@@ -127,6 +127,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       ? await Cluster.connect(
           {
             natsUrl: config.NATS_URL!,
+            name: config.CLUSTER_NAME,
             instance: instanceId(config),
             incarnation,
             leaseTtlMs: config.CLUSTER_LEASE_TTL_MS,

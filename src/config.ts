@@ -64,6 +64,8 @@ export const ConfigSchema = t.Object({
   CORS_ORIGINS: t.Optional(t.String({ minLength: 1 })),
   /** on: one of several instances on PostgreSQL and NATS (README "Running several instances"). */
   CLUSTER: t.Union([t.Literal("on"), t.Literal("off")], { default: "off" }),
+  /** Names the cluster: its lease bucket and its NATS subjects. Two clusters on one NATS need two names. */
+  CLUSTER_NAME: t.String({ pattern: "^[A-Za-z0-9_-]{1,32}$", default: "daarion" }),
   /** This instance's name in the cluster; unset: the host name and the process id. */
   INSTANCE_ID: t.Optional(t.String({ pattern: "^[A-Za-z0-9_-]{1,64}$" })),
   /** How long a channel shard's lease outlives its holder's last renewal: the failover time after a kill -9. */

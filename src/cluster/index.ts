@@ -16,9 +16,9 @@ import { FramePublisher } from "./frames.ts";
 import { FrameRelay } from "./relay.ts";
 import { shardOf } from "./shards.ts";
 
-export const LEASE_BUCKET = "daarion_leases";
-const INBOX_WAKE = "daarion.cluster.inbox.wake";
-const OUTBOX_WAKE = "daarion.cluster.outbox.wake";
+export const leaseBucket = (cluster: string) => `${cluster}_leases`;
+const inboxWake = (cluster: string) => `daarion.cluster.${cluster}.inbox.wake`;
+const outboxWake = (cluster: string) => `daarion.cluster.${cluster}.outbox.wake`;
 /** The elected roles: the Matrix events (the /sync poller and the inbox), and the event-outbox flusher. */
 export const ROLES = ["sync", "outbox"] as const;
 /** A leader also looks at its queue this often, in case a wake-up was lost. */
@@ -26,6 +26,8 @@ const LEADER_SWEEP_MS = 2000;
 
 export interface ClusterOptions {
   natsUrl: string;
+  /** CLUSTER_NAME: the lease bucket and the wake-up subjects are the cluster's own. */
+  name: string;
   instance: string;
   incarnation: string;
   leaseTtlMs: number;
@@ -65,7 +67,7 @@ export class Cluster {
   static async connect(opts: ClusterOptions, sql: Sql): Promise<Cluster> {
     const nc = await connect({ servers: opts.natsUrl, name: `daarion-messaging-cluster-${opts.incarnation}`, maxReconnectAttempts: -1, reconnectTimeWait: 500 });
     try {
-      const leases = await LeaseBucket.open(nc, LEASE_BUCKET, opts.leaseTtlMs);
+      const leases = await LeaseBucket.open(nc, leaseBucket(opts.name), opts.leaseTtlMs);
       return new Cluster(nc, leases, opts, sql);
     } catch (err) {
       await nc.close();
@@ -130,11 +132,12 @@ export class Cluster {
     fanout.followWith(this.relay);
     this.relay.start();
 
-    events.shareFlushing(() => this.nc.publish(OUTBOX_WAKE));
-    dispatcher.shareDraining({ isLeader: () => ownership.isLeader("sync"), wakeLeader: () => this.nc.publish(INBOX_WAKE) });
+    const [inboxSubject, outboxSubject] = [inboxWake(this.opts.name), outboxWake(this.opts.name)];
+    events.shareFlushing(() => this.nc.publish(outboxSubject));
+    dispatcher.shareDraining({ isLeader: () => ownership.isLeader("sync"), wakeLeader: () => this.nc.publish(inboxSubject) });
     this.subscriptions.push(
-      this.nc.subscribe(OUTBOX_WAKE, { callback: () => ownership.isLeader("outbox") && events.flushSoon() }),
-      this.nc.subscribe(INBOX_WAKE, { callback: () => ownership.isLeader("sync") && void dispatcher.drain() }),
+      this.nc.subscribe(outboxSubject, { callback: () => ownership.isLeader("outbox") && events.flushSoon() }),
+      this.nc.subscribe(inboxSubject, { callback: () => ownership.isLeader("sync") && void dispatcher.drain() }),
     );
     this.sweep = setInterval(() => {
       if (ownership.isLeader("outbox")) events.flushSoon();

@@ -55,12 +55,14 @@ export class LeaseBucket {
     }
   }
 
-  /** Gives the lease up, unless someone else holds it by now. */
-  async release(key: string, revision: number): Promise<void> {
+  /** Gives the lease up at that revision; false if the key changed since (someone else's now, or renewed meanwhile). */
+  async release(key: string, revision: number): Promise<boolean> {
     try {
       await this.kv.delete(key, { previousSeq: revision });
+      return true;
     } catch (err) {
       if (!isConflict(err)) throw err;
+      return false;
     }
   }
 

@@ -1,5 +1,6 @@
 import type { Logger } from "../log.ts";
 import { backoffDelay } from "../backoff.ts";
+import { withTimeout } from "../deadline.ts";
 import type { LeaseBucket, LeaseHolder } from "./leases.ts";
 import { leaderKey, memberKey, SHARD_COUNT, shardKey, shardOf } from "./shards.ts";
 
@@ -48,9 +49,12 @@ export class ClusterOwnership {
   private handingOver = false;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** A wake-up that came during a round: the next round starts at once. */
+  private woken = false;
   private readonly roundWaiters = new Set<() => void>();
   private stopWatch: (() => void) | null = null;
   private failures = 0;
+  private fenceTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(
     private readonly leases: LeaseBucket,
@@ -72,9 +76,11 @@ export class ClusterOwnership {
   start(): void {
     if (this.loop) return;
     this.loop = this.run();
+    // On its own clock: a round stuck on an unreachable NATS must not keep a lease trusted.
+    this.fenceTimer = setInterval(() => void this.selfFence(), Math.max(50, Math.floor(this.margin / 2)));
     // A released lease (a rolling restart) is taken at once, not at the next round.
     void this.leases
-      .watchReleases(">", () => this.wake?.())
+      .watchReleases(">", () => this.poke())
       .then((stop) => (this.stopped ? stop() : (this.stopWatch = stop)))
       .catch((err) => this.log.warn({ err: String(err) }, "could not watch the lease bucket; relying on rounds"));
   }
@@ -106,7 +112,6 @@ export class ClusterOwnership {
       };
       const timer = setTimeout(done, Math.max(0, timeoutMs));
       this.roundWaiters.add(done);
-      this.wake?.();
     });
   }
 
@@ -129,7 +134,7 @@ export class ClusterOwnership {
     const keys = [...this.held.keys()];
     await this.leases.remove(memberKey(this.me.incarnation)).catch(() => {});
     await Promise.all(keys.map((key) => this.release(key, "shutting down")));
-    this.wake?.();
+    this.poke();
   }
 
   get isHandingOver(): boolean {
@@ -139,9 +144,15 @@ export class ClusterOwnership {
   async stop(): Promise<void> {
     await this.handOver();
     this.stopped = true;
+    if (this.fenceTimer) clearInterval(this.fenceTimer);
     this.stopWatch?.();
-    this.wake?.();
+    this.poke();
     await this.loop;
+  }
+
+  private poke(): void {
+    if (this.wake) this.wake();
+    else this.woken = true;
   }
 
   private trusted(key: string): boolean {
@@ -151,8 +162,10 @@ export class ClusterOwnership {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
+      this.woken = false;
       try {
-        await this.round();
+        // Bounded: a round that hangs (NATS gone mid-request) counts as failed.
+        await withTimeout(this.round(), this.ttl);
         if (this.failures > 0) this.log.info("cluster leases reachable again");
         this.failures = 0;
       } catch (err) {
@@ -162,6 +175,10 @@ export class ClusterOwnership {
       await this.selfFence();
       for (const done of [...this.roundWaiters]) done();
       if (this.stopped) break;
+      if (this.woken) {
+        this.woken = false;
+        continue;
+      }
       const pause = this.failures > 0 ? Math.min(this.ttl / 4, backoffDelay(this.failures, { baseMs: 100, capMs: this.ttl / 4 })) : this.ttl / 4;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, pause);
@@ -187,6 +204,8 @@ export class ClusterOwnership {
 
   private async renew(key: string, lease: Held): Promise<void> {
     const revision = await this.leases.renew(key, this.me, lease.revision);
+    // Given up while the renewal was in flight: release() deals with the revision it left.
+    if (lease.releasing) return;
     if (revision === null) {
       await this.lose(key, "its lease was taken over");
       return;
@@ -254,7 +273,15 @@ export class ClusterOwnership {
     lease.releasing = true;
     await this.stopGuarded(key, reason);
     this.held.delete(key);
-    await this.leases.release(key, lease.revision).catch((err) => this.log.warn({ key, err: String(err) }, "could not release a lease; it expires by itself"));
+    try {
+      // A renewal in flight may have moved the revision on: release the one that is ours now.
+      if (!(await this.leases.release(key, lease.revision))) {
+        const current = await this.leases.read(key);
+        if (current?.holder.incarnation === this.me.incarnation) await this.leases.release(key, current.revision);
+      }
+    } catch (err) {
+      this.log.warn({ key, err: String(err) }, "could not release a lease; it expires by itself");
+    }
   }
 
   /** The lease is gone (taken over, or not renewable): stop what it guards, at once. */

@@ -52,6 +52,24 @@ describe("config", () => {
   }
 });
 
+describe("cluster mode", () => {
+  test("CLUSTER=on without PostgreSQL refuses to start with one line", async () => {
+    const line = await expectRefused({ CLUSTER: "on", NATS_URL: "nats://127.0.0.1:4222" }, "DATABASE_URL");
+    expect(line).toContain("CLUSTER=on needs PostgreSQL");
+  }, 30000);
+
+  test("CLUSTER=on without NATS refuses to start with one line", async () => {
+    const line = await expectRefused({ CLUSTER: "on", DATABASE_URL: "postgres://postgres@127.0.0.1:5432/postgres" }, "NATS_URL");
+    expect(line).toContain("CLUSTER=on needs NATS");
+  }, 30000);
+
+  test("without CLUSTER=on nothing changes; INSTANCE_ID must be usable in a NATS subject", () => {
+    expect(loadConfig({}).CLUSTER).toBe("off");
+    expect(configError({ CLUSTER: "on", DATABASE_URL: "postgres://h/db", NATS_URL: "nats://h", INSTANCE_ID: "node.1" })).toContain("INSTANCE_ID");
+    expect(loadConfig({ CLUSTER: "on", DATABASE_URL: "postgres://h/db", NATS_URL: "nats://h", INSTANCE_ID: "node-1" }).INSTANCE_ID).toBe("node-1");
+  });
+});
+
 describe("config errors name a secret but never show it", () => {
   for (const [name, value] of [
     ["JWT_SECRET", "too-short-but-still-a-secret"],
