@@ -5,6 +5,7 @@ import { AppError, channelArchived, notFound } from "../errors.ts";
 import type { ChannelRow, MessageRow } from "../store/rows.ts";
 import { findChannel } from "../store/channels.ts";
 import { lastSeq } from "../store/messages.ts";
+import { isFenced } from "../store/fences.ts";
 import type { ServerFrame } from "../wire/frames.ts";
 import type { ArgsOf, CommandName, CommandTable, ResultOf } from "./commands.ts";
 import type { ChannelContext } from "./context.ts";
@@ -193,6 +194,8 @@ export class Channel {
         const result = await run();
         for (const j of jobs) j.resolve(result);
       } catch (err) {
+        // Cluster mode: another instance took the channel over; this one's write changed nothing.
+        if (isFenced(err)) this.log.warn({ jobs: jobs.length }, "fenced write refused: this instance no longer owns the channel");
         for (const j of jobs) j.reject(err);
       }
     }
@@ -234,7 +237,13 @@ export class Channel {
       setChannel: (row) => {
         self.channel = row;
       },
-      matrixCall: (fn) => matrixCall(fn),
+      matrixCall: (fn) => {
+        // Matrix cannot be fenced: an instance that lost the channel does not call it.
+        if (self.deps.stillOwner && !self.deps.stillOwner(self.channelId)) {
+          return Promise.reject(new AppError(503, "CHANNEL_MOVED", "the channel moved to another instance; retry", { "Retry-After": "1" }));
+        }
+        return matrixCall(fn);
+      },
       joinPublic: (memberId) => joinPublic(ctx, memberId),
       announce: (frame, subject, payload) => {
         self.deps.broadcast(self.channelId, ("seq" in frame ? frame : { ...frame, seq: self.seq }) as ServerFrame);

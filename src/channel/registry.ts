@@ -60,6 +60,8 @@ export class ChannelRegistry {
    * pending, and a message.updated (or message.failed) follows on the channel's WebSocket.
    */
   send(channelId: string, cmd: SendCommand, confirmWithinMs: number): Promise<SendOutcome> {
+    // Chosen here, not by the owner: a retry of this op (to a new owner) finds the first attempt.
+    if (!cmd.id) cmd = { ...cmd, id: Bun.randomUUIDv7() };
     return this.dispatch(channelId, { kind: "send", cmd, confirmWithinMs }) as Promise<SendOutcome>;
   }
 

@@ -57,6 +57,7 @@ export class CommandForwarding implements ChannelRouter {
 
   /** Answers ops for the channels this instance owns. */
   serve(): void {
+    void this.watchConnection();
     this.subscription = this.nc.subscribe(commandSubject(this.me), {
       callback: (err, msg) => {
         if (err) return;
@@ -103,18 +104,44 @@ export class CommandForwarding implements ChannelRouter {
     }
   }
 
-  /** The owner's reply, or null when nobody answers on its subject (it is gone). */
+  /**
+   * The owner's reply, or null when it is gone: nobody answers on its subject, or while waiting
+   * the channel moved to another instance or the NATS connection was re-established (the reply
+   * would be lost). Asking again is then safe: the old owner is fenced, and a send carries its
+   * message id, so the new owner finds the first attempt.
+   */
   private async ask(owner: string, channelId: string, op: ChannelOp): Promise<Reply | null> {
+    const reconnectsBefore = this.reconnects;
+    let watching = true;
+    const abandoned = (async () => {
+      while (watching) {
+        await this.ownership.nextRound(250);
+        if (!watching) return null;
+        const now = this.ownership.ownerOf(channelId);
+        if ((now && now !== owner) || this.reconnects !== reconnectsBefore) return "abandoned" as const;
+      }
+      return null;
+    })();
     try {
-      const msg = await this.nc.request(commandSubject(owner), pack({ channelId, op }), { timeout: opTimeoutMs(op) });
-      return deserialize(msg.data) as Reply;
+      const answer = await Promise.race([this.nc.request(commandSubject(owner), pack({ channelId, op }), { timeout: opTimeoutMs(op) }), abandoned]);
+      if (answer === "abandoned" || answer === null) return null;
+      return deserialize(answer.data) as Reply;
     } catch (err) {
       const code = (err as { code?: string }).code;
       if (code === "503") return null;
       // A timeout: the owner may have run it (it is paused, or overloaded). Retrying here could run it twice.
       if (code === "TIMEOUT") throw new AppError(503, "CHANNEL_UNAVAILABLE", "the channel's owner did not answer in time; retry it (with its Idempotency-Key)", { "Retry-After": "1" });
       throw noOwner();
+    } finally {
+      watching = false;
     }
+  }
+
+  private reconnects = 0;
+
+  /** Counts reconnections: a request in flight across one may never get its reply. */
+  private async watchConnection(): Promise<void> {
+    for await (const status of this.nc.status()) if (status.type === "reconnect") this.reconnects++;
   }
 
   async stop(): Promise<void> {

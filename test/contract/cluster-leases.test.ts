@@ -224,7 +224,8 @@ describe.skipIf(skip)("fencing in PostgreSQL", () => {
     expect(isFenced(await reaction(asA, "👍").catch((err) => err))).toBe(true);
     await reaction(asB, "🎉");
     await reaction(plain, "🙂");
-    const [{ count }] = await plain<{ count: string }[]>`select count(*) from message_reactions where message_id = ${messageId}`;
+    const [row] = await plain<{ count: string }[]>`select count(*) from message_reactions where message_id = ${messageId}`;
+    const count = row!.count;
     expect(Number(count)).toBe(2);
     expect(databaseUrl).not.toBeNull();
   });
