@@ -6,6 +6,7 @@
 // Top to bottom. A module may import from its own layer and the layers below it, never above.
 const LAYERS = [
   ["app", ["^src/(main|app)[.]ts$", "^src/lifecycle/stack[.]ts$", "^src/demo/", "^src/realtime-docs/"]],
+  ["cluster", ["^src/cluster/"]],
   ["inbound and realtime", ["^src/(inbound|realtime)/"]],
   ["features", ["^src/features/", "^src/http/"]],
   ["access", ["^src/access/"]],
