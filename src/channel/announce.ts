@@ -1,12 +1,12 @@
-import { Subjects } from "../events/model.ts";
+import { Subjects, type EventPayloads } from "../events/model.ts";
 import type { MemberRow, MessageRow } from "../store/rows.ts";
 import { toMemberView, toMessageView } from "../store/views.ts";
 import type { ChannelContext } from "./context.ts";
 
-/** A message in Matrix: message.created (message.updated for those who saw it pending) and its NATS event. */
-export function announceMessage(ctx: ChannelContext, row: MessageRow, wasAnnouncedPending = false): Promise<void> {
+/** The messaging.message.created event of a message in Matrix. */
+export function messageCreatedEvent(ctx: ChannelContext, row: MessageRow): EventPayloads[typeof Subjects.messageCreated] {
   const view = toMessageView(row);
-  return ctx.announce({ type: wasAnnouncedPending ? "message.updated" : "message.created", seq: view.seq, message: view }, Subjects.messageCreated, {
+  return {
     event_id: `message.created:${row.id}`,
     channel_id: row.channel_id,
     message_id: row.id,
@@ -18,7 +18,17 @@ export function announceMessage(ctx: ChannelContext, row: MessageRow, wasAnnounc
     preview: row.content_preview,
     thread_id: row.thread_id,
     created_at: view.created_at,
-  });
+  };
+}
+
+/**
+ * A message in Matrix: message.created (message.updated for those who saw it pending) and its
+ * NATS event, unless the caller queued that already (`eventQueued`).
+ */
+export function announceMessage(ctx: ChannelContext, row: MessageRow, wasAnnouncedPending = false, eventQueued = false): Promise<void> {
+  const view = toMessageView(row);
+  const frame = { type: wasAnnouncedPending ? ("message.updated" as const) : ("message.created" as const), seq: view.seq, message: view };
+  return eventQueued ? ctx.announce(frame) : ctx.announce(frame, Subjects.messageCreated, messageCreatedEvent(ctx, row));
 }
 
 /** A member joined (a first write, or a join made in Matrix). */

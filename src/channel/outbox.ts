@@ -18,7 +18,7 @@ import {
   type NewMessage,
 } from "../store/messages.ts";
 import { toMessageView } from "../store/views.ts";
-import { announceMessage } from "./announce.ts";
+import { announceMessage, messageCreatedEvent } from "./announce.ts";
 import type { ChannelContext } from "./context.ts";
 import { mediaFromContent } from "./media.ts";
 import { sendTargets } from "./targets.ts";
@@ -388,6 +388,14 @@ export class Outbox {
   private async confirmSent(rows: MessageRow[], eventIds: string[]) {
     // Until the index says sent, a retry must look in the room first.
     for (const row of rows) this.uncertain.add(row.id);
+    // The events are made durable before the index says sent: a crash in between then repeats
+    // an event (dropped by its event id) instead of losing it.
+    const { events } = this.ctx.deps;
+    await Promise.all(
+      rows.map((row, i) =>
+        events.publish(Subjects.messageCreated, messageCreatedEvent(this.ctx, { ...row, delivery_state: "sent", matrix_event_id: eventIds[i]!, outbox_content: null, failure_reason: null })),
+      ),
+    );
     const sent = await markAllSent(this.ctx.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })));
     this.ids.splice(0, rows.length);
     for (const row of rows) this.rows.delete(row.id);
@@ -397,7 +405,7 @@ export class Outbox {
       this.rememberOwnEcho(row.matrix_event_id!);
     }
     // Broadcast in seq order at once; the events bus writes the batch's events together.
-    await Promise.all(sent.map((row) => announceMessage(this.ctx, row, this.announcedPending.delete(row.id))));
+    await Promise.all(sent.map((row) => announceMessage(this.ctx, row, this.announcedPending.delete(row.id), true)));
     for (const row of sent) this.settle(row.id, (w) => w.resolve(row));
   }
 

@@ -87,7 +87,7 @@ export class Cluster {
     return epoch;
   };
 
-  readonly stillOwner = (channelId: string): boolean => this.ownership?.holds(channelId) ?? false;
+  readonly stillOwner = (channelId: string): boolean => this.ownership?.mayAct(channelId) ?? false;
 
   readonly broadcast = (channelId: string, frame: ServerFrame): void => this.publisher.publish(channelId, frame);
 

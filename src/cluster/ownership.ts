@@ -90,6 +90,15 @@ export class ClusterOwnership {
     return this.trusted(shardKey(shardOf(channelId)));
   }
 
+  /**
+   * True while the lease is still this instance's, including while it drains the shard to hand
+   * it over: its actors may finish their Matrix calls, though no new work is taken.
+   */
+  mayAct(channelId: string): boolean {
+    const lease = this.held.get(shardKey(shardOf(channelId)));
+    return !!lease && Date.now() - lease.renewedAt < this.ttl - this.margin;
+  }
+
   isLeader(role: string): boolean {
     return this.trusted(leaderKey(role));
   }
@@ -203,6 +212,8 @@ export class ClusterOwnership {
   }
 
   private async renew(key: string, lease: Held): Promise<void> {
+    // The lease runs from when the renewal was sent, not from when its answer came back.
+    const sentAt = Date.now();
     const revision = await this.leases.renew(key, this.me, lease.revision);
     // Given up while the renewal was in flight: release() deals with the revision it left.
     if (lease.releasing) return;
@@ -211,7 +222,7 @@ export class ClusterOwnership {
       return;
     }
     lease.revision = revision;
-    lease.renewedAt = Date.now();
+    lease.renewedAt = sentAt;
   }
 
   private async selfFence(): Promise<void> {
@@ -238,9 +249,10 @@ export class ClusterOwnership {
       const free = shuffled(Array.from({ length: SHARD_COUNT }, (_, shard) => shard).filter((shard) => !this.owners.has(shard)));
       for (const shard of free.slice(0, fair - mine.length)) {
         const key = shardKey(shard);
+        const sentAt = Date.now();
         const revision = await this.leases.acquire(key, this.me);
         if (revision === null) continue;
-        this.held.set(key, { revision, renewedAt: Date.now(), releasing: false });
+        this.held.set(key, { revision, renewedAt: sentAt, releasing: false });
         this.owners.set(shard, this.me.incarnation);
         this.log.info({ shard }, "shard acquired");
         this.hooks.shardAcquired(shard);
@@ -254,9 +266,10 @@ export class ClusterOwnership {
   private async tryLead(role: string): Promise<void> {
     const key = leaderKey(role);
     if (await this.leases.read(key)) return;
+    const sentAt = Date.now();
     const revision = await this.leases.acquire(key, this.me);
     if (revision === null) return;
-    this.held.set(key, { revision, renewedAt: Date.now(), releasing: false });
+    this.held.set(key, { revision, renewedAt: sentAt, releasing: false });
     this.log.info({ role }, "leader lease acquired");
     try {
       await this.hooks.leaderAcquired(role);

@@ -67,6 +67,7 @@ describe.skipIf(skip)("cluster: faults under load", () => {
     await load?.stop();
     await cluster?.stop();
     await sql?.end();
+    if (process.env.CLUSTER_TEST_KEEP === "1") return;
     await nats?.stop();
     await db?.drop();
   });
@@ -183,7 +184,11 @@ describe.skipIf(skip)("cluster: faults under load", () => {
       const idx = count(indexed, (m) => m.text);
       const mx = count(inMatrix, (m) => m.text);
       const js = count(inJetStream, (m) => messageIds.get(m.text));
-      for (const m of mine) if (!inJetStream.has(messageIds.get(m.text) ?? "")) console.log(`not in JetStream: ${m.text} ${messageIds.get(m.text)}`);
+      for (const m of mine) {
+        if (inJetStream.has(messageIds.get(m.text) ?? "")) continue;
+        const [row] = await sql`select seq, delivery_state, created_at, matrix_event_id from messages where id = ${messageIds.get(m.text) ?? null}`;
+        console.log(`not in JetStream: ${m.text} ${messageIds.get(m.text)} ${JSON.stringify(row)} statuses ${m.statuses} db ${db.url} nats ${nats.dir}`);
+      }
       problems += idx.missing + idx.doubled + mx.missing + mx.doubled + js.missing + js.doubled;
       report.push(
         `${phase.padEnd(8)} accepted ${String(mine.length).padStart(4)} | indexed missing ${idx.missing} doubled ${idx.doubled} | in Matrix missing ${mx.missing} doubled ${mx.doubled} | in JetStream missing ${js.missing} doubled ${js.doubled} | ${JSON.stringify(figures[phase] ?? {})}`,
