@@ -1,0 +1,185 @@
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
+import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import { freshPostgresDatabase, natsUrl, serviceMissing } from "../helpers/services.ts";
+import { WsInbox } from "../helpers/ws-inbox.ts";
+import { freePort, LineWatcher } from "../helpers/process.ts";
+import { READ_REVOKED_CLOSE_CODE } from "../../src/realtime/sockets.ts";
+
+/**
+ * Two instances in cluster mode (in this process) on one PostgreSQL database and the machine's
+ * NATS: every channel command reaches the owner from the other instance, WebSocket frames and
+ * revocations reach sockets on either, since_seq works on either, an Idempotency-Key retry on
+ * the other instance finds the first attempt. And `bun run cluster` starts a working cluster.
+ */
+setDefaultTimeout(60_000);
+const skip = serviceMissing("DATABASE_URL") || serviceMissing("NATS_URL");
+
+describe.skipIf(skip)("cluster: any instance serves any channel", () => {
+  let db: { url: string; drop: () => Promise<void> };
+  let a: TestServer;
+  let b: TestServer;
+  const clusterName = `api${crypto.randomUUID().slice(0, 8)}`;
+  const env = (id: string) => ({ CLUSTER: "on", CLUSTER_NAME: clusterName, INSTANCE_ID: id, CLUSTER_LEASE_TTL_MS: "3000", DATABASE_URL: db.url, SEND_CONFIRM_TIMEOUT_MS: "3000" });
+
+  beforeAll(async () => {
+    db = await freshPostgresDatabase("daarion_cluster_api");
+    a = await startTestServer(env("api-a"));
+    b = await startTestServer(env("api-b"));
+    const view = async (s: TestServer) => (await (await s.api("/internal/cluster")).json()) as { members: number; shards: number[] };
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const [va, vb] = await Promise.all([view(a), view(b)]);
+      if (va.members === 2 && vb.members === 2 && va.shards.length > 0 && vb.shards.length > 0 && va.shards.length + vb.shards.length === 64) break;
+      if (Date.now() > deadline) throw new Error(`the two instances did not split the shards: ${va.shards.length} / ${vb.shards.length}`);
+      await Bun.sleep(50);
+    }
+  });
+  afterAll(async () => {
+    await b?.stop();
+    await a?.stop();
+    await db?.drop();
+  });
+
+  /** The instance that owns the channel and the other one, as both agree. */
+  async function placement(channelId: string): Promise<{ owner: TestServer; other: TestServer }> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const [va, vb] = await Promise.all([a, b].map(async (s) => (await (await s.api(`/internal/cluster?channel_id=${channelId}`)).json()) as { incarnation: string; channel: { owner: string } }));
+      if (va!.channel.owner && va!.channel.owner === vb!.channel.owner) return va!.channel.owner === va!.incarnation ? { owner: a, other: b } : { owner: b, other: a };
+      if (Date.now() > deadline) throw new Error("the instances do not agree on the owner");
+      await Bun.sleep(50);
+    }
+  }
+
+  test("/ready checks the cluster link; /internal/cluster names the owner of a channel", async () => {
+    const ready = await (await a.api("/ready")).json();
+    expect(ready.checks.cluster).toMatchObject({ ok: true });
+    const channel = await createChannel(a, "user:alice");
+    const { owner } = await placement(channel.id);
+    const body = await (await owner.api(`/internal/cluster?channel_id=${channel.id}`)).json();
+    expect(body.channel.owner).toBe(body.incarnation);
+    expect(body.shards).toContain(body.channel.shard);
+  });
+
+  test("every channel command sent to the other instance reaches the owner", async () => {
+    const channel = await createChannel(a, "user:alice");
+    const { owner, other } = await placement(channel.id);
+    const path = `/api/messaging/channels/${channel.id}`;
+    const sent = await other.api(`${path}/messages`, { method: "POST", as: "user:alice", json: { text: "forwarded" } });
+    expect(sent.status).toBe(201);
+    const message = await sent.json();
+    expect(message).toMatchObject({ seq: 1, status: "sent" });
+    expect((await other.api(`${path}/messages/${message.id}/reactions`, { method: "POST", as: "user:alice", json: { emoji: "👍" } })).status).toBeLessThan(300);
+    expect((await other.api(`${path}/messages/${message.id}`, { method: "PATCH", as: "user:alice", json: { text: "forwarded, edited" } })).status).toBe(200);
+    expect((await other.api(`${path}/pins`, { method: "POST", as: "user:alice", json: { message_id: message.id } })).status).toBe(201);
+    expect((await other.api(`${path}/members`, { method: "POST", as: "user:alice", json: { member_id: "user:bob", role: "member" } })).status).toBe(201);
+    expect((await other.api(path, { method: "PATCH", as: "user:alice", json: { name: "Renamed across instances" } })).status).toBe(200);
+    expect((await other.api(`${path}/read`, { method: "POST", as: "user:alice", json: { message_id: message.id } })).status).toBe(200);
+
+    // What the owner's index says now.
+    const read = await (await owner.api(`${path}/messages/${message.id}`, { as: "user:alice" })).json();
+    expect(read.text ?? read.content_preview ?? read.preview).toContain("edited");
+    expect(read.reactions).toEqual([{ emoji: "👍", count: 1, me: true }]);
+    expect((await (await owner.api(`${path}/pins`, { as: "user:alice" })).json()).map((p: { message_id?: string; id?: string }) => p.message_id ?? p.id)).toContain(message.id);
+    expect((await (await owner.api(`${path}/members`, { as: "user:alice" })).json()).map((m: { member_id: string }) => m.member_id)).toContain("user:bob");
+    expect((await (await owner.api(path, { as: "user:alice" })).json()).name).toBe("Renamed across instances");
+    expect((await other.api(`${path}/messages/${message.id}`, { method: "DELETE", as: "user:alice" })).status).toBeLessThan(300);
+  });
+
+  test("a subscriber on either instance gets every frame once, in order; since_seq works on the other instance", async () => {
+    const channel = await createChannel(a, "user:alice");
+    const { owner, other } = await placement(channel.id);
+    const ws = (s: TestServer, query = "") => WsInbox.open(`${s.wsUrl}/ws/messaging/${channel.id}${query}`, { "x-user-id": "user:alice" });
+    const [near, far] = await Promise.all([ws(owner), ws(other)]);
+    for (let i = 1; i <= 3; i++) {
+      const via = i % 2 ? other : owner;
+      expect((await via.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: `m${i}` } })).status).toBe(201);
+    }
+    for (const inbox of [near, far]) {
+      const seqs: number[] = [];
+      for (let i = 0; i < 3; i++) seqs.push((await inbox.nextOfType("message.created")).seq);
+      expect(seqs).toEqual([1, 2, 3]);
+    }
+    const resumed = await ws(other, "?since_seq=1");
+    expect((await resumed.nextOfType("message.created")).seq).toBe(2);
+    expect((await resumed.nextOfType("message.created")).seq).toBe(3);
+    expect(await resumed.nextOfType("resumed")).toMatchObject({ since_seq: 1, replayed: 2, seq: 3 });
+    // ...and goes on live, once.
+    expect((await owner.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: "m4" } })).status).toBe(201);
+    expect((await resumed.nextOfType("message.created")).seq).toBe(4);
+    expect(resumed.pending.filter((f) => f.includes('"message.created"'))).toEqual([]);
+    for (const inbox of [near, far, resumed]) inbox.close();
+  });
+
+  test("a kick made on the owner closes the member's socket on the other instance; a narrowed visibility too", async () => {
+    const channel = await createChannel(a, "user:alice");
+    const { owner, other } = await placement(channel.id);
+    const path = `/api/messaging/channels/${channel.id}`;
+    for (const member of ["user:bob", "user:carol"]) {
+      expect((await owner.api(`${path}/members`, { method: "POST", as: "user:alice", json: { member_id: member, role: "member" } })).status).toBe(201);
+    }
+    const bob = await WsInbox.open(`${other.wsUrl}/ws/messaging/${channel.id}`, { "x-user-id": "user:bob" });
+    const dave = await WsInbox.open(`${other.wsUrl}/ws/messaging/${channel.id}`, { "x-user-id": "user:dave" });
+    expect((await owner.api(`${path}/members/user:bob`, { method: "DELETE", as: "user:alice" })).status).toBeLessThan(300);
+    expect((await bob.closed).code).toBe(READ_REVOKED_CLOSE_CODE);
+    // Dave, not a member, read the public channel; made private, his socket ends there too.
+    expect((await owner.api(path, { method: "PATCH", as: "user:alice", json: { visibility: "private" } })).status).toBe(200);
+    expect((await dave.closed).code).toBe(READ_REVOKED_CLOSE_CODE);
+  });
+
+  test("an Idempotency-Key retry on the other instance answers the first attempt", async () => {
+    const channel = await createChannel(a, "user:alice");
+    const key = crypto.randomUUID();
+    const post = (s: TestServer) =>
+      s.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", headers: { "idempotency-key": key }, json: { text: "once" } });
+    const first = await (await post(a)).json();
+    const again = await post(b);
+    expect(again.status).toBe(201);
+    expect((await again.json()).id).toBe(first.id);
+    const list = await (await a.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:alice" })).json();
+    expect((list.messages ?? list).filter((m: { id: string }) => m.id === first.id)).toHaveLength(1);
+  });
+});
+
+describe.skipIf(skip)("bun run cluster", () => {
+  test("starts three instances behind a balancer that serves HTTP and WebSocket; SIGTERM stops them all", async () => {
+    const db = await freshPostgresDatabase("daarion_cluster_dev");
+    const port = await freePort();
+    const proc = Bun.spawn(["bun", "run", "cluster", "--instances", "3", "--port", String(port)], {
+      cwd: `${import.meta.dir}/../..`,
+      env: { PATH: process.env.PATH!, HOME: process.env.HOME ?? "/tmp", DATABASE_URL: db.url, NATS_URL: natsUrl!, CLUSTER_NAME: `dev${crypto.randomUUID().slice(0, 8)}`, LOG_LEVEL: "warn" },
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const out = new LineWatcher(proc.stdout);
+    try {
+      await out.waitFor((l) => l.includes("balancer on"), 1, 30_000);
+      const base = `http://127.0.0.1:${port}`;
+      const deadline = Date.now() + 30_000;
+      for (;;) {
+        const views = await Promise.all([1, 2, 3].map((i) => fetch(`http://127.0.0.1:${port + i}/internal/cluster`).then((r) => r.json() as Promise<{ members: number }>).catch(() => null)));
+        if (views.every((v) => v?.members === 3)) break;
+        if (Date.now() > deadline) throw new Error(`the three instances did not see each other: ${JSON.stringify(views)}`);
+        await Bun.sleep(100);
+      }
+      const created = await fetch(`${base}/api/messaging/channels`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-user-id": "user:dev" },
+        body: JSON.stringify({ slug: "watch-it-move", name: "Watch it move", microdao_id: "microdao:dev", visibility: "public" }),
+      });
+      expect(created.status).toBe(201);
+      const channel = (await created.json()) as { id: string };
+      const ws = await WsInbox.open(`ws://127.0.0.1:${port}/ws/messaging/${channel.id}`, { "x-user-id": "user:dev" });
+      for (let i = 0; i < 3; i++) {
+        const res = await fetch(`${base}/api/messaging/channels/${channel.id}/messages`, { method: "POST", headers: { "content-type": "application/json", "x-user-id": "user:dev" }, body: JSON.stringify({ text: `hello ${i}` }) });
+        expect(res.status).toBe(201);
+      }
+      expect([(await ws.nextOfType("message.created")).seq, (await ws.nextOfType("message.created")).seq, (await ws.nextOfType("message.created")).seq]).toEqual([1, 2, 3]);
+      ws.close();
+    } finally {
+      proc.kill("SIGTERM");
+      expect(await proc.exited).toBe(0);
+      await db.drop();
+    }
+  });
+});
