@@ -128,7 +128,7 @@ export class Cluster {
     this.forwarding = new CommandForwarding(this.nc, this.opts.incarnation, ownership, registry, this.opts.ownerWaitMs, log.child({ component: "cluster" }));
     this.forwarding.serve();
     registry.routeThrough(this.forwarding, { isLocal: (id) => ownership.holds(id) });
-    this.relay = new FrameRelay(this.nc, this.sql, fanout, sockets, log.child({ component: "frame-relay" }));
+    this.relay = new FrameRelay(this.nc, this.sql, fanout, sockets, log.child({ component: "frame-relay" }), this.opts.leaseTtlMs);
     fanout.followWith(this.relay);
     this.relay.start();
 

@@ -9,6 +9,8 @@ import type { ChannelObserver } from "../realtime/deps.ts";
 import { frameSubject, type RelayedFrame } from "./frames.ts";
 
 const REPAIR_PAGE = 200;
+/** "Service restart": the client should reconnect (to another instance) and resume with since_seq. */
+export const CLOSE_CUT_OFF = 1012;
 /** How often a quiet channel's relay compares its last seq with the index (a lost last frame). */
 const CHECK_EVERY_MS = 3000;
 
@@ -42,6 +44,7 @@ export class FrameRelay implements ChannelObserver {
     private readonly fanout: ChannelFanout,
     private readonly sockets: SocketRegistry,
     private readonly log: Logger,
+    private readonly cutOffAfterMs: number,
   ) {}
 
   start(): void {
@@ -155,10 +158,24 @@ export class FrameRelay implements ChannelObserver {
     }
   }
 
-  /** After a reconnect frames may have been missed: every relayed channel catches up from the index. */
+  /**
+   * After a reconnect frames may have been missed: every relayed channel catches up from the
+   * index. Cut off from NATS for longer than a lease lives, this instance's sockets would hear
+   * nothing more: they are closed with 1012 so their clients resume with since_seq elsewhere.
+   */
   private async watchReconnects(): Promise<void> {
+    let cutOff: ReturnType<typeof setTimeout> | null = null;
     for await (const status of this.nc.status()) {
+      if (status.type === "disconnect" && !cutOff) {
+        cutOff = setTimeout(() => {
+          this.log.warn("cut off from NATS: closing this instance's sockets so their clients resume elsewhere");
+          this.fanout.closeAll(CLOSE_CUT_OFF, "this instance lost its cluster link: reconnect with since_seq");
+          for (const channelId of [...this.channels.keys()]) this.unfollow(channelId);
+        }, this.cutOffAfterMs);
+      }
       if (status.type !== "reconnect") continue;
+      if (cutOff) clearTimeout(cutOff);
+      cutOff = null;
       for (const [channelId, relayed] of this.channels) this.enqueue(relayed, () => this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER));
     }
   }
