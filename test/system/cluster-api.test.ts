@@ -183,3 +183,50 @@ describe.skipIf(skip)("bun run cluster", () => {
     }
   });
 });
+
+describe.skipIf(skip)("cluster in push mode", () => {
+  const HS_TOKEN = "hs-token-for-cluster-tests-0123456789";
+  let db: { url: string; drop: () => Promise<void> };
+  const servers: TestServer[] = [];
+
+  beforeAll(async () => {
+    db = await freshPostgresDatabase("daarion_cluster_push");
+    const name = `push${crypto.randomUUID().slice(0, 8)}`;
+    for (const id of ["push-a", "push-b"]) {
+      servers.push(await startTestServer({ CLUSTER: "on", CLUSTER_NAME: name, INSTANCE_ID: id, CLUSTER_LEASE_TTL_MS: "3000", DATABASE_URL: db.url, MATRIX_EVENTS_MODE: "push", MATRIX_HS_TOKEN: HS_TOKEN }));
+    }
+  });
+  afterAll(async () => {
+    for (const server of servers.reverse()) await server.stop();
+    await db?.drop();
+  });
+
+  test("a transaction pushed to either instance is indexed once, by the channel's owner, and reaches subscribers on both", async () => {
+    const [a, b] = servers as [TestServer, TestServer];
+    const channel = await createChannel(a, "user:alice");
+    const inboxes = await Promise.all([a, b].map((s) => WsInbox.open(`${s.wsUrl}/ws/messaging/${channel.id}`, { "x-user-id": "user:alice" })));
+    const event = (body: string) => ({
+      event_id: `$${crypto.randomUUID()}`,
+      room_id: channel.matrix_room_id,
+      sender: "@carol:elsewhere.example",
+      type: "m.room.message",
+      content: { msgtype: "m.text", body },
+      origin_server_ts: Date.now(),
+    });
+    const first = event("pushed to a");
+    const second = event("pushed to b");
+    const push = (s: TestServer, txnId: string, events: unknown[]) =>
+      fetch(`${s.url}/_matrix/app/v1/transactions/${txnId}`, { method: "PUT", headers: { "content-type": "application/json", authorization: `Bearer ${HS_TOKEN}` }, body: JSON.stringify({ events }) });
+    expect((await push(a, "txn-1", [first])).status).toBe(200);
+    expect((await push(b, "txn-2", [second])).status).toBe(200);
+    // The homeserver retries a transaction it got no answer for: on the other instance, say.
+    expect((await push(b, "txn-1", [first])).status).toBe(200);
+    for (const inbox of inboxes) {
+      const bodies = [(await inbox.nextOfType("message.created", 15_000)).message, (await inbox.nextOfType("message.created", 15_000)).message].map((m) => m.text ?? m.preview ?? m.content_preview);
+      expect(bodies.sort()).toEqual(["pushed to a", "pushed to b"]);
+    }
+    const rows = await a.app.deps.sql`select matrix_event_id from messages where channel_id = ${channel.id}`;
+    expect(rows.map((r) => r.matrix_event_id).sort()).toEqual([first.event_id, second.event_id].sort());
+    for (const inbox of inboxes) inbox.close();
+  });
+});
