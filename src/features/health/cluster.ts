@@ -1,5 +1,6 @@
 import { Elysia, t } from "elysia";
 import { AppError } from "../../errors.ts";
+import { ErrorBody } from "../../http/errors.ts";
 
 const ClusterView = t.Object({
   instance: t.String({ description: "INSTANCE_ID of the instance that answered" }),
@@ -32,7 +33,7 @@ export function clusterController(cluster: { snapshot(): ClusterView | null; own
     },
     {
       query: t.Object({ channel_id: t.Optional(t.String({ format: "uuid" })) }),
-      response: { 200: ClusterView },
+      response: { 200: ClusterView, 400: ErrorBody, 404: ErrorBody },
       detail: { summary: "Cluster mode: this instance's shards and roles, and who owns each shard (or one channel)", tags: ["health"] },
     },
   );
