@@ -8,8 +8,8 @@ import { MailboxFullError } from "../channel/mailbox.ts";
 import { isFenced } from "../store/fences.ts";
 import type { ClusterOwnership } from "./ownership.ts";
 
-/** The subject an instance (incarnation) answers channel ops on. */
-export const commandSubject = (incarnation: string) => `daarion.cluster.${incarnation}.cmd`;
+/** The subject an instance (incarnation) of a cluster answers channel ops on. */
+export const commandSubject = (cluster: string, incarnation: string) => `daarion.cluster.${cluster}.${incarnation}.cmd`;
 
 type Reply =
   | { ok: true; value: unknown }
@@ -53,12 +53,13 @@ export class CommandForwarding implements ChannelRouter {
     private readonly registry: ChannelRegistry,
     private readonly ownerWaitMs: number,
     private readonly log: Logger,
+    private readonly cluster: string,
   ) {}
 
   /** Answers ops for the channels this instance owns. */
   serve(): void {
     void this.watchConnection();
-    this.subscription = this.nc.subscribe(commandSubject(this.me), {
+    this.subscription = this.nc.subscribe(commandSubject(this.cluster, this.me), {
       callback: (err, msg) => {
         if (err) return;
         void (async () => {
@@ -123,7 +124,7 @@ export class CommandForwarding implements ChannelRouter {
       return null;
     })();
     try {
-      const answer = await Promise.race([this.nc.request(commandSubject(owner), pack({ channelId, op }), { timeout: opTimeoutMs(op) }), abandoned]);
+      const answer = await Promise.race([this.nc.request(commandSubject(this.cluster, owner), pack({ channelId, op }), { timeout: opTimeoutMs(op) }), abandoned]);
       if (answer === "abandoned" || answer === null) return null;
       return deserialize(answer.data) as Reply;
     } catch (err) {

@@ -3,8 +3,8 @@ import type { ServerFrame } from "../wire/frames.ts";
 import type { SocketRevoker } from "../channel/deps.ts";
 import type { ReadRule } from "../domain/read-rule.ts";
 
-/** The subject a channel's frames travel on between instances. */
-export const frameSubject = (channelId: string) => `daarion.frames.${channelId}`;
+/** The subject a channel's frames travel on between the instances of one cluster. */
+export const frameSubject = (cluster: string, channelId: string) => `daarion.${cluster}.frames.${channelId}`;
 
 /**
  * A frame between instances: the owner's fence epoch and its count of frames in that epoch
@@ -30,7 +30,10 @@ export class FramePublisher implements SocketRevoker {
   private readonly epochs = new Map<string, { epoch: number; n: number }>();
   private readonly encoder = new TextEncoder();
 
-  constructor(private readonly nc: NatsConnection) {}
+  constructor(
+    private readonly nc: NatsConnection,
+    private readonly cluster: string,
+  ) {}
 
   /** An actor claimed the channel with this epoch: its frames are numbered from 1. */
   begin(channelId: string, epoch: number): void {
@@ -58,6 +61,6 @@ export class FramePublisher implements SocketRevoker {
     // Only an actor that claimed the channel publishes; a frame from elsewhere (a timer after it stopped) is dropped.
     if (!state || this.nc.isClosed()) return;
     state.n++;
-    this.nc.publish(frameSubject(channelId), this.encoder.encode(JSON.stringify({ ...frame, e: state.epoch, n: state.n })));
+    this.nc.publish(frameSubject(this.cluster, channelId), this.encoder.encode(JSON.stringify({ ...frame, e: state.epoch, n: state.n })));
   }
 }

@@ -61,7 +61,7 @@ export class Cluster {
     private readonly opts: ClusterOptions,
     private readonly sql: Sql,
   ) {
-    this.publisher = new FramePublisher(nc);
+    this.publisher = new FramePublisher(nc, opts.name);
   }
 
   static async connect(opts: ClusterOptions, sql: Sql): Promise<Cluster> {
@@ -125,10 +125,10 @@ export class Cluster {
       ROLES,
     );
     this.ownership = ownership;
-    this.forwarding = new CommandForwarding(this.nc, this.opts.incarnation, ownership, registry, this.opts.ownerWaitMs, log.child({ component: "cluster" }));
+    this.forwarding = new CommandForwarding(this.nc, this.opts.incarnation, ownership, registry, this.opts.ownerWaitMs, log.child({ component: "cluster" }), this.opts.name);
     this.forwarding.serve();
     registry.routeThrough(this.forwarding, { isLocal: (id) => ownership.holds(id) });
-    this.relay = new FrameRelay(this.nc, this.sql, fanout, sockets, log.child({ component: "frame-relay" }), this.opts.leaseTtlMs);
+    this.relay = new FrameRelay(this.nc, this.sql, fanout, sockets, log.child({ component: "frame-relay" }), this.opts.leaseTtlMs, this.opts.name);
     fanout.followWith(this.relay);
     this.relay.start();
 

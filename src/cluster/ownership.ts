@@ -206,7 +206,8 @@ export class ClusterOwnership {
     // Handing over, it still learns who took its shards, to forward what still arrives here.
     await this.readOwners();
     if (this.handingOver) return;
-    this.members = Math.max(1, (await this.leases.keys("member.>")).length);
+    // Distinct: a key rewritten while it is listed can be listed twice.
+    this.members = Math.max(1, new Set(await this.leases.keys("member.>")).size);
     await this.balance();
     for (const role of this.roles) if (!this.held.has(leaderKey(role))) await this.tryLead(role);
   }

@@ -23,6 +23,8 @@ interface Relayed {
   /** The last message seq delivered here (message.created, live or repaired). */
   seq: number;
   lastActivity: number;
+  /** The index's last seq at the previous quiet check: a frame not here by the next check was lost. */
+  indexMark: number;
 }
 
 /**
@@ -45,6 +47,7 @@ export class FrameRelay implements ChannelObserver {
     private readonly sockets: SocketRegistry,
     private readonly log: Logger,
     private readonly cutOffAfterMs: number,
+    private readonly cluster: string,
   ) {}
 
   start(): void {
@@ -56,7 +59,7 @@ export class FrameRelay implements ChannelObserver {
   follow(channelId: string): void {
     if (this.channels.has(channelId)) return;
     const relayed: Relayed = {
-      subscription: this.nc.subscribe(frameSubject(channelId), {
+      subscription: this.nc.subscribe(frameSubject(this.cluster, channelId), {
         callback: (err, msg) => {
           if (err) return;
           const frame = JSON.parse(this.decoder.decode(msg.data)) as RelayedFrame;
@@ -68,6 +71,7 @@ export class FrameRelay implements ChannelObserver {
       n: 0,
       seq: 0,
       lastActivity: Date.now(),
+      indexMark: 0,
     };
     this.channels.set(channelId, relayed);
     // Subscribed first, then the index read: a frame after this point is either in it or queued behind it.
@@ -149,12 +153,18 @@ export class FrameRelay implements ChannelObserver {
     }
   }
 
+  /**
+   * A quiet channel's lost last frame: what the index had at the previous check and has still
+   * not come live is repaired now (a frame merely in flight would have come long since).
+   */
   private checkQuietChannels(): void {
     const now = Date.now();
     for (const [channelId, relayed] of this.channels) {
       if (now - relayed.lastActivity < CHECK_EVERY_MS) continue;
-      relayed.lastActivity = now;
-      this.enqueue(relayed, () => this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER));
+      this.enqueue(relayed, async () => {
+        if (relayed.seq < relayed.indexMark) await this.repair(channelId, relayed, relayed.indexMark);
+        relayed.indexMark = await lastSeq(this.sql, channelId);
+      });
     }
   }
 
