@@ -121,14 +121,15 @@ function clusterSection(c: any, mark: (ok: boolean) => string): string[] {
   }
   out.push(
     "",
-    `### Forwarding hop (1 channel of the ${many}-instance cluster: every request to its owner, or every request to a non-owner)`,
+    `### Forwarding hop (1 channel of the ${many}-instance cluster: every request to its owner, or every request to a non-owner; ${c.params.hop_slices} slices of ${c.params.hop_slice_s} s each, the three in turn, pooled)`,
     "",
     `| senders | ${one} instance msg/s (p50 / p99 ms) | to the owner | to a non-owner | hop p50 | throughput lost | CPU per send: owner → non-owner (ms, all instances) |`,
     "|---|---|---|---|---|---|---|",
   );
   for (const h of c.hop) {
     const cell = (x: any) => `${x.per_second} (${ms(x)})`;
-    out.push(`| ${h.concurrency} | ${cell(h.one)} | ${cell(h.direct)} | ${cell(h.forwarded)} | +${h.hop_ms_p50} ms | ${h.hop_throughput_loss_pct} % | ${h.direct.cpu_ms_per_send} → ${h.forwarded.cpu_ms_per_send} (+${h.hop_cpu_ms}) |`);
+    const signed = (x: number) => (x >= 0 ? `+${x}` : `−${-x}`);
+    out.push(`| ${h.concurrency} | ${cell(h.one)} | ${cell(h.direct)} | ${cell(h.forwarded)} | ${signed(h.hop_ms_p50)} ms | ${h.hop_throughput_loss_pct} % | ${h.direct.cpu_ms_per_send} → ${h.forwarded.cpu_ms_per_send} (${signed(h.hop_cpu_ms)}) |`);
   }
   out.push(
     "",

@@ -15,6 +15,7 @@ interface ClusterView {
   incarnation: string;
   members: number;
   shards: number[];
+  leaders: string[];
   owners: Record<string, string>;
   channel?: { id: string; shard: number; owner: string | null };
 }
@@ -23,10 +24,12 @@ export interface BenchCluster {
   name: string;
   instances: Instance[];
   createChannel(): Promise<string>;
-  /** The instance that owns the channel, as every instance sees it (they must agree). */
+  /** The instance that owns the channel, once every instance sees the same one. */
   ownerOf(channelId: string): Promise<Instance>;
   /** Who owns each shard, as the first instance sees it (for spotting a move during a run). */
   owners(): Promise<Record<string, string>>;
+  /** The leader roles (sync, outbox) each instance holds. */
+  leaders(): Promise<Record<string, string[]>>;
   /** CPU time (user + system) of all instances so far, in ms. */
   cpuMs(): number;
   /** Log lines at warn or above per instance since the cluster was balanced: how many, and their distinct messages (up to 5). */
@@ -86,8 +89,8 @@ export async function startCluster(n: number, opts: { tag: string; leaseTtlMs: n
         DATABASE_URL: db.url,
         NATS_URL: natsUrl,
         DATA_DIR: `/tmp/bench-data-${port}`,
-        // Warnings (a relay's hole, a lost lease) are counted after the run; nothing else is logged.
-        LOG_LEVEL: "warn",
+        // Warnings (a relay's hole) are counted after the run; nothing else is logged unless asked (info: a line per request).
+        LOG_LEVEL: process.env.BENCH_CLUSTER_LOG_LEVEL || "warn",
         MATRIX_HOMESERVER_URL: "",
         ...POLICY_LIMITS_OFF,
       },
@@ -132,10 +135,18 @@ export async function startCluster(n: number, opts: { tag: string; leaseTtlMs: n
       return ((await res.json()) as { id: string }).id;
     },
     async ownerOf(channelId) {
-      const owners = await Promise.all(instances.map(async (i) => (await view(i, `?channel_id=${channelId}`)).channel?.owner ?? null));
-      const owner = instances.find((i) => i.incarnation === owners[0]);
-      if (!owner || owners.some((o) => o !== owners[0])) throw new Error(`channel ${channelId}: the instances disagree on its owner (${owners.join(", ")})`);
-      return owner;
+      // Bounded: while a shard changes hands the instances may briefly disagree.
+      const deadline = Date.now() + 15_000;
+      for (;;) {
+        const owners = await Promise.all(instances.map(async (i) => (await view(i, `?channel_id=${channelId}`)).channel?.owner ?? null));
+        const owner = instances.find((i) => i.incarnation === owners[0]);
+        if (owner && owners.every((o) => o === owners[0])) return owner;
+        if (Date.now() > deadline) throw new Error(`channel ${channelId}: the instances disagree on its owner (${owners.join(", ")})`);
+        await Bun.sleep(100);
+      }
+    },
+    async leaders() {
+      return Object.fromEntries(await Promise.all(instances.map(async (i) => [i.name, (await view(i)).leaders] as const)));
     },
     async owners() {
       return (await view(instances[0]!)).owners;

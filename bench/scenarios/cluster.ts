@@ -3,7 +3,7 @@ import { closedLoop, type LoadResult } from "../lib/load.ts";
 import { benchPath, requireFdLimit, withFdLimit } from "../lib/proc.ts";
 import { sized, sizedList, type Plan } from "../lib/preset.ts";
 import { BENCH_USER } from "../lib/service.ts";
-import { knob, knobList, median, nowMs, round } from "../lib/stats.ts";
+import { knob, knobList, latency, median, nowMs, round } from "../lib/stats.ts";
 import { machineTicks, natsUrl, startCluster, type BenchCluster, type Instance } from "../lib/cluster.ts";
 
 /** One fan-out shape: `channels` channels × `perChannel` subscribers, spread over the instances. */
@@ -23,6 +23,9 @@ export interface ClusterParams {
   send_channels: number[];
   send_concurrency: number[];
   hop_concurrency: number[];
+  /** The hop is measured in short slices, the three configurations taking turns. */
+  hop_slices: number;
+  hop_slice_s: number;
   seconds: number;
   rounds: number;
   fanout: FanoutCase[];
@@ -55,6 +58,8 @@ export function clusterPlan(): Plan<ClusterParams> {
     send_channels: sizedList("BENCH_CLUSTER_SEND_CHANNELS", { quick: [1, 10], full: [1, 10, 100] }),
     send_concurrency: knobList("BENCH_CLUSTER_SEND_CONCURRENCY", [16, 64]),
     hop_concurrency: knobList("BENCH_CLUSTER_HOP_CONCURRENCY", [1, 4]),
+    hop_slices: sized("BENCH_CLUSTER_HOP_SLICES", { quick: 12, full: 20 }),
+    hop_slice_s: knob("BENCH_CLUSTER_HOP_SLICE_SECONDS", 0.5),
     seconds,
     rounds,
     fanout,
@@ -71,13 +76,14 @@ export function clusterPlan(): Plan<ClusterParams> {
 function estimate(p: ClusterParams): number {
   const maxChannels = Math.max(...p.send_channels, ...p.fanout.map((c) => c.channels));
   // Two databases, the instances (the first alone, then the others), balancing, channels, warm-up, stopping.
-  const setUp = 20 + 2 * maxChannels * 0.03;
+  const setUp = 10 + maxChannels * 0.03;
   const run = p.seconds + 0.3;
   const send = p.send_channels.length * p.send_concurrency.length * p.rounds * 2 * run;
-  const hop = p.hop_concurrency.length * p.rounds * 3 * run;
+  const hop = p.hop_concurrency.length * p.hop_slices * 3 * (p.hop_slice_s + 0.1);
   const fanout = p.fanout.reduce((sum, c) => {
     const total = c.channels * c.perChannel;
-    const open = 1.5 + total / 700;
+    // Loader processes started and every socket open (~2,000 handshakes/s over the instances here).
+    const open = 1.5 + total / 2000;
     const saturated = open + Math.max((c.channels * c.messages) / 250, (c.channels * c.messages * c.perChannel) / 50_000);
     const paced = open + (c.channels * c.paced_messages) / c.paced_rate + 0.5;
     return sum + 2 * (p.rounds * saturated + paced);
@@ -86,11 +92,14 @@ function estimate(p: ClusterParams): number {
 }
 
 interface Measured extends LoadResult {
+  /** Each successful request's latency (ms), for pooling slices. */
+  samples: number[];
   /** Requests that reached an instance other than the channel's owner (forwarded over NATS). */
   forwarded: number;
   /** 2xx answers other than 201 (202: accepted, Matrix slow). */
   accepted_202: number;
   statuses: Record<string, number>;
+  cpuMs: number;
   /** CPU (user + system) of all the cluster's instances per successful send. */
   cpu_ms_per_send: number;
   /** Busy share of the whole machine during the run (all processes, this bench and any other work). */
@@ -104,7 +113,7 @@ interface Measured extends LoadResult {
  *  1. sends/s and latency over a grid of channels × senders, senders round-robin over the
  *     instances (with three, about two requests in three reach a non-owner and are forwarded);
  *  2. the forwarding hop: 1 channel, few senders, every request to the owner, or every request
- *     to a non-owner (and the one-instance cluster for reference);
+ *     to a non-owner (and the one-instance cluster for reference), in short slices taking turns;
  *  3. fan-out: subscribers spread over the instances; a closed-loop run with a few senders
  *     (deliveries/s) and a paced run (latency from send to delivery), every frame checked
  *     (missing, duplicated) per subscriber.
@@ -115,17 +124,22 @@ export async function clusterScenario() {
   const { params } = clusterPlan();
   requireFdLimit(Math.max(...params.fanout.map((c) => c.channels * c.perChannel)), "cluster fan-out");
 
-  // Every process started here is killed even if the bench itself is stopped (Ctrl-C).
+  // Every process started here is killed even if the bench itself is stopped (Ctrl-C), and
+  // the clusters' databases are dropped then if that takes no more than a few seconds.
   const live = new Set<Subprocess>();
+  const clusters: BenchCluster[] = [];
   const killAll = () => {
     for (const proc of live) if (proc.exitCode === null) proc.kill("SIGKILL");
   };
-  const interrupted = () => process.exit(130);
+  const interrupted = async () => {
+    killAll();
+    await Promise.race([Promise.allSettled(clusters.map((c) => c.stop())), Bun.sleep(5000)]);
+    process.exit(130);
+  };
   process.on("exit", killAll);
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
 
-  const clusters: BenchCluster[] = [];
   const [oneSize, manySize] = params.sizes;
   try {
     const onSpawn = (child: { proc: Subprocess }) => live.add(child.proc);
@@ -137,17 +151,20 @@ export async function clusterScenario() {
 
     const maxChannels = Math.max(...params.send_channels, ...params.fanout.map((c) => c.channels));
     const sides = await Promise.all(
-      clusters.map(async (cluster) => {
+      clusters.map(async (cluster): Promise<Side> => {
         const channels: string[] = [];
         for (let i = 0; i < maxChannels; i++) channels.push(await cluster.createChannel());
         const owners = new Map<string, Instance>();
         for (const channel of channels) owners.set(channel, await cluster.ownerOf(channel));
-        return { cluster, channels, owners, shardOwners: await cluster.owners() };
+        const shardOwners = await cluster.owners();
+        return { cluster, channels, owners, shardOwners, initialOwners: shardOwners, moved: 0 };
       }),
     );
     const [a, b] = sides as [Side, Side];
     // Warm-up: every channel's actor started on its owner, every instance's code paths compiled.
     for (const side of sides) await sendLoad(side, side.channels, 8, 1, (w) => side.cluster.instances[w % side.cluster.instances.length]!);
+    const warmUpMoves = await movesDuring(sides);
+    for (const side of sides) side.leaders = await side.cluster.leaders();
 
     const phases: Record<string, number> = { set_up: elapsed(setUpStarted) };
     // 1. Sends, senders round-robin over the instances.
@@ -174,6 +191,7 @@ export async function clusterScenario() {
           ratio,
           meets_target: ratio >= CLUSTER_TARGET,
           owners_many: ownerCounts(b, b.channels.slice(0, nChannels)),
+          shards_moved: await movesDuring(sides),
           rounds: { one: runs[0].map((m) => m.perSecond), many: runs[1].map((m) => m.perSecond) },
         });
         console.log(
@@ -186,8 +204,8 @@ export async function clusterScenario() {
     phaseStarted = Date.now();
     // 2. The forwarding hop: one channel of the N-instance cluster, every request to its owner or to a non-owner.
     const channel = b.channels[0]!;
-    const owner = b.owners.get(channel)!;
-    const nonOwner = b.cluster.instances.find((i) => i !== owner)!;
+    let owner = b.owners.get(channel)!;
+    let nonOwner = b.cluster.instances.find((i) => i !== owner)!;
     const hop: unknown[] = [];
     for (const concurrency of params.hop_concurrency) {
       const configs = [
@@ -195,15 +213,20 @@ export async function clusterScenario() {
         { name: "direct", side: b, to: () => owner },
         { name: "forwarded", side: b, to: () => nonOwner },
       ];
-      const runs = configs.map(() => [] as Measured[]);
-      for (let r = 0; r < params.rounds; r++) {
-        const order = r % 2 === 0 ? [0, 1, 2] : [2, 1, 0];
-        for (const k of order) {
+      // Short slices, the three configurations in turn (order rotating), pooled: a drift in the
+      // machine's other load hits all three alike, which a few long rounds would not ensure.
+      const slices = configs.map(() => [] as Measured[]);
+      for (let r = 0; r < params.hop_slices; r++) {
+        // Asked again each time: "to the owner" must stay true if a shard moved.
+        owner = await b.cluster.ownerOf(channel);
+        nonOwner = b.cluster.instances.find((i) => i !== owner)!;
+        for (let j = 0; j < configs.length; j++) {
+          const k = (r + j) % configs.length;
           const c = configs[k]!;
-          runs[k]!.push(await sendLoad(c.side, [c.side.channels[0]!], concurrency, params.seconds, c.to));
+          slices[k]!.push(await sendLoad(c.side, [c.side.channels[0]!], concurrency, params.hop_slice_s, c.to));
         }
       }
-      const [x, direct, fwd] = runs.map(pick) as [Measured, Measured, Measured];
+      const [x, direct, fwd] = slices.map(pooled) as [Measured, Measured, Measured];
       const row = {
         concurrency,
         one: summary(x),
@@ -217,12 +240,14 @@ export async function clusterScenario() {
         hop_cpu_ms: round(fwd.cpu_ms_per_send - direct.cpu_ms_per_send, 3),
         ratio_direct: round(direct.perSecond / x.perSecond, 3),
         ratio_forwarded: round(fwd.perSecond / x.perSecond, 3),
-        rounds: Object.fromEntries(configs.map((c, k) => [c.name, runs[k]!.map((m) => m.perSecond)])),
-        non_2xx_all_rounds: Object.fromEntries(configs.map((c, k) => [c.name, errorsOf(runs[k]!)])),
+        /** Per-slice sends/s, for the spread. */
+        slices: Object.fromEntries(configs.map((c, k) => [c.name, slices[k]!.map((m) => m.perSecond)])),
+        non_2xx_all_rounds: Object.fromEntries(configs.map((c, k) => [c.name, errorsOf(slices[k]!)])),
+        shards_moved: await movesDuring(sides),
       };
       hop.push(row);
       console.log(
-        `cluster hop c=${concurrency}: ${oneSize} instance ${x.perSecond}/s p50 ${x.latency.p50} | owner ${direct.perSecond}/s p50 ${direct.latency.p50} p99 ${direct.latency.p99} | non-owner ${fwd.perSecond}/s p50 ${fwd.latency.p50} p99 ${fwd.latency.p99} | hop +${row.hop_ms_p50} ms p50, −${row.hop_throughput_loss_pct} %, +${row.hop_cpu_ms} CPU ms/send${errorsNote(x, direct, fwd)}`,
+        `cluster hop c=${concurrency}: ${oneSize} instance ${x.perSecond}/s p50 ${x.latency.p50} | owner ${direct.perSecond}/s p50 ${direct.latency.p50} p99 ${direct.latency.p99} | non-owner ${fwd.perSecond}/s p50 ${fwd.latency.p50} p99 ${fwd.latency.p99} | hop ${signed(row.hop_ms_p50)} ms p50, ${signed(-row.hop_throughput_loss_pct)} % sends/s, ${signed(row.hop_cpu_ms)} CPU ms/send${errorsNote(x, direct, fwd)}`,
       );
     }
 
@@ -261,6 +286,7 @@ export async function clusterScenario() {
         ratio,
         meets_target: ratio >= CLUSTER_TARGET,
         paced: { rate_per_s: c.paced_rate, messages: c.channels * c.paced_messages, one: paced[0], many: paced[1], ratio_p50: round(paced[1]!.p50_ms / paced[0]!.p50_ms, 3) },
+        shards_moved: await movesDuring(sides),
         // Every run's checks, not only the median's.
         checks: {
           one: sumChecks([...runs[0], paced[0]!]),
@@ -270,18 +296,19 @@ export async function clusterScenario() {
     }
 
     phases.fanout = elapsed(phaseStarted);
-    // Shards that changed hands during the run (a late lease renewal on a busy machine): figures around a move include its 503s.
-    const moved = await Promise.all(sides.map(async (side) => shardMoves(side.shardOwners, await side.cluster.owners())));
+    // Shards that changed hands during the run: a move hands a channel's actor over (drain, fence claim) in the middle of a cell.
+    const moved = sides.map((side) => side.moved);
     const correctness = {
-      one: { warnings: one.warnings(), shards_moved: moved[0] },
-      many: { warnings: many.warnings(), shards_moved: moved[1] },
+      one: { warnings: one.warnings(), shards_moved: moved[0], shards_moved_in_warm_up: warmUpMoves[0] },
+      many: { warnings: many.warnings(), shards_moved: moved[1], shards_moved_in_warm_up: warmUpMoves[1] },
     };
     console.log(`cluster: shards moved during the run: ${moved.join(" / ")}; warnings logged: ${sides.map((s) => Object.values(s.cluster.warnings()).reduce((n, w) => n + w.count, 0)).join(" / ")}`);
     return {
       scenario: "cluster",
       params,
       clusters: sides.map((s) => ({
-        instances: s.cluster.instances.map((i) => ({ name: i.name, incarnation: i.incarnation, shards: Object.values(s.shardOwners).filter((o) => o === i.incarnation).length })),
+        instances: s.cluster.instances.map((i) => ({ name: i.name, incarnation: i.incarnation, shards: Object.values(s.initialOwners).filter((o) => o === i.incarnation).length })),
+        leaders: s.leaders,
       })),
       hop_channel: { owner: owner.name, non_owner: nonOwner.name },
       send,
@@ -302,13 +329,45 @@ export async function clusterScenario() {
 interface Side {
   cluster: BenchCluster;
   channels: string[];
+  /** Each channel's owner, asked again after a shard moved (for the forwarded counts). */
   owners: Map<string, Instance>;
+  /** Who owned each shard at the last look, and at the start. */
   shardOwners: Record<string, string>;
+  initialOwners: Record<string, string>;
+  moved: number;
+  leaders?: Record<string, string[]>;
 }
 
 const errorsOf = (rs: Measured[]) => rs.reduce((n, r) => n + r.errors, 0);
 const pick = (rs: Measured[]) => rs.find((r) => r.perSecond === median(rs.map((x) => x.perSecond)))!;
 const elapsed = (since: number) => round((Date.now() - since) / 1000, 1);
+const signed = (x: number) => (x >= 0 ? `+${x}` : `−${-x}`);
+
+/** Slices of one configuration as one measurement: all their requests, time and CPU together. */
+function pooled(slices: Measured[]): Measured {
+  const add = (f: (m: Measured) => number) => slices.reduce((n, m) => n + f(m), 0);
+  const samples = slices.flatMap((m) => m.samples);
+  const seconds = add((m) => m.seconds);
+  const ok = add((m) => m.ok);
+  const statuses: Record<string, number> = {};
+  for (const m of slices) for (const [k, v] of Object.entries(m.statuses)) statuses[k] = (statuses[k] ?? 0) + v;
+  return {
+    ok,
+    errors: add((m) => m.errors),
+    seconds,
+    perSecond: Math.round(ok / seconds),
+    latency: latency(samples),
+    firstError: slices.find((m) => m.firstError)?.firstError,
+    samples,
+    cpuMs: add((m) => m.cpuMs),
+    forwarded: add((m) => m.forwarded),
+    accepted_202: add((m) => m.accepted_202),
+    statuses,
+    cpu_ms_per_send: round(add((m) => m.cpuMs) / Math.max(1, ok), 3),
+    machine_busy: round(add((m) => m.machine_busy * m.seconds) / seconds, 3),
+  };
+}
+
 const pct = (x: number) => `${Math.round(100 * x)} %`;
 
 const summary = (r: Measured) => ({
@@ -336,8 +395,21 @@ function ownerCounts(side: Side, channels: string[]) {
   return counts;
 }
 
-function shardMoves(before: Record<string, string>, after: Record<string, string>) {
-  return Object.keys(before).filter((shard) => before[shard] !== after[shard]).length;
+/**
+ * Shards of each cluster that changed hands since the last look (the cell just measured); the
+ * channels' owners are asked again then. Returns [one, many].
+ */
+async function movesDuring(sides: Side[]): Promise<number[]> {
+  return Promise.all(
+    sides.map(async (side) => {
+      const now = await side.cluster.owners();
+      const moved = Object.keys(side.shardOwners).filter((shard) => side.shardOwners[shard] !== now[shard]).length;
+      side.shardOwners = now;
+      side.moved += moved;
+      if (moved > 0) for (const channel of side.channels) side.owners.set(channel, await side.cluster.ownerOf(channel));
+      return moved;
+    }),
+  );
 }
 
 /** Closed-loop sends to `channels` (request i of worker w to channel (w + i) mod n), worker w's requests to instance `to(w)`. */
@@ -348,16 +420,18 @@ async function sendLoad(side: Side, channels: string[], concurrency: number, sec
   const statuses: Record<string, number> = {};
   const cpu0 = side.cluster.cpuMs();
   const m0 = machineTicks();
+  const samples: number[] = [];
   const result = await closedLoop(concurrency, { seconds }, async (w, i) => {
     const channel = channels[(w + i) % channels.length]!;
     const instance = to(w);
     if (side.owners.get(channel) !== instance) forwarded++;
+    const t0 = nowMs();
     const res = await fetch(`${instance.url}/api/messaging/channels/${channel}/messages`, { method: "POST", headers, body: JSON.stringify({ text: `bench message ${i}` }) });
     await res.arrayBuffer();
     statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-    if (res.status === 201) return true;
     if (res.status >= 200 && res.status < 300) {
-      accepted202++;
+      samples.push(nowMs() - t0);
+      if (res.status !== 201) accepted202++;
       return true;
     }
     return `${res.status}`;
@@ -366,6 +440,8 @@ async function sendLoad(side: Side, channels: string[], concurrency: number, sec
   const m1 = machineTicks();
   return {
     ...result,
+    samples,
+    cpuMs: cpu,
     forwarded,
     accepted_202: accepted202,
     statuses,
