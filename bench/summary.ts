@@ -129,7 +129,7 @@ function clusterSection(c: any, mark: (ok: boolean) => string): string[] {
   for (const h of c.hop) {
     const cell = (x: any) => `${x.per_second} (${ms(x)})`;
     const signed = (x: number) => (x >= 0 ? `+${x}` : `−${-x}`);
-    out.push(`| ${h.concurrency} | ${cell(h.one)} | ${cell(h.direct)} | ${cell(h.forwarded)} | ${signed(h.hop_ms_p50)} ms | ${h.hop_throughput_loss_pct} % | ${h.direct.cpu_ms_per_send} → ${h.forwarded.cpu_ms_per_send} (${signed(h.hop_cpu_ms)}) |`);
+    out.push(`| ${h.concurrency} | ${cell(h.one)} | ${cell(h.direct)} | ${cell(h.forwarded)} | ${signed(h.hop_ms_p50)} ms | ${signed(h.hop_throughput_loss_pct)} % | ${h.direct.cpu_ms_per_send} → ${h.forwarded.cpu_ms_per_send} (${signed(h.hop_cpu_ms)}) |`);
   }
   out.push(
     "",
