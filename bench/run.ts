@@ -6,6 +6,7 @@ import { sendPlan, sendScenario } from "./scenarios/send.ts";
 import { fanoutPlan, fanoutScenario } from "./scenarios/fanout.ts";
 import { readPlan, readScenario } from "./scenarios/read.ts";
 import { memoryPlan, memoryScenario } from "./scenarios/memory.ts";
+import { clusterPlan, clusterScenario } from "./scenarios/cluster.ts";
 
 interface Scenario {
   run(): Promise<unknown>;
@@ -23,6 +24,8 @@ const scenarios: Record<string, Scenario> = {
     estimateSeconds: () => 15 + knob("BENCH_SYNCBACK_MESSAGES", 20),
   },
   memory: { run: memoryScenario, estimateSeconds: () => memoryPlan().estimateSeconds },
+  // Needs NATS (JetStream) and starts four instances; explicit only (`bun run bench cluster`), not part of `all`.
+  cluster: { run: clusterScenario, estimateSeconds: () => clusterPlan().estimateSeconds },
 };
 
 let preset: string;
@@ -36,13 +39,16 @@ try {
 const planOnly = process.argv.includes("--plan");
 const wanted = process.argv.slice(2).find((a) => !a.startsWith("--")) ?? "all";
 const needsSynapse = new Set(["send-synapse", "syncback"]);
+const explicitOnly = new Set(["cluster"]);
 // These need Synapse; without its environment `all` leaves it out and says so.
-const names = wanted === "all" ? Object.keys(scenarios).filter((n) => !needsSynapse.has(n) || process.env.MATRIX_HOMESERVER_URL) : [wanted];
+const names =
+  wanted === "all" ? Object.keys(scenarios).filter((n) => !explicitOnly.has(n) && (!needsSynapse.has(n) || process.env.MATRIX_HOMESERVER_URL)) : [wanted];
 const unknown = names.find((n) => !scenarios[n]);
 if (unknown) {
   console.error(`unknown scenario ${unknown}; one of: all, ${Object.keys(scenarios).join(", ")}`);
   process.exit(2);
 }
+if (wanted === "all") console.log(`cluster is not part of all (it needs NATS and takes ~${minutes(scenarios.cluster!.estimateSeconds())}): bun run bench cluster`);
 if (wanted === "all" && !names.includes("syncback")) console.log("send-synapse and syncback skipped: no MATRIX_HOMESERVER_URL (set -a; eval \"$(bun run --silent synapse env)\"; set +a)");
 
 const estimates = Object.fromEntries(names.map((n) => [n, scenarios[n]!.estimateSeconds()]));

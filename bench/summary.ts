@@ -12,7 +12,7 @@ export async function writeSummary(outDir: string, date: string) {
   const out: string[] = [];
   const mark = (ok: boolean) => (ok ? "met" : "**missed**");
   out.push(`# Benchmark summary, ${date}`, "");
-  const ran = ["send", "send-synapse", "fanout", "read", "syncback", "memory"].map((n) => [n, load(n)] as const).filter(([, r]) => r);
+  const ran = ["send", "send-synapse", "fanout", "read", "syncback", "memory", "cluster"].map((n) => [n, load(n)] as const).filter(([, r]) => r);
   if (ran.length > 0) {
     const presets = [...new Set(ran.map(([, r]) => r.preset ?? "quick"))].join(", ");
     out.push(`Sizes: BENCH_SIZE=${presets}. Durations: ${ran.map(([n, r]) => `${n} ${Math.round(r.duration_s)} s`).join(", ")}.`, "");
@@ -95,7 +95,62 @@ export async function writeSummary(outDir: string, date: string) {
     const r = syncback.result;
     out.push(`| ${r.websocket.p50} / ${r.websocket.p99} | ${r.sdk.p50} / ${r.sdk.p99} | ${r.ratio_p50} | ${mark(r.ratio_p50 <= 1.1)} |`, "");
   }
+  const cluster = load("cluster");
+  if (cluster) out.push(...clusterSection(cluster, mark));
   const path = `${outDir}/${date}-summary.md`;
   await Bun.write(path, out.join("\n"));
   return path;
+}
+
+/** The cluster scenario: N instances against one, every cell's ratio against the ≥ 0.8 target, the forwarding hop, the frame checks. */
+function clusterSection(c: any, mark: (ok: boolean) => string): string[] {
+  const [one, many] = c.params.sizes as [number, number];
+  const ms = (x: any) => `${x.p50_ms} / ${x.p99_ms}`;
+  const out = [
+    `## Cluster (CLUSTER=on: ${one} instance and ${many} instances on this machine)`,
+    "",
+    `Both clusters run side by side (each its own database and CLUSTER_NAME, the same NATS), taking turns: ${c.params.rounds} rounds of ${c.params.seconds} s per cell, median kept. Target: ${many} instances ≥ 0.8 × one instance (on shared cores more instances cannot be faster).`,
+    "",
+    `### Send (senders round-robin over the instances)`,
+    "",
+    `| channels | senders | ${one} instance msg/s | p50 / p99 ms | ${many} instances msg/s | p50 / p99 ms | forwarded | ratio | target |`,
+    "|---|---|---|---|---|---|---|---|---|",
+  ];
+  for (const r of c.send) {
+    out.push(`| ${r.channels} | ${r.concurrency} | ${r.one.per_second} | ${ms(r.one)} | ${r.many.per_second} | ${ms(r.many)} | ${Math.round(100 * r.many.forwarded_share)} % | ${r.ratio} | ${mark(r.ratio >= 0.8)} |`);
+  }
+  out.push(
+    "",
+    `### Forwarding hop (1 channel of the ${many}-instance cluster: every request to its owner, or every request to a non-owner; ${c.params.hop_slices} slices of ${c.params.hop_slice_s} s each, the three in turn, pooled)`,
+    "",
+    `| senders | ${one} instance msg/s (p50 / p99 ms) | to the owner | to a non-owner | hop p50 | throughput lost | CPU per send: owner → non-owner (ms, all instances) |`,
+    "|---|---|---|---|---|---|---|",
+  );
+  for (const h of c.hop) {
+    const cell = (x: any) => `${x.per_second} (${ms(x)})`;
+    const signed = (x: number) => (x >= 0 ? `+${x}` : `−${-x}`);
+    out.push(`| ${h.concurrency} | ${cell(h.one)} | ${cell(h.direct)} | ${cell(h.forwarded)} | ${signed(h.hop_ms_p50)} ms | ${signed(h.hop_throughput_loss_pct)} % | ${h.direct.cpu_ms_per_send} → ${h.forwarded.cpu_ms_per_send} (${signed(h.hop_cpu_ms)}) |`);
+  }
+  out.push(
+    "",
+    `### Fan-out (subscribers spread over the instances, ${c.params.fanout_senders} senders round-robin over them; paced: the same schedule for both)`,
+    "",
+    `| channels × subscribers | ${one} instance deliveries/s | p50 / p99 ms | ${many} instances deliveries/s | p50 / p99 ms | ratio | target | paced msg/s | paced p50 / p99 ms, ${one} → ${many} |`,
+    "|---|---|---|---|---|---|---|---|---|",
+  );
+  for (const f of c.fanout) {
+    const p = f.paced;
+    out.push(`| ${f.channels} × ${f.subscribers_per_channel} | ${f.one.deliveries_per_s} | ${ms(f.one)} | ${f.many.deliveries_per_s} | ${ms(f.many)} | ${f.ratio} | ${mark(f.ratio >= 0.8)} | ${p.rate_per_s} | ${ms(p.one)} → ${ms(p.many)} |`);
+  }
+  const rounds = [...c.send, ...c.hop].flatMap((r: any) => Object.values<number>(r.non_2xx_all_rounds ?? {}));
+  const non2xx = rounds.reduce((n: number, x: number) => n + x, 0);
+  const checks = c.fanout.flatMap((f: any) => [f.checks.one, f.checks.many]);
+  const sum = (k: string) => checks.reduce((n: number, x: any) => n + x[k], 0);
+  const warnings = [c.correctness.one, c.correctness.many].map((x: any) => Object.values<any>(x.warnings).reduce((n: number, w: any) => n + w.count, 0));
+  out.push(
+    "",
+    `Checks, over every run: non-2xx sends ${non2xx}; fan-out frames missing ${sum("missing")}, duplicated ${sum("duplicated")}, message.updated after a repair ${sum("updated")}, fan-out send errors ${sum("send_errors")}; shards moved during the run ${c.correctness.one.shards_moved} / ${c.correctness.many.shards_moved}; warnings logged ${warnings.join(" / ")}.`,
+    "",
+  );
+  return out;
 }

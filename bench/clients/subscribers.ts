@@ -6,17 +6,23 @@
  * per subscriber, when told so on stdin ("finish"), or at the deadline, printing one JSON line
  * with the samples' summary.
  *
- *   bun subscribers.ts <ws|socketio> <url>[,<url>…] <count> <expected> [deadline ms] [first]
+ * With `seq` as the last argument (the service only) a subscriber counts a message.created
+ * frame once per seq: a repeated or older seq is a duplicate, and the report adds what is
+ * missing (expected − distinct, summed over the subscribers), duplicated, and the
+ * message.updated frames that carried a bench text (a relayed frame that came after its repair).
+ *
+ *   bun subscribers.ts <ws|socketio> <url>[,<url>…] <count> <expected> [deadline ms] [first] [seq]
  */
 import { io } from "socket.io-client";
 import { latency, nowMs } from "../lib/stats.ts";
 
-const [kind, urlsArg, countArg, expectedArg, deadlineArg, firstArg] = process.argv.slice(2);
+const [kind, urlsArg, countArg, expectedArg, deadlineArg, firstArg, checkArg] = process.argv.slice(2);
 const urls = urlsArg!.split(",");
 const count = Number(countArg);
 const expected = Number(expectedArg);
 const deadlineMs = Number(deadlineArg ?? 60_000);
 const first = Number(firstArg ?? 0);
+const checkSeq = checkArg === "seq";
 // A server that never completes a handshake must not hang the run.
 const openTimeoutMs = 120_000;
 
@@ -25,10 +31,27 @@ let deliveries = 0;
 let done = 0;
 let lastDelivery = 0;
 const pattern = /fanout (\d+\.\d+)/;
+const created = /^\{"type":"message\.created","seq":(\d+)/;
+let duplicated = 0;
+let updated = 0;
+const states: { n: number; seq: number }[] = [];
 
-function onFrame(state: { n: number }, data: string) {
+function onFrame(state: { n: number; seq: number }, data: string) {
   const m = pattern.exec(data);
   if (!m) return;
+  if (checkSeq) {
+    const c = created.exec(data);
+    if (!c) {
+      updated++;
+      return;
+    }
+    const seq = Number(c[1]);
+    if (seq <= state.seq) {
+      duplicated++;
+      return;
+    }
+    state.seq = seq;
+  }
   const now = nowMs();
   samples.push(now - Number(m[1]));
   deliveries++;
@@ -38,7 +61,8 @@ function onFrame(state: { n: number }, data: string) {
 
 const closers: (() => void)[] = [];
 async function openOne(url: string): Promise<void> {
-  const state = { n: 0 };
+  const state = { n: 0, seq: 0 };
+  states.push(state);
   if (kind === "socketio") {
     const socket = io(url, { transports: ["websocket"], reconnection: false, forceNew: true });
     closers.push(() => socket.close());
@@ -75,7 +99,10 @@ void (async () => {
 
 function finish() {
   clearTimeout(timer);
-  console.log(JSON.stringify({ deliveries, lastDelivery, latency: latency(samples), complete: done === count }));
+  const check = checkSeq
+    ? { missing: states.reduce((a, s) => a + Math.max(0, expected - s.n), 0) + (count - states.length) * expected, duplicated, updated, short: states.filter((s) => s.n < expected).length }
+    : {};
+  console.log(JSON.stringify({ deliveries, lastDelivery, latency: latency(samples), complete: done === count, ...check }));
   for (const close of closers) close();
   process.exit(0);
 }

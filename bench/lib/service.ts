@@ -15,7 +15,9 @@ export interface Service extends Child {
 
 /**
  * What the bench turns off in the service: it measures throughput, not policy. A rate of 0
- * turns a token bucket off (no upsert per request); the frame cap only limits what clients
+ * turns a token bucket off (no upsert per request); the address bucket limits requests with no
+ * caller (the bench's /internal/cluster polls: 60 in a burst from 127.0.0.1, shared
+ * by a cluster's instances through PostgreSQL); the frame cap only limits what clients
  * send, which subscribers never do, but a flood close must not end a bench socket. There is
  * no per-user or per-channel cap on WebSocket connections to lift.
  */
@@ -23,6 +25,7 @@ export const POLICY_LIMITS_OFF: Record<string, string> = {
   RATE_LIMIT_USER_PER_MIN: "0",
   RATE_LIMIT_CHANNEL_PER_MIN: "0",
   RATE_LIMIT_READ_PER_MIN: "0",
+  RATE_LIMIT_ADDRESS_PER_MIN: "0",
   WS_MAX_FRAMES_PER_SEC: "0",
 };
 

@@ -49,3 +49,21 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bench harness", () => {
     }
   }, 30_000);
 });
+
+// The cluster scenario needs NATS and four instances, so it is explicit only: `--plan` names it
+// with its estimate, and `all` leaves it out and says so.
+describe("bench plan", () => {
+  const plan = (...args: string[]) => {
+    const proc = Bun.spawnSync(["bun", "bench/run.ts", ...args, "--plan"], { cwd: join(import.meta.dir, "../.."), env: { ...process.env, BENCH_SIZE: "quick" }, timeout: 20_000 });
+    return { code: proc.exitCode, out: proc.stdout.toString() };
+  };
+  test("cluster --plan prints its estimate; all --plan leaves cluster out", () => {
+    const cluster = plan("cluster");
+    expect(cluster.code).toBe(0);
+    expect(cluster.out).toMatch(/BENCH_SIZE=quick: cluster ~\d/);
+    const all = plan();
+    expect(all.code).toBe(0);
+    expect(all.out).toContain("cluster is not part of all");
+    expect(all.out).not.toMatch(/: [^\n]*cluster ~/);
+  }, 30_000);
+});
