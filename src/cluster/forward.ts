@@ -4,7 +4,7 @@ import { AppError } from "../errors.ts";
 import type { Logger } from "../log.ts";
 import type { ChannelRegistry } from "../channel/registry.ts";
 import { NotOwnerError, type ChannelOp, type ChannelRouter } from "../channel/router.ts";
-import { MailboxFullError } from "../channel/mailbox.ts";
+import { MailboxClosedError, MailboxFullError } from "../channel/mailbox.ts";
 import { isFenced } from "../store/fences.ts";
 import type { ClusterOwnership } from "./ownership.ts";
 
@@ -29,7 +29,8 @@ function opTimeoutMs(op: ChannelOp): number {
 }
 
 function toReply(err: unknown): Reply {
-  if (err instanceof NotOwnerError) return { ok: false, moved: true };
+  // Not run: this instance no longer owns the channel, or its actor is stopping to hand it over.
+  if (err instanceof NotOwnerError || err instanceof MailboxClosedError) return { ok: false, moved: true };
   if (isFenced(err)) {
     const e = lostMidway();
     return { ok: false, status: e.status, code: e.code, message: e.message, headers: e.headers };
@@ -86,7 +87,7 @@ export class CommandForwarding implements ChannelRouter {
           return await this.registry.execute(channelId, op);
         } catch (err) {
           if (isFenced(err)) throw lostMidway();
-          if (!(err instanceof NotOwnerError)) throw err;
+          if (!(err instanceof NotOwnerError || err instanceof MailboxClosedError)) throw err;
         }
       } else if (owner) {
         const reply = await this.ask(owner, channelId, op);

@@ -96,6 +96,8 @@ export class FrameRelay implements ChannelObserver {
         // Up to the index first, so the replay's last stretch and the live frames meet exactly.
         await this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER);
         await fn({ seq: relayed.seq }).then(resolve, reject);
+        // A replay whose socket went away before it subscribed leaves nobody to relay to.
+        if (!this.fanout.hasSubscribers(channelId)) this.unfollow(channelId);
       });
     });
   }

@@ -67,6 +67,10 @@ export class ChannelFanout {
     if (socket.readyState === 1) socket.unsubscribe(topicOf(channelId));
   }
 
+  hasSubscribers(channelId: string): boolean {
+    return this.channels.has(channelId);
+  }
+
   /** On shutdown: every subscriber is told the server is going away (1001) and may reconnect. */
   closeAll(code: number, reason: string) {
     for (const sockets of this.channels.values()) {

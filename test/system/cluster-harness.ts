@@ -51,6 +51,8 @@ export interface Instance {
   main: MainProcess;
   url: string;
   alive: boolean;
+  /** Requests in flight to it: a balancer gives up on them when the instance is taken out (paused, killed). */
+  inflight: Set<AbortController>;
 }
 
 /** The cluster's instances, started and restarted with the same environment. */
@@ -60,7 +62,7 @@ export class ClusterUnderTest {
 
   async start(name: string): Promise<Instance> {
     const main = await startMain({ ...this.env, INSTANCE_ID: name });
-    const instance = { name, main, url: `http://127.0.0.1:${main.port}`, alive: true };
+    const instance: Instance = { name, main, url: `http://127.0.0.1:${main.port}`, alive: true, inflight: new Set() };
     const i = this.instances.findIndex((x) => x.name === name);
     if (i >= 0) this.retired.push(this.instances[i]!);
     if (i >= 0) this.instances[i] = instance;
@@ -85,7 +87,15 @@ export class ClusterUnderTest {
 
   kill(instance: Instance, signal: NodeJS.Signals | number = "SIGKILL"): void {
     instance.main.proc.kill(signal);
-    if (signal === "SIGKILL" || signal === "SIGTERM") instance.alive = false;
+    if (signal === "SIGKILL" || signal === "SIGSTOP") this.takeOut(instance);
+    if (signal === "SIGTERM") instance.alive = false;
+  }
+
+  /** Out of the balancer's rotation; what waits on it is retried elsewhere (with its key). */
+  takeOut(instance: Instance): void {
+    instance.alive = false;
+    for (const controller of instance.inflight) controller.abort();
+    instance.inflight.clear();
   }
 
   async exited(instance: Instance): Promise<number> {
@@ -96,9 +106,19 @@ export class ClusterUnderTest {
 
   private readonly retired: Instance[] = [];
 
+  /** Every instance stopped: a paused one is resumed first, and one that does not stop within 20 s is killed. */
   async stop(): Promise<void> {
-    for (const instance of this.instances) if (instance.alive) instance.main.proc.kill("SIGTERM");
-    await Promise.all(this.instances.map((i) => i.main.proc.exited));
+    for (const instance of this.instances) {
+      instance.main.proc.kill("SIGCONT");
+      instance.main.proc.kill("SIGTERM");
+    }
+    await Promise.all(
+      this.instances.map(async (i) => {
+        const timer = setTimeout(() => i.main.proc.kill("SIGKILL"), 20_000);
+        await i.main.proc.exited;
+        clearTimeout(timer);
+      }),
+    );
     // For a failure's post-mortem: CLUSTER_TEST_LOGS=dir keeps every instance's log lines.
     const dir = process.env.CLUSTER_TEST_LOGS;
     if (dir) for (const [i, instance] of [...this.retired, ...this.instances].entries()) await Bun.write(join(dir, `${instance.name}-${i}.log`), instance.main.out.lines.join("\n"));
@@ -173,12 +193,14 @@ export class Load {
         continue;
       }
       message.attempts++;
+      const controller = new AbortController();
+      instance.inflight.add(controller);
       try {
         const res = await fetch(`${instance.url}/api/messaging/channels/${message.channelId}/messages`, {
           method: "POST",
           headers: { ...H, "idempotency-key": message.key },
           body: JSON.stringify({ text: message.text }),
-          signal: AbortSignal.timeout(30_000),
+          signal: AbortSignal.any([controller.signal, AbortSignal.timeout(30_000)]),
         });
         message.statuses.push(res.status);
         await res.arrayBuffer();
@@ -191,6 +213,8 @@ export class Load {
         if (res.status < 500 && res.status !== 409 && res.status !== 429) return;
       } catch {
         message.statuses.push(0);
+      } finally {
+        instance.inflight.delete(controller);
       }
       await Bun.sleep(100);
     }

@@ -106,11 +106,14 @@ describe.skipIf(skip)("cluster: faults under load", () => {
     const refusedBefore = logLines(/fenced write refused/);
     const pausedAt = Date.now();
     cluster.kill(victim, "SIGSTOP");
-    victim.alive = false;
-    const failover = await load.acceptedAfter(channels[1]!, pausedAt, 30_000);
-    await acceptedCount(20);
-    victim.main.proc.kill("SIGCONT");
-    victim.alive = true;
+    let failover: number;
+    try {
+      failover = await load.acceptedAfter(channels[1]!, pausedAt, 30_000);
+      await acceptedCount(20);
+    } finally {
+      victim.main.proc.kill("SIGCONT");
+      victim.alive = true;
+    }
     // Awake, it finds its leases gone: it stops its actors, and no write of its lands.
     await until(async () => (await clusterView(victim).catch(() => ({ members: 0, shards: [0] }))).shards.length < 64, 15_000, "the resumed instance to give its shards up");
     await acceptedCount(30);
