@@ -76,6 +76,8 @@ export class FrameRelay implements ChannelObserver {
     this.channels.set(channelId, relayed);
     // Subscribed first, then the index read: a frame after this point is either in it or queued behind it.
     this.enqueue(relayed, async () => {
+      // Once the server has our subscription, every later frame reaches us.
+      await this.nc.flush();
       relayed.seq = await lastSeq(this.sql, channelId);
     });
   }

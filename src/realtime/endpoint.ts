@@ -12,6 +12,9 @@ import type { ChannelFanout } from "./fanout.ts";
 import { FrameFlood, WS_FLOOD_CLOSE_CODE } from "./flood.ts";
 import { closeWhenTokenExpires, forgetTokenExpiry } from "./expiry.ts";
 
+/** Cluster mode: the channel's last seq when a plain join was upgraded, where its frames start. */
+const joinPoints = new WeakMap<Request, number>();
+
 /** One replay at a time per socket: a resume frame sent during a replay starts after it. */
 const replays = new WeakMap<object, Promise<void>>();
 
@@ -26,10 +29,10 @@ export const wsController = (deps: RealtimeDeps, fanout: ChannelFanout, backpres
     subscribe: () => fanout.subscribe(channelId, socket),
     unsubscribe: () => fanout.unsubscribe(channelId, socket),
   });
-  const resume = (socket: ReplaySocket, channelId: string, sinceSeq: number) => {
+  const resume = (socket: ReplaySocket, channelId: string, sinceSeq: number, announce = true) => {
     const previous = replays.get(socket) ?? Promise.resolve();
     const next = previous.then(() =>
-      replayThenSubscribe(deps, socket, channelId, feed(socket, channelId), sinceSeq, backpressureLimit).catch((err) => {
+      replayThenSubscribe(deps, socket, channelId, feed(socket, channelId), sinceSeq, backpressureLimit, announce).catch((err) => {
         deps.log.warn({ channel_id: channelId, err: String(err) }, "websocket replay failed");
         if (socket.readyState === 1) socket.close(1011, "replay failed");
       }),
@@ -44,6 +47,9 @@ export const wsController = (deps: RealtimeDeps, fanout: ChannelFanout, backpres
       const protocol = await authorizeSocket(deps, request, params.channel_id);
       if (protocol) set.headers["sec-websocket-protocol"] = protocol;
       if (query.since_seq !== undefined) await checkSinceSeq(deps, params.channel_id, parseSinceSeq(query.since_seq));
+      // Cluster mode: frames come from another instance, and a relay that starts now could miss
+      // one sent just after the client saw the socket open. The join starts at this point instead.
+      else if (deps.observer) joinPoints.set(request, await lastSeq(deps.sql, params.channel_id));
     },
     async open(ws) {
       const channelId = ws.data.params.channel_id;
@@ -54,8 +60,10 @@ export const wsController = (deps: RealtimeDeps, fanout: ChannelFanout, backpres
       deps.sockets.add(channelId, identity.caller, ws.raw, identity.microdaos);
       closeWhenTokenExpires(ws.raw, identity.expiresAt);
       void recheckSocket(deps, ws.data.request, channelId);
-      if (since === undefined) fanout.subscribe(channelId, replaySocket(ws.raw));
-      else await resume(replaySocket(ws.raw), channelId, parseSinceSeq(since));
+      const joinPoint = joinPoints.get(ws.data.request);
+      if (since !== undefined) await resume(replaySocket(ws.raw), channelId, parseSinceSeq(since));
+      else if (joinPoint !== undefined) await resume(replaySocket(ws.raw), channelId, joinPoint, false);
+      else fanout.subscribe(channelId, replaySocket(ws.raw));
     },
     async message(ws, message) {
       if (FrameFlood.exceeded(ws.raw, maxFramesPerSecond)) {

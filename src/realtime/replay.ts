@@ -71,6 +71,8 @@ export async function replayThenSubscribe(
   live: LiveFeed,
   sinceSeq: number,
   backpressureLimit: number,
+  /** False for a join that did not ask to resume (cluster mode starts it at its upgrade's seq): no `resumed` frame. */
+  announce = true,
 ): Promise<void> {
   live.unsubscribe();
   const { sql } = deps;
@@ -103,7 +105,7 @@ export async function replayThenSubscribe(
       // At the live point: only what arrived since the bulk, up to the last message delivered live.
       if (!(await sendFromCursor(false, point.seq)) || socket.readyState !== OPEN) return;
       live.subscribe();
-      socket.send(JSON.stringify({ type: "resumed", seq: point.seq, since_seq: sinceSeq, replayed }));
+      if (announce) socket.send(JSON.stringify({ type: "resumed", seq: point.seq, since_seq: sinceSeq, replayed }));
     });
   } catch (err) {
     if (socket.readyState !== OPEN) return;

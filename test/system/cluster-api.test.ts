@@ -170,6 +170,9 @@ describe.skipIf(skip)("bun run cluster", () => {
       expect(created.status).toBe(201);
       const channel = (await created.json()) as { id: string };
       const ws = await WsInbox.open(`ws://127.0.0.1:${port}/ws/messaging/${channel.id}`, { "x-user-id": "user:dev" });
+      // Open at the balancer; a pong says the instance behind it has the socket too.
+      ws.ws.send("ping");
+      expect(await ws.next(10_000)).toBe("pong");
       for (let i = 0; i < 3; i++) {
         const res = await fetch(`${base}/api/messaging/channels/${channel.id}/messages`, { method: "POST", headers: { "content-type": "application/json", "x-user-id": "user:dev" }, body: JSON.stringify({ text: `hello ${i}` }) });
         expect(res.status).toBe(201);
