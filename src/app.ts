@@ -232,16 +232,17 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       void listening.stop(false);
     });
 
-    if (cluster) {
-      // The poller and the inbox run on the elected instance (cluster.start above).
-    } else if (config.MATRIX_EVENTS_MODE === "sync") {
-      const poller = syncPoller();
-      poller.start();
-      const releasePoller = acquire("sync_poller");
-      stack.push("sync", async () => {
-        await poller.stop();
-        releasePoller();
-      });
+    if (config.MATRIX_EVENTS_MODE === "sync") {
+      // In a cluster the elected instance polls (cluster.start above).
+      if (!cluster) {
+        const poller = syncPoller();
+        poller.start();
+        const releasePoller = acquire("sync_poller");
+        stack.push("sync", async () => {
+          await poller.stop();
+          releasePoller();
+        });
+      }
     } else {
       // Push mode: events arrive on /_matrix/app/v1/transactions; pick up what a crash left,
       // and tell the homeserver we are back so it redelivers without waiting out its backoff.

@@ -97,3 +97,49 @@ export async function spawnServer(
     },
   };
 }
+
+/** A child's stdout, line by line. */
+export async function* lines(stream: ReadableStream<Uint8Array>) {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for await (const chunk of stream) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let i: number;
+    while ((i = buffer.indexOf("\n")) >= 0) {
+      yield buffer.slice(0, i);
+      buffer = buffer.slice(i + 1);
+    }
+  }
+  if (buffer) yield buffer;
+}
+
+/**
+ * Each subscriber process's report (one JSON line). Bounded: graceMs after it is called, every
+ * process is told to finish, and what has not arrived by then it reports as missing.
+ */
+export async function subscriberReports<T>(
+  clients: Array<{ stdin: { write(s: string): unknown; flush(): unknown } }>,
+  readers: AsyncGenerator<string>[],
+  graceMs: number,
+  what: string,
+): Promise<T[]> {
+  const cutOff = setTimeout(() => {
+    for (const client of clients) {
+      try {
+        client.stdin.write("finish\n");
+        client.stdin.flush();
+      } catch {} // already gone: its report, if any, is read below
+    }
+  }, graceMs);
+  const reports: T[] = [];
+  try {
+    for (const r of readers) {
+      const line = await r.next();
+      if (line.done) throw new Error(`${what}: a subscriber process died`);
+      reports.push(JSON.parse(line.value) as T);
+    }
+  } finally {
+    clearTimeout(cutOff);
+  }
+  return reports;
+}

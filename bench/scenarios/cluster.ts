@@ -1,6 +1,6 @@
 import type { Subprocess } from "bun";
 import { closedLoop, type LoadResult } from "../lib/load.ts";
-import { benchPath, requireFdLimit, withFdLimit } from "../lib/proc.ts";
+import { benchPath, requireFdLimit, withFdLimit, lines, subscriberReports } from "../lib/proc.ts";
 import { sized, sizedList, type Plan } from "../lib/preset.ts";
 import { BENCH_USER } from "../lib/service.ts";
 import { knob, knobList, latency, median, nowMs, round } from "../lib/stats.ts";
@@ -565,25 +565,7 @@ async function fanoutRun(side: Side, c: FanoutCase, perChannel: number, ratePerS
       );
     }
     const lastSendDone = nowMs();
-    // Bounded: what has not arrived grace_s after the last send is reported missing.
-    const cutOff = setTimeout(() => {
-      for (const client of clients) {
-        try {
-          client.stdin.write("finish\n");
-          client.stdin.flush();
-        } catch {} // already gone: its report, if any, is read below
-      }
-    }, p.grace_s * 1000);
-    const reports: ClientReport[] = [];
-    try {
-      for (const r of readers) {
-        const line = await r.next();
-        if (line.done) throw new Error("cluster fan-out: a subscriber process died");
-        reports.push(JSON.parse(line.value));
-      }
-    } finally {
-      clearTimeout(cutOff);
-    }
+    const reports = await subscriberReports<ClientReport>(clients, readers, p.grace_s * 1000, "cluster fan-out");
     const cpu = side.cluster.cpuMs() - cpu0;
     const m1 = machineTicks();
     await Promise.all(clients.map((client) => client.exited));
@@ -613,18 +595,4 @@ async function fanoutRun(side: Side, c: FanoutCase, perChannel: number, ratePerS
       live.delete(client);
     }
   }
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>) {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of stream) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buffer.indexOf("\n")) >= 0) {
-      yield buffer.slice(0, i);
-      buffer = buffer.slice(i + 1);
-    }
-  }
-  if (buffer) yield buffer;
 }

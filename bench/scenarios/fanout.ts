@@ -1,4 +1,4 @@
-import { benchPath, freePort, requireFdLimit, spawnServer, withFdLimit, type Child } from "../lib/proc.ts";
+import { benchPath, freePort, requireFdLimit, spawnServer, withFdLimit, type Child, lines, subscriberReports } from "../lib/proc.ts";
 import { sized, sizedList, type Plan } from "../lib/preset.ts";
 import { BENCH_USER, startService } from "../lib/service.ts";
 import { knob, median, nowMs, round } from "../lib/stats.ts";
@@ -281,42 +281,10 @@ async function runOnce(target: Target, c: Case, perChannel: number, p: FanoutPar
       );
     }
     const lastSendDone = nowMs();
-    // Bounded: whatever has not arrived grace_s after the last send is reported as missing.
-    const cutOff = setTimeout(() => {
-      for (const client of clients) {
-        try {
-          client.stdin.write("finish\n");
-          client.stdin.flush();
-        } catch {} // already gone: its report, if any, is read below
-      }
-    }, p.grace_s * 1000);
-    const reports: ClientReport[] = [];
-    try {
-      for (const r of readers) {
-        const line = await r.next();
-        if (line.done) throw new Error(`${target.name}: a subscriber process died`);
-        reports.push(JSON.parse(line.value));
-      }
-    } finally {
-      clearTimeout(cutOff);
-    }
+    const reports = await subscriberReports<ClientReport>(clients, readers, p.grace_s * 1000, target.name);
     await Promise.all(clients.map((client) => client.exited));
     return { reports, firstSend, lastSendDone, messages };
   } finally {
     for (const client of clients) client.kill();
   }
-}
-
-async function* lines(stream: ReadableStream<Uint8Array>) {
-  const decoder = new TextDecoder();
-  let buffer = "";
-  for await (const chunk of stream) {
-    buffer += decoder.decode(chunk, { stream: true });
-    let i: number;
-    while ((i = buffer.indexOf("\n")) >= 0) {
-      yield buffer.slice(0, i);
-      buffer = buffer.slice(i + 1);
-    }
-  }
-  if (buffer) yield buffer;
 }

@@ -100,8 +100,7 @@ export async function replayThenSubscribe(
   };
   if (!(await sendFromCursor(true))) return;
   try {
-    const observer = deps.observer ?? { observe: (id: string, fn: (point: { seq: number }) => Promise<void>) => deps.registry.observe(id, fn) };
-    await observer.observe(channelId, async (point) => {
+    await (deps.observer ?? deps.registry).observe(channelId, async (point) => {
       // At the live point: only what arrived since the bulk, up to the last message delivered live.
       if (!(await sendFromCursor(false, point.seq)) || socket.readyState !== OPEN) return;
       live.subscribe();

@@ -1,5 +1,5 @@
 import type { ServiceDeps } from "../deps.ts";
-import { sendAndConfirm, type SendOutcome } from "../messages/deliver.ts";
+import type { SendOutcome } from "../../channel/registry.ts";
 import { findChannel } from "../../store/channels.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { listSilencedAgents, listWritingAgents } from "../../store/members.ts";
@@ -17,7 +17,7 @@ export class AgentService {
     if (channel.archived_at) throw channelArchived();
     if (!member) throw forbidden(`${agentId} is not a member of this channel`);
     if (!member.can_write) throw forbidden(`${agentId} may not write in this channel`);
-    return sendAndConfirm(this.deps.registry, channelId, {
+    return this.deps.registry.send(channelId, {
       id,
       senderId: agentId,
       text,

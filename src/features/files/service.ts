@@ -1,5 +1,5 @@
 import { refuseIfEncrypted } from "../../domain/confidential.ts";
-import { sendAndConfirm, type SendOutcome } from "../messages/deliver.ts";
+import type { SendOutcome } from "../../channel/registry.ts";
 import { sendTargets } from "../../channel/targets.ts";
 import type { ServiceDeps } from "../deps.ts";
 import { findMessage } from "../../store/messages.ts";
@@ -56,7 +56,7 @@ export class FileService {
     const info: Record<string, unknown> = { mimetype, size: bytes.byteLength };
     const dimensions = msgtype === "m.image" ? imageSize(bytes) : null;
     if (dimensions) Object.assign(info, dimensions);
-    return sendAndConfirm(this.deps.registry, channelId, {
+    return this.deps.registry.send(channelId, {
       id: upload.id,
       senderId: callerId,
       // Matrix v1.10 media captions: `body` is the caption when `filename` differs from it.

@@ -6,7 +6,7 @@ import { MatrixError } from "../../matrix/port.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { writeRight } from "../../domain/rights.ts";
 import type { SendMessageBody } from "./model.ts";
-import { sendAndConfirm, type SendOutcome } from "./deliver.ts";
+import type { SendOutcome } from "../../channel/registry.ts";
 import { reactionSummaries } from "../../store/reactions.ts";
 import { safeFormattedBody } from "../../domain/html.ts";
 import type { ReactionSummary } from "../../wire/reaction-summary.ts";
@@ -70,7 +70,7 @@ export class MessageService {
   async send(callerId: string, channelId: string, body: SendMessageBody, id?: string): Promise<SendOutcome> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     const { joinFirst } = writeRight(access, callerId);
-    return sendAndConfirm(this.deps.registry, channelId, {
+    return this.deps.registry.send(channelId, {
       id,
       senderId: callerId,
       text: body.text,
