@@ -29,6 +29,7 @@ import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
 import { apiDocs, SPEC_PATH } from "./http/docs.ts";
+import { useFastFormats } from "./http/formats.ts";
 import { corsPolicy } from "./http/cors.ts";
 import type { ServiceDeps } from "./features/deps.ts";
 import type { RealtimeDeps } from "./realtime/deps.ts";
@@ -70,6 +71,7 @@ export interface StartOptions {
 }
 
 export async function startApp(config: Config, opts: StartOptions = {}): Promise<RunningApp> {
+  useFastFormats();
   const baseLog = opts.log ?? createLogger(config.LOG_LEVEL);
   // In a cluster every line names the instance that wrote it.
   const log = config.CLUSTER === "on" ? baseLog.child({ instance: instanceId(config) }) : baseLog;

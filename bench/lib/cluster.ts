@@ -66,14 +66,18 @@ export function machineTicks(): { busy: number; total: number } {
  * resolves once every instance is ready and all agree on who owns each of the 64 shards, each
  * holding its fair share. Whatever fails, what was started is stopped.
  */
-export async function startCluster(n: number, opts: { tag: string; leaseTtlMs: number; ownerWaitMs?: number; onSpawn?: (child: Child) => void }): Promise<BenchCluster> {
+export async function startCluster(
+  n: number,
+  opts: { tag: string; leaseTtlMs: number; ownerWaitMs?: number; onSpawn?: (child: Child) => void; /** Each instance writes a CPU profile here when it stops. */ cpuProfDir?: string },
+): Promise<BenchCluster> {
   const db = await freshDatabase(`daarion_bench_cluster${n}`);
   const name = `bench${n}_${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
   const instances: Instance[] = [];
   const startOne = async (i: number): Promise<Instance> => {
     const port = await freePort();
     const id = `${opts.tag}-${i + 1}`;
-    const child = await spawnServer(["bun", "src/main.ts"], {
+    const profile = opts.cpuProfDir ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${opts.cpuProfDir}/${id}`] : [];
+    const child = await spawnServer(["bun", ...profile, "src/main.ts"], {
       name: `cluster-${id}`,
       port,
       readyPath: "/ready",
