@@ -36,7 +36,7 @@ import type { RealtimeDeps } from "./realtime/deps.ts";
 import { channelTables, featureRoutes } from "./features/index.ts";
 import { wsController } from "./realtime/endpoint.ts";
 import type { ServerFrame } from "./wire/frames.ts";
-import { ChannelFanout } from "./realtime/fanout.ts";
+import { BUN_LIMIT_MARGIN_BYTES, ChannelFanout } from "./realtime/fanout.ts";
 import { readyController } from "./features/health/ready.ts";
 import { StartupProgress } from "./lifecycle/startup.ts";
 import { authMode, isProduction } from "./config.ts";
@@ -292,7 +292,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     normalize: false,
     // The fan-out cuts a slow subscriber off at WS_BACKPRESSURE_LIMIT_BYTES; Bun's own limit,
     // which drops frames, must stay out of its way.
-    websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + 16 * 1024 * 1024 },
+    websocket: { backpressureLimit: config.WS_BACKPRESSURE_LIMIT_BYTES + BUN_LIMIT_MARGIN_BYTES },
   })
     // First, so the latency covers every hook after it.
     .use(requestMetrics(metrics))
