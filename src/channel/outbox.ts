@@ -31,6 +31,8 @@ export interface SendCommand {
   replyTo: string | null;
   /** The message id (and Matrix transaction id); the caller may choose it to find the row later. */
   id?: string;
+  /** The id was chosen for this very attempt, never sent before: no row can have it, so none is looked up. */
+  newId?: boolean;
   /** The root message of the thread this message is posted into. */
   threadId?: string | null;
   /** More Matrix content (a media message's url and info, say). */
@@ -159,7 +161,8 @@ export class Outbox {
    */
   async runSends(requests: SendRequest[]): Promise<void> {
     const { sql } = this.ctx.deps;
-    const chosenIds = requests.flatMap((r) => (r.cmd.id ? [r.cmd.id] : []));
+    // An id that may have been sent before (an Idempotency-Key's, or an op asked again of a new owner) is looked for first.
+    const chosenIds = requests.flatMap((r) => (r.cmd.id && !r.cmd.newId ? [r.cmd.id] : []));
     const existing = await findMessages(sql, this.ctx.channelId, chosenIds);
     const fresh: Array<{ message: NewMessage; waiter: DeliveryWaiter }> = [];
     const sameIdAgain: SendRequest[] = [];

@@ -61,7 +61,7 @@ export class ChannelRegistry {
    */
   send(channelId: string, cmd: SendCommand, confirmWithinMs: number): Promise<SendOutcome> {
     // Chosen here, not by the owner: a retry of this op (to a new owner) finds the first attempt.
-    if (!cmd.id) cmd = { ...cmd, id: Bun.randomUUIDv7() };
+    if (!cmd.id) cmd = { ...cmd, id: Bun.randomUUIDv7(), newId: true };
     return this.dispatch(channelId, { kind: "send", cmd, confirmWithinMs }) as Promise<SendOutcome>;
   }
 

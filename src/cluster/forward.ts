@@ -99,6 +99,8 @@ export class CommandForwarding implements ChannelRouter {
           }
         }
       }
+      // Asked again, a send may find its first attempt's row.
+      if (op.kind === "send" && op.cmd.newId) op = { ...op, cmd: { ...op.cmd, newId: false } };
       // No owner yet (a takeover), or it answered that it no longer owns the channel: wait for the next lease round.
       const left = deadline - Date.now();
       if (left <= 0) throw noOwner();
