@@ -391,15 +391,14 @@ export class Outbox {
   private async confirmSent(rows: MessageRow[], eventIds: string[]) {
     // Until the index says sent, a retry must look in the room first.
     for (const row of rows) this.uncertain.add(row.id);
-    // The events are made durable before the index says sent: a crash in between then repeats
-    // an event (dropped by its event id) instead of losing it.
+    // The events are queued in the statement that says sent: both are durable, or neither.
     const { events } = this.ctx.deps;
-    await Promise.all(
-      rows.map((row, i) =>
-        events.publish(Subjects.messageCreated, messageCreatedEvent(this.ctx, { ...row, delivery_state: "sent", matrix_event_id: eventIds[i]!, outbox_content: null, failure_reason: null })),
-      ),
-    );
-    const sent = await markAllSent(this.ctx.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })));
+    const created = rows.map((row, i) => ({
+      subject: Subjects.messageCreated,
+      payload: messageCreatedEvent(this.ctx, { ...row, delivery_state: "sent", matrix_event_id: eventIds[i]!, outbox_content: null, failure_reason: null }),
+    }));
+    const sent = await markAllSent(this.ctx.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })), await events.outboxRows(created));
+    events.queued(created);
     this.ids.splice(0, rows.length);
     for (const row of rows) this.rows.delete(row.id);
     this.retryAttempt = 0;

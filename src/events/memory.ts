@@ -15,6 +15,14 @@ export class MemoryEventBus implements EventBus {
     }
   }
 
+  async outboxRows(): Promise<null> {
+    return null;
+  }
+
+  queued(events: PublishedEvent[]): void {
+    for (const event of events) void this.publish(event.subject, event.payload);
+  }
+
   subscribe(listener: (event: PublishedEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);

@@ -3,7 +3,7 @@ import type { Logger } from "../log.ts";
 import { withTimeout } from "../deadline.ts";
 import type { Sql } from "../store/db.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import { deleteQueuedEvents, oldestQueuedEvents, queueEvents } from "../store/event-outbox.ts";
+import { deleteQueuedEvents, oldestQueuedEvents, queueEvents, type QueuedEvent } from "../store/event-outbox.ts";
 import type { EventBus, PublishedEvent } from "./bus.ts";
 import { MemoryEventBus } from "./memory.ts";
 import type { EventPayloads, Subject } from "./model.ts";
@@ -55,6 +55,22 @@ export class NatsEventBus implements EventBus {
     });
   }
 
+  async outboxRows(events: PublishedEvent[]): Promise<QueuedEvent[]> {
+    while (this.writing) await this.writing;
+    return events.map(({ subject, payload }) => ({ eventId: (payload as { event_id: string }).event_id, subject, payload }));
+  }
+
+  queued(events: PublishedEvent[]): void {
+    for (const { subject, payload } of events) void this.local.publish(subject, payload);
+    this.announceQueued();
+  }
+
+  /** Written to event_outbox: the flusher (this instance, or the cluster's elected one) publishes it. */
+  private announceQueued(): void {
+    if (this.flusher && !this.flusher.leading) this.flusher.queued();
+    else void this.flush();
+  }
+
   /**
    * Events published while a write is in flight go into the next one: one INSERT for all of
    * them, in publish order, so a busy service writes its events in few round trips.
@@ -68,8 +84,7 @@ export class NatsEventBus implements EventBus {
         this.log.error({ subjects: [...new Set(batch.map((e) => e.subject))], err: (err as Error).message }, "could not queue events for NATS");
       }
       for (const event of batch) event.written();
-      if (this.flusher && !this.flusher.leading) this.flusher.queued();
-      else void this.flush();
+      this.announceQueued();
     }
     this.writing = null;
   }

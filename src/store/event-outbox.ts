@@ -1,4 +1,4 @@
-import type { Sql } from "./db.ts";
+import type { Sql, Tx } from "./db.ts";
 
 /** Events waiting to reach NATS, in the order they are to be published. */
 export interface OutboxRow {
@@ -8,10 +8,21 @@ export interface OutboxRow {
   payload: unknown;
 }
 
-/** One statement for the batch; an event already queued (same event id) is kept once. */
-export async function queueEvents(sql: Sql, events: Array<{ eventId: string; subject: string; payload: unknown }>): Promise<void> {
+export interface QueuedEvent {
+  eventId: string;
+  subject: string;
+  payload: unknown;
+}
+
+/** The INSERT of a batch of events, for a statement of its own or one that carries them with its index write (a CTE). */
+export function queueEventsStatement(sql: Sql | Tx, events: QueuedEvent[]) {
   const rows = events.map((e) => ({ event_id: e.eventId, subject: e.subject, payload: sql.json(e.payload as never) }));
-  await sql`insert into event_outbox ${sql(rows)} on conflict (event_id) do nothing`;
+  return sql`insert into event_outbox ${sql(rows)} on conflict (event_id) do nothing`;
+}
+
+/** One statement for the batch; an event already queued (same event id) is kept once. */
+export async function queueEvents(sql: Sql, events: QueuedEvent[]): Promise<void> {
+  await queueEventsStatement(sql, events);
 }
 
 export async function oldestQueuedEvents(sql: Sql, limit: number): Promise<OutboxRow[]> {

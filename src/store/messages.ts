@@ -2,6 +2,7 @@ import type { Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
 import type { SenderType } from "../domain/ids.ts";
 import type { MediaColumns } from "./rows.ts";
+import { queueEventsStatement, type QueuedEvent } from "./event-outbox.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
   const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;
@@ -200,9 +201,11 @@ export async function markSent(sql: Sql | Tx, id: string, eventId: string): Prom
 }
 
 /** markSent for several confirmed sends in one statement; the answer keeps the order given. */
-export async function markAllSent(sql: Sql | Tx, sent: Array<{ id: string; eventId: string }>): Promise<MessageRow[]> {
+/** `events`, when given, are queued for NATS in the same statement: both are durable, or neither. */
+export async function markAllSent(sql: Sql | Tx, sent: Array<{ id: string; eventId: string }>, events: QueuedEvent[] | null = null): Promise<MessageRow[]> {
   if (sent.length === 0) return [];
-  const rows = await sql<MessageRow[]>`
+  const queueing = events?.length ? sql`with queued as (${queueEventsStatement(sql, events)}) ` : sql``;
+  const rows = await sql<MessageRow[]>`${queueing}
     update messages m
     set delivery_state = 'sent', matrix_event_id = v.event_id, outbox_content = null, failure_reason = null
     from (values ${sql(sent.map((s) => [s.id, s.eventId]))}) as v (id, event_id)
