@@ -32,6 +32,21 @@ export async function writeSummary(outDir: string, date: string) {
         out.push(`| ${r.channels} | ${r.concurrency} | ${r.service.per_second} | ${r.service.p50_ms} / ${r.service.p99_ms} | ${r.baseline.per_second} | ${r.baseline.p50_ms} / ${r.baseline.p99_ms} | ${r.ratio} | ${mark(r.ratio >= 0.7)} |`);
       }
       out.push("");
+      if (send.limits) {
+        const l = send.limits;
+        out.push(
+          "### What the default rate limiter costs",
+          "",
+          `The same service with every bucket on (budgets never reached, so every send is admitted) against limits off, in alternating rounds: ${l.params.rounds} of ${l.params.seconds} s per configuration, pooled. Target: the default costs at most 10 % more (on ÷ off ≥ 0.91).`,
+          "",
+          "| channels | senders | limits off msg/s | limits on msg/s | on ÷ off | extra cost | rounds (on ÷ off) | target |",
+          "|---|---|---|---|---|---|---|---|",
+        );
+        for (const r of l.rows) {
+          out.push(`| ${r.channels} | ${r.concurrency} | ${r.off.per_second} | ${r.on.per_second} | ${r.ratio} | ${r.extra_cost_pct} % | ${r.round_ratios.join(", ")} | ${mark(r.extra_cost_pct <= 10)} |`);
+        }
+        out.push("");
+      }
     }
   }
   const fanout = load("fanout");

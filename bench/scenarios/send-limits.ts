@@ -1,0 +1,87 @@
+import type { LoadResult } from "../lib/load.ts";
+import { sendLoad } from "../lib/send-load.ts";
+import { POLICY_LIMITS_UNREACHED, startService, type Service } from "../lib/service.ts";
+import { sized, sizedList, type Plan } from "../lib/preset.ts";
+import { median, round } from "../lib/stats.ts";
+
+export interface LimitsParams {
+  channelCounts: number[];
+  concurrencies: number[];
+  seconds: number;
+  rounds: number;
+}
+
+export function limitsPlan(): Plan<LimitsParams> {
+  // BENCH_SEND_LIMITS_CHANNELS=0 leaves the case out.
+  const channelCounts = process.env.BENCH_SEND_LIMITS_CHANNELS === "0" ? [] : sizedList("BENCH_SEND_LIMITS_CHANNELS", { quick: [1, 10], full: [1, 10, 100] });
+  const concurrencies = sizedList("BENCH_SEND_LIMITS_CONCURRENCY", { quick: [16], full: [1, 16, 64] });
+  const seconds = sized("BENCH_SEND_LIMITS_SECONDS", { quick: 1, full: 2 });
+  const rounds = sized("BENCH_SEND_LIMITS_ROUNDS", { quick: 4, full: 4 });
+  const cells = channelCounts.length * concurrencies.length;
+  // A second service's start-up and its channels, then two configurations per round.
+  const estimateSeconds = cells === 0 ? 0 : 4 + Math.max(...channelCounts) * 0.04 + cells * rounds * 2 * (seconds + 0.1);
+  return { params: { channelCounts, concurrencies, seconds, rounds }, estimateSeconds: Math.round(estimateSeconds) };
+}
+
+/**
+ * What the default rate limiter costs a send (issue 15, target 2: at most 10 % more than limits
+ * off). `off` is the send scenario's service (POLICY_LIMITS_OFF); beside it runs the same service
+ * with every bucket on and budgets the bench never reaches (POLICY_LIMITS_UNREACHED), so each
+ * send does the default configuration's limiter work and is admitted. Rounds alternate, the
+ * order swapped every round (off, on, on, off, …) so drift and other work on the machine hit
+ * both alike.
+ */
+export async function limitsCase(off: Service) {
+  const { channelCounts, concurrencies, seconds, rounds } = limitsPlan().params;
+  if (channelCounts.length === 0) return null;
+  const on = await startService(POLICY_LIMITS_UNREACHED);
+  const rows: unknown[] = [];
+  try {
+    const maxChannels = Math.max(...channelCounts);
+    const channels = { off: [] as string[], on: [] as string[] };
+    for (let i = 0; i < maxChannels; i++) {
+      channels.off.push(await off.createChannel());
+      channels.on.push(await on.createChannel());
+    }
+    await sendLoad(on.url, channels.on.slice(0, 1), 4, 0.5);
+    for (const nChannels of channelCounts) {
+      for (const concurrency of concurrencies) {
+        const results = { off: [] as LoadResult[], on: [] as LoadResult[] };
+        const measure = async (which: "off" | "on") =>
+          results[which].push(await sendLoad((which === "off" ? off : on).url, channels[which].slice(0, nChannels), concurrency, seconds));
+        for (let r = 0; r < rounds; r++) {
+          for (const which of r % 2 === 0 ? (["off", "on"] as const) : (["on", "off"] as const)) await measure(which);
+        }
+        const pooled = (rs: LoadResult[]) => rs.reduce((n, x) => n + x.ok, 0) / rs.reduce((n, x) => n + x.seconds, 0);
+        const ratio = pooled(results.on) / pooled(results.off);
+        const row = {
+          channels: nChannels,
+          concurrency,
+          off: summary(results.off, pooled(results.off)),
+          on: summary(results.on, pooled(results.on)),
+          // on ÷ off, pooled over the rounds; the extra cost per send is 1 / ratio − 1.
+          ratio: round(ratio, 3),
+          extra_cost_pct: round(100 * (1 / ratio - 1), 1),
+          round_ratios: results.on.map((x, i) => round(x.perSecond / results.off[i]!.perSecond, 3)),
+        };
+        console.log(
+          `send limits ch=${nChannels} c=${concurrency}: off ${row.off.per_second}/s p50 ${row.off.p50_ms} | on ${row.on.per_second}/s p50 ${row.on.p50_ms} | on ÷ off ${row.ratio} (extra cost ${row.extra_cost_pct} %; rounds ${row.round_ratios.join(", ")})${row.on.errors ? ` errors ${row.on.errors} ${row.on.first_error}` : ""}`,
+        );
+        rows.push(row);
+      }
+    }
+  } finally {
+    await on.stop();
+  }
+  return { params: { channelCounts, concurrencies, seconds, rounds }, rows };
+}
+
+const summary = (rs: LoadResult[], perSecond: number) => ({
+  per_second: Math.round(perSecond),
+  ok: rs.reduce((n, x) => n + x.ok, 0),
+  errors: rs.reduce((n, x) => n + x.errors, 0),
+  first_error: rs.find((x) => x.firstError)?.firstError,
+  p50_ms: median(rs.map((x) => x.latency.p50)),
+  p99_ms: median(rs.map((x) => x.latency.p99)),
+  rounds: rs.map((x) => x.perSecond),
+});
