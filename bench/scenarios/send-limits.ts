@@ -1,5 +1,6 @@
 import type { LoadResult } from "../lib/load.ts";
 import { sendLoad } from "../lib/send-load.ts";
+import { processCpuMs } from "../lib/cluster.ts";
 import { POLICY_LIMITS_UNREACHED, startService, type Service } from "../lib/service.ts";
 import { sized, sizedList, type Plan } from "../lib/preset.ts";
 import { median, round } from "../lib/stats.ts";
@@ -47,13 +48,20 @@ export async function limitsCase(off: Service) {
     for (const nChannels of channelCounts) {
       for (const concurrency of concurrencies) {
         const results = { off: [] as LoadResult[], on: [] as LoadResult[] };
-        const measure = async (which: "off" | "on") =>
-          results[which].push(await sendLoad((which === "off" ? off : on).url, channels[which].slice(0, nChannels), concurrency, seconds));
+        // The service process's own CPU (user + system), a figure the other work on the machine disturbs less than throughput.
+        const cpuMs = { off: 0, on: 0 };
+        const measure = async (which: "off" | "on") => {
+          const service = which === "off" ? off : on;
+          const before = processCpuMs(service.proc.pid);
+          results[which].push(await sendLoad(service.url, channels[which].slice(0, nChannels), concurrency, seconds));
+          cpuMs[which] += processCpuMs(service.proc.pid) - before;
+        };
         for (let r = 0; r < rounds; r++) {
           for (const which of r % 2 === 0 ? (["off", "on"] as const) : (["on", "off"] as const)) await measure(which);
         }
         const pooled = (rs: LoadResult[]) => rs.reduce((n, x) => n + x.ok, 0) / rs.reduce((n, x) => n + x.seconds, 0);
         const ratio = pooled(results.on) / pooled(results.off);
+        const cpuPerSend = (which: "off" | "on") => cpuMs[which] / results[which].reduce((n, x) => n + x.ok, 0);
         const row = {
           channels: nChannels,
           concurrency,
@@ -63,9 +71,11 @@ export async function limitsCase(off: Service) {
           ratio: round(ratio, 3),
           extra_cost_pct: round(100 * (1 / ratio - 1), 1),
           round_ratios: results.on.map((x, i) => round(x.perSecond / results.off[i]!.perSecond, 3)),
+          cpu_ms_per_send: { off: round(cpuPerSend("off"), 3), on: round(cpuPerSend("on"), 3) },
+          cpu_extra_pct: round(100 * (cpuPerSend("on") / cpuPerSend("off") - 1), 1),
         };
         console.log(
-          `send limits ch=${nChannels} c=${concurrency}: off ${row.off.per_second}/s p50 ${row.off.p50_ms} | on ${row.on.per_second}/s p50 ${row.on.p50_ms} | on ÷ off ${row.ratio} (extra cost ${row.extra_cost_pct} %; rounds ${row.round_ratios.join(", ")})${row.on.errors ? ` errors ${row.on.errors} ${row.on.first_error}` : ""}`,
+          `send limits ch=${nChannels} c=${concurrency}: off ${row.off.per_second}/s p50 ${row.off.p50_ms} | on ${row.on.per_second}/s p50 ${row.on.p50_ms} | on ÷ off ${row.ratio} (extra cost ${row.extra_cost_pct} %; rounds ${row.round_ratios.join(", ")}) | service CPU per send ${row.cpu_ms_per_send.off} → ${row.cpu_ms_per_send.on} ms (${row.cpu_extra_pct} %)${row.on.errors ? ` errors ${row.on.errors} ${row.on.first_error}` : ""}`,
         );
         rows.push(row);
       }
