@@ -11,6 +11,7 @@ export interface LimitsParams {
   concurrencies: number[];
   seconds: number;
   rounds: number;
+  control: boolean;
 }
 
 export function limitsPlan(): Plan<LimitsParams> {
@@ -19,10 +20,12 @@ export function limitsPlan(): Plan<LimitsParams> {
   const concurrencies = sizedList("BENCH_SEND_LIMITS_CONCURRENCY", { quick: [16], full: [1, 16, 64] });
   const seconds = sized("BENCH_SEND_LIMITS_SECONDS", { quick: 1, full: 2 });
   const rounds = sized("BENCH_SEND_LIMITS_ROUNDS", { quick: 4, full: 4 });
+  // BENCH_SEND_LIMITS_CONTROL=1: "on" runs with the limits off too (an A/A run: the harness's noise floor).
+  const control = process.env.BENCH_SEND_LIMITS_CONTROL === "1";
   const cells = channelCounts.length * concurrencies.length;
   // A second service's start-up and its channels, then two configurations per round.
   const estimateSeconds = cells === 0 ? 0 : 4 + Math.max(...channelCounts) * 0.04 + cells * rounds * 2 * (seconds + 0.1);
-  return { params: { channelCounts, concurrencies, seconds, rounds }, estimateSeconds: Math.round(estimateSeconds) };
+  return { params: { channelCounts, concurrencies, seconds, rounds, control }, estimateSeconds: Math.round(estimateSeconds) };
 }
 
 /**
@@ -34,9 +37,9 @@ export function limitsPlan(): Plan<LimitsParams> {
  * both alike.
  */
 export async function limitsCase(off: Service) {
-  const { channelCounts, concurrencies, seconds, rounds } = limitsPlan().params;
+  const { channelCounts, concurrencies, seconds, rounds, control } = limitsPlan().params;
   if (channelCounts.length === 0) return null;
-  const on = await startService(POLICY_LIMITS_UNREACHED);
+  const on = await startService(control ? {} : POLICY_LIMITS_UNREACHED);
   // To find each service's PostgreSQL backends (on this machine): their CPU is part of what a send costs.
   const admin = { off: postgres(off.dbUrl, { max: 1, onnotice: () => {} }), on: postgres(on.dbUrl, { max: 1, onnotice: () => {} }) };
   const rows: unknown[] = [];
@@ -96,7 +99,7 @@ export async function limitsCase(off: Service) {
           cpu_extra_pct: round(100 * (cpuPerSend("on") / cpuPerSend("off") - 1), 1),
         };
         console.log(
-          `send limits ch=${nChannels} c=${concurrency}: off ${row.off.per_second}/s p50 ${row.off.p50_ms} | on ${row.on.per_second}/s p50 ${row.on.p50_ms} | on ÷ off ${row.ratio} (extra cost ${row.extra_cost_pct} %; median round ${row.median_round_ratio}; rounds ${row.round_ratios.join(", ")}) | CPU per send (service + PostgreSQL) ${row.cpu_ms_per_send.off} → ${row.cpu_ms_per_send.on} ms (${row.cpu_extra_pct} %)${row.on.errors ? ` errors ${row.on.errors} ${row.on.first_error}` : ""}`,
+          `send limits${control ? " (control: both off)" : ""} ch=${nChannels} c=${concurrency}: off ${row.off.per_second}/s p50 ${row.off.p50_ms} | on ${row.on.per_second}/s p50 ${row.on.p50_ms} | on ÷ off ${row.ratio} (extra cost ${row.extra_cost_pct} %; median round ${row.median_round_ratio}; rounds ${row.round_ratios.join(", ")}) | CPU per send (service + PostgreSQL) ${row.cpu_ms_per_send.off} → ${row.cpu_ms_per_send.on} ms (${row.cpu_extra_pct} %)${row.on.errors ? ` errors ${row.on.errors} ${row.on.first_error}` : ""}`,
         );
         rows.push(row);
       }
@@ -106,7 +109,7 @@ export async function limitsCase(off: Service) {
     await admin.on.end();
     await on.stop();
   }
-  return { params: { channelCounts, concurrencies, seconds, rounds }, rows };
+  return { params: { channelCounts, concurrencies, seconds, rounds, control }, rows };
 }
 
 const summary = (rs: LoadResult[], perSecond: number) => ({
