@@ -53,9 +53,10 @@ export class RateReconciler {
     return new Promise((resolve) => this.waiters.push({ after: this.begun, resolve }));
   }
 
-  /** Stops the timer and sends what was taken since the last round, so the others count it. */
+  /** Stops the timer and sends what was taken since the last round, so the others count it (nothing to do if it never started). */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
+    if (!this.timer) return;
+    clearInterval(this.timer);
     this.timer = null;
     await this.reconcile();
   }
