@@ -23,8 +23,10 @@ import { requestLog } from "./http/request-log.ts";
 import { requestId } from "./http/request-id.ts";
 import { idempotency } from "./http/idempotency.ts";
 import { IdempotencyOwner } from "./http/idempotency-owner.ts";
-import { rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
-import { startBucketPruning } from "./http/rate-buckets.ts";
+import { anyBucketOn, rateLimit, rateLimitConfig } from "./http/rate-limit.ts";
+import { TokenBuckets } from "./http/rate-buckets.ts";
+import { RateReconciler } from "./http/rate-reconciler.ts";
+import { startBucketPruning } from "./http/rate-pruning.ts";
 import { bodyLimit } from "./http/body-limit.ts";
 import { rejectNulCharacters } from "./http/text-input.ts";
 import { openApiCompletion } from "./http/openapi.ts";
@@ -56,6 +58,8 @@ export interface RunningApp {
   url: string;
   port: number;
   deps: ServiceDeps;
+  /** The rate limiter's in-memory buckets and their reconciliation with PostgreSQL. */
+  rateLimits: RateReconciler;
   stop(): Promise<void>;
 }
 
@@ -102,6 +106,10 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     startup.markMigrated();
     const pruning = startBucketPruning(db.sql, log);
     stack.push("rate-limit-pruning", () => pruning.stop());
+    // Stopped after the HTTP server, so its last round sends every token taken.
+    const rateLimits = new RateReconciler(db.sql, new TokenBuckets(), log, config.RATE_LIMIT_RECONCILE_MS);
+    if (anyBucketOn(limits)) rateLimits.start();
+    stack.push("rate-limit-reconciler", () => rateLimits.stop());
     const idempotencyOwner = new IdempotencyOwner(db.sql, log);
     await idempotencyOwner.start();
     stack.push("idempotency-owner", () => idempotencyOwner.stop());
@@ -221,7 +229,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       // First to run on stop: the leases are handed over while the server still forwards.
       stack.push("cluster-handover", () => cluster.handOver());
     }
-    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster }).listen({
+    const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, rateBuckets: rateLimits.buckets, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster }).listen({
       port: config.PORT,
       hostname: config.HOST,
     });
@@ -260,7 +268,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     const port = listening.port!;
     const url = `http://${config.HOST === "0.0.0.0" ? "127.0.0.1" : config.HOST}:${port}`;
     log.info({ port, database: db.kind, matrix: matrix.kind, events: events.kind, ...(cluster ? { cluster: incarnation } : {}) }, "daarion-messaging listening");
-    return { url, port, deps, stop };
+    return { url, port, deps, rateLimits, stop };
   } catch (err) {
     await stop();
     throw err;
@@ -273,6 +281,7 @@ interface HttpParts {
   sql: Sql;
   databaseKind: string;
   limits: ReturnType<typeof rateLimitConfig>;
+  rateBuckets: TokenBuckets;
   idempotencyOwner: IdempotencyOwner;
   fanout: ChannelFanout;
   dispatcher: InboxDispatcher;
@@ -285,7 +294,7 @@ interface HttpParts {
  * The HTTP API with every middleware and route, not yet listening. Its type is App, which a
  * typed client (Eden Treaty) is built from.
  */
-export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster = null }: HttpParts) {
+export function buildHttpApp({ config, deps, sql, databaseKind, limits, rateBuckets, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster = null }: HttpParts) {
   // The document's completion reads the routes' body schemas, known once the app is built.
   const built: { routes: () => ReadonlyArray<{ method: string; path: string; hooks: { body?: unknown } }> } = { routes: () => [] };
   const app = new Elysia({
@@ -305,7 +314,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, idempote
     .use(requestLog(deps.log))
     // Ahead of the rate limit: a scrape is never limited.
     .use(metricsController(metrics, { actors: () => scrapeActors(deps), depths: () => queueDepths(sql), token: config.METRICS_TOKEN }))
-    .use(rateLimit(sql, limits, deps.log, deps.auth))
+    .use(rateLimit(rateBuckets, limits, deps.auth))
     .use(homeserverAuthentication(config.MATRIX_HS_TOKEN))
     .use(bodyLimit(config.MAX_BODY_BYTES))
     .use(rejectNulCharacters())

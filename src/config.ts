@@ -45,6 +45,8 @@ export const ConfigSchema = t.Object({
   // in X-Forwarded-For (IPs or CIDRs, comma-separated; checked in src/http/client-address.ts).
   RATE_LIMIT_ADDRESS_PER_MIN: t.Integer({ minimum: 0, default: 120 }),
   RATE_LIMIT_ADDRESS_BURST: t.Integer({ minimum: 1, default: 60 }),
+  /** How often each instance sends PostgreSQL what its in-memory buckets took and reads back the others' (README "Rate limits"). */
+  RATE_LIMIT_RECONCILE_MS: t.Integer({ minimum: 10, maximum: 60000, default: 500 }),
   TRUSTED_PROXIES: t.Optional(t.String({ pattern: "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?([\\s,]+[0-9A-Fa-f:.]+(/[0-9]{1,3})?)*$" })),
   WS_MAX_FRAMES_PER_SEC: t.Integer({ minimum: 0, default: 20 }),
   NODE_ENV: t.Optional(t.String()),

@@ -1,8 +1,10 @@
-import { closedLoop, type LoadResult } from "../lib/load.ts";
+import type { LoadResult } from "../lib/load.ts";
+import { sendLoad as run } from "../lib/send-load.ts";
 import { benchPath, freePort, spawnServer } from "../lib/proc.ts";
 import { freshDatabase, startService } from "../lib/service.ts";
 import { sized, sizedList, type Plan } from "../lib/preset.ts";
 import { knobList, median, round } from "../lib/stats.ts";
+import { limitsCase, limitsPlan } from "./send-limits.ts";
 
 export interface SendParams {
   channelCounts: number[];
@@ -17,6 +19,7 @@ export function sendPlan(backend: "local" | "synapse"): Plan<SendParams> {
     backend === "synapse"
       ? { channelCounts: knobList("BENCH_SEND_SYNAPSE_CHANNELS", [1]), concurrencies: knobList("BENCH_SEND_SYNAPSE_CONCURRENCY", [1, 4]) }
       : {
+          // BENCH_SEND_CHANNELS=0 leaves the service-against-baseline cells out (the limits case still runs).
           channelCounts: sizedList("BENCH_SEND_CHANNELS", { quick: [1, 10], full: [1, 10, 100] }),
           concurrencies: sizedList("BENCH_SEND_CONCURRENCY", { quick: [1, 4, 16], full: [1, 4, 16, 64] }),
         };
@@ -24,8 +27,10 @@ export function sendPlan(backend: "local" | "synapse"): Plan<SendParams> {
   const rounds = sized("BENCH_ROUNDS", { quick: 2, full: 3 });
   const cells = params.channelCounts.length * params.concurrencies.length;
   // Two servers per round, plus start-up and creating the channels (~20 ms each).
-  const estimateSeconds = 8 + Math.max(...params.channelCounts) * 0.02 + cells * rounds * 2 * (seconds + 0.1);
-  return { params: { ...params, seconds, rounds }, estimateSeconds: Math.round(estimateSeconds) };
+  const estimateSeconds = 8 + Math.max(0, ...params.channelCounts) * 0.02 + cells * rounds * 2 * (seconds + 0.1);
+  // The limiter's cost (send-limits.ts) runs on the local backend only.
+  const limits = backend === "local" ? limitsPlan().estimateSeconds : 0;
+  return { params: { ...params, seconds, rounds }, estimateSeconds: Math.round(estimateSeconds + limits) };
 }
 
 /**
@@ -47,13 +52,16 @@ export async function sendScenario(backend: "local" | "synapse" = "local") {
     env: { PORT: String(basePort), DATABASE_URL: baseDb.url },
   });
   const rows: unknown[] = [];
+  let limits: Awaited<ReturnType<typeof limitsCase>> = null;
   try {
     const maxChannels = Math.max(...channelCounts);
     const channels: string[] = [];
     for (let i = 0; i < maxChannels; i++) channels.push(await service.createChannel());
     // Warm both (JIT, pools, actors) so the first round is not a cold start.
-    await run(service.url, channels.slice(0, 1), 4, 0.5);
-    await run(baseline.url, channels.slice(0, 1), 4, 0.5);
+    if (channels.length > 0) {
+      await run(service.url, channels.slice(0, 1), 4, 0.5);
+      await run(baseline.url, channels.slice(0, 1), 4, 0.5);
+    }
 
     for (const nChannels of channelCounts) {
       for (const concurrency of concurrencies) {
@@ -80,29 +88,16 @@ export async function sendScenario(backend: "local" | "synapse" = "local") {
         rows.push(row);
       }
     }
+    if (backend === "local") limits = await limitsCase(service);
   } finally {
     await service.stop();
     await baseline.stop();
     await baseDb.drop();
   }
-  return { scenario: backend === "synapse" ? "send-synapse" : "send", backend, params: { channelCounts, concurrencies, seconds, rounds }, rows };
+  return { scenario: backend === "synapse" ? "send-synapse" : "send", backend, params: { channelCounts, concurrencies, seconds, rounds }, rows, ...(limits ? { limits } : {}) };
 }
 
 const summary = (r: LoadResult) => ({ per_second: r.perSecond, ok: r.ok, errors: r.errors, p50_ms: r.latency.p50, p99_ms: r.latency.p99, first_error: r.firstError });
-
-function run(url: string, channels: string[], concurrency: number, seconds: number) {
-  const headers = { "content-type": "application/json", "x-user-id": "user:bench" };
-  return closedLoop(concurrency, { seconds }, async (w, i) => {
-    const channel = channels[(w + i) % channels.length]!;
-    const res = await fetch(`${url}/api/messaging/channels/${channel}/messages`, {
-      method: "POST",
-      headers,
-      body: JSON.stringify({ text: `bench message ${i}` }),
-    });
-    await res.arrayBuffer();
-    return res.status === 201 || `${res.status}`;
-  });
-}
 
 /** The service's Matrix settings for the Synapse started by `bun run synapse start`. */
 async function synapseServiceEnv(): Promise<Record<string, string>> {

@@ -1,7 +1,3 @@
-import type { Sql } from "../store/db.ts";
-import type { Logger } from "../log.ts";
-import { deleteFullBuckets, takeBucketTokens } from "../store/rate-limits.ts";
-
 export interface BucketRule {
   /** Tokens added per minute; 0 turns the bucket off. */
   perMinute: number;
@@ -22,52 +18,126 @@ export interface BucketState {
   allowed: boolean;
 }
 
-/** How often full (hence pointless) bucket rows are deleted. */
-export const PRUNE_INTERVAL_MS = 60_000;
+/** What this instance took from one bucket since it last told PostgreSQL (see rate-reconciler.ts). */
+export interface Spend {
+  key: string;
+  rule: BucketRule;
+  taken: number;
+}
 
-/**
- * Takes one token from every bucket of a request, or from none (rate_limit_take in
- * migrations/013): one statement, so instances sharing the database share the limits, and
- * refills use the database clock, never the caller's.
- */
-export async function takeTokens(sql: Sql, takes: Take[]): Promise<BucketState[]> {
-  const keys = takes.map((t) => t.key);
-  const rates = takes.map((t) => t.rule.perMinute / 60);
-  const bursts = takes.map((t) => t.rule.burst);
-  const rows = await takeBucketTokens(sql, keys, rates, bursts);
-  const byKey = new Map(rows.map((r) => [r.bucket_key, r]));
-  return takes.map((t) => {
-    const row = byKey.get(t.key);
-    if (!row) return { rule: t.rule, tokens: t.rule.burst, allowed: true };
-    const tokens = Number(row.tokens_left);
-    // Refused: the buckets at less than one token are the ones that said no.
-    return { rule: t.rule, tokens, allowed: Boolean(row.admitted) || tokens >= 1 };
-  });
+/** A bucket's level in PostgreSQL, after every instance's spending that reached it. */
+export interface SharedLevel {
+  key: string;
+  rule: BucketRule;
+  tokens: number;
+}
+
+interface Bucket {
+  rule: BucketRule;
+  /** The level at `at` (may be below 0: debt that several instances ran up together). */
+  tokens: number;
+  at: number;
+  /** Taken since the last reconciliation round began. */
+  unsent: number;
+  /** Taken before the round in flight began, and sent with it. */
+  sending: number;
 }
 
 /**
- * Deletes every bucket that has refilled to its burst: a full bucket and no row mean the same,
- * so this changes no decision, and the table holds only buckets spent from within their refill
- * time (burst / rate) plus one prune interval, whatever identities or addresses callers make up.
+ * This instance's copy of every token bucket it uses, in memory: a request costs no database
+ * round trip. A reconciliation round (rate-reconciler.ts) sends what was taken since the last
+ * one and brings each copy to the level PostgreSQL holds after every instance's spending. A
+ * bucket that has refilled to its burst, with nothing left to send, is dropped: a full bucket
+ * and none mean the same.
  */
-export async function pruneBuckets(sql: Sql): Promise<void> {
-  await deleteFullBuckets(sql);
-}
+export class TokenBuckets {
+  private readonly buckets = new Map<string, Bucket>();
 
-/** Prunes on a timer owned by the app's lifecycle; stop() waits for a prune in progress. */
-export function startBucketPruning(sql: Sql, log: Logger, everyMs = PRUNE_INTERVAL_MS): { stop(): Promise<void> } {
-  let running: Promise<void> | null = null;
-  const timer = setInterval(() => {
-    running ??= pruneBuckets(sql)
-      .catch((err) => log.warn({ err: String(err) }, "could not prune rate-limit buckets; retrying on the next tick"))
-      .finally(() => {
-        running = null;
-      });
-  }, everyMs);
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  /** `now` in milliseconds, monotonic; tests pass their own. */
+  constructor(private readonly now: () => number = () => performance.now()) {}
+
+  /** One token from every bucket of a request, or from none: a request refused by one bucket spends nothing of the others. */
+  take(takes: Take[]): BucketState[] {
+    const t = this.now();
+    const buckets = takes.map(({ key, rule }) => this.refilled(key, rule, t));
+    const admitted = buckets.every((b) => b.tokens >= 1);
+    return buckets.map((b) => {
+      const had = b.tokens >= 1;
+      if (admitted) {
+        b.tokens -= 1;
+        b.unsent += 1;
+      }
+      return { rule: b.rule, tokens: b.tokens, allowed: had };
+    });
+  }
+
+  /** How many buckets are held (each is one row of the next round). */
+  get size(): number {
+    return this.buckets.size;
+  }
+
+  /**
+   * Begins a round: drops full buckets with nothing to send, and returns every other one with
+   * what was taken from it since the last round (0 for a bucket only to be read back), by key.
+   */
+  startRound(): Spend[] {
+    const t = this.now();
+    const spends: Spend[] = [];
+    for (const [key, bucket] of this.buckets) {
+      this.refill(bucket, t);
+      if (bucket.unsent === 0 && bucket.tokens >= bucket.rule.burst) {
+        this.buckets.delete(key);
+        continue;
+      }
+      bucket.sending = bucket.unsent;
+      bucket.unsent = 0;
+      spends.push({ key, rule: bucket.rule, taken: bucket.sending });
+    }
+    return spends.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  }
+
+  /**
+   * Ends a round with PostgreSQL's levels, which include what the round sent: each bucket is
+   * that level less what was taken while the round was in flight. A level for a bucket not held
+   * here (another instance spent from it) makes this instance hold it too.
+   */
+  finishRound(levels: SharedLevel[]): void {
+    const t = this.now();
+    for (const { key, rule, tokens } of levels) {
+      const bucket = this.buckets.get(key);
+      if (bucket) {
+        bucket.tokens = Math.min(bucket.rule.burst, tokens - bucket.unsent);
+        bucket.at = t;
+        bucket.sending = 0;
+      } else {
+        this.buckets.set(key, { rule, tokens: Math.min(rule.burst, tokens), at: t, unsent: 0, sending: 0 });
+      }
+    }
+  }
+
+  /** A round that PostgreSQL did not answer: what it carried is sent with the next one. */
+  failRound(): void {
+    for (const bucket of this.buckets.values()) {
+      bucket.unsent += bucket.sending;
+      bucket.sending = 0;
+    }
+  }
+
+  private refilled(key: string, rule: BucketRule, t: number): Bucket {
+    let bucket = this.buckets.get(key);
+    if (!bucket) {
+      bucket = { rule, tokens: rule.burst, at: t, unsent: 0, sending: 0 };
+      this.buckets.set(key, bucket);
+    }
+    // The configuration in force wins over a rule read back from PostgreSQL.
+    bucket.rule = rule;
+    this.refill(bucket, t);
+    return bucket;
+  }
+
+  private refill(bucket: Bucket, t: number): void {
+    const elapsed = Math.max(0, t - bucket.at);
+    bucket.tokens = Math.min(bucket.rule.burst, bucket.tokens + (elapsed * bucket.rule.perMinute) / 60_000);
+    bucket.at = t;
+  }
 }

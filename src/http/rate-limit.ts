@@ -1,13 +1,11 @@
 import { Elysia } from "elysia";
 import type { BlockList } from "node:net";
-import type { Sql } from "../store/db.ts";
-import type { Logger } from "../log.ts";
 import { AppError } from "../errors.ts";
 import type { Config } from "../config.ts";
 import type { Authenticator } from "./auth/authenticator.ts";
 import { isFromKnownService } from "./auth/plugin.ts";
 import { clientAddress, parseTrustedProxies } from "./client-address.ts";
-import { takeTokens, type BucketRule, type BucketState, type Take } from "./rate-buckets.ts";
+import type { BucketRule, Take, TokenBuckets } from "./rate-buckets.ts";
 
 export interface RateLimitConfig {
   userWrite: BucketRule;
@@ -57,14 +55,14 @@ export function bucketsFor(config: RateLimitConfig, method: string, path: string
 }
 
 /**
- * Token buckets per verified caller, per channel and per client address, kept in PostgreSQL (one
- * statement per request). The caller is authenticated here first (the answer is cached for the
- * route, which still answers 401 itself). The tightest bucket of the request sets the
- * X-RateLimit-* headers; an empty one answers 429 with Retry-After. If the database cannot
- * answer, the request goes through (logged): a limiter must not turn a database hiccup into an
- * outage of its own.
+ * Token buckets per verified caller, per channel and per client address, decided in memory
+ * (rate-buckets.ts; rate-reconciler.ts shares them with the other instances through
+ * PostgreSQL), so a request costs no database round trip. The caller is authenticated here
+ * first (the answer is cached for the route, which still answers 401 itself). The tightest
+ * bucket of the request sets the X-RateLimit-* headers; an empty one answers 429 with
+ * Retry-After.
  */
-export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: Authenticator) =>
+export const rateLimit = (buckets: TokenBuckets, config: RateLimitConfig, auth: Authenticator) =>
   new Elysia({ name: "rate-limit" }).onRequest(async ({ request, server, set }) => {
     if (!anyBucketOn(config)) return;
     const path = new URL(request.url).pathname;
@@ -77,13 +75,7 @@ export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: 
     const who: Requester = { caller, service, address };
     const takes = bucketsFor(config, request.method, path, who);
     if (takes.length === 0) return;
-    let states: BucketState[];
-    try {
-      states = await takeTokens(sql, takes);
-    } catch (err) {
-      log.warn({ err: String(err) }, "rate limiter unavailable; request let through");
-      return;
-    }
+    const states = buckets.take(takes);
     const denied = states.filter((s) => !s.allowed);
     const shown = denied[0] ?? states.reduce((a, b) => (b.tokens / b.rule.burst < a.tokens / a.rule.burst ? b : a));
     const perSecond = shown.rule.perMinute / 60;
@@ -100,7 +92,7 @@ export const rateLimit = (sql: Sql, config: RateLimitConfig, log: Logger, auth: 
     Object.assign(set.headers, headers);
   });
 
-function anyBucketOn(c: RateLimitConfig): boolean {
+export function anyBucketOn(c: RateLimitConfig): boolean {
   return [c.userWrite, c.channelWrite, c.userRead, c.address].some(on);
 }
 

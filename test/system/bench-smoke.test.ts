@@ -20,6 +20,10 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bench harness", () => {
           BENCH_SEND_CONCURRENCY: "2",
           BENCH_SEND_SECONDS: "0.3",
           BENCH_ROUNDS: "1",
+          BENCH_SEND_LIMITS_CHANNELS: "1",
+          BENCH_SEND_LIMITS_CONCURRENCY: "2",
+          BENCH_SEND_LIMITS_SECONDS: "0.3",
+          BENCH_SEND_LIMITS_ROUNDS: "1",
         },
         stdout: "pipe",
         stderr: "pipe",
@@ -41,9 +45,15 @@ describe.skipIf(serviceMissing("DATABASE_URL"))("bench harness", () => {
       expect(row.baseline.ok).toBeGreaterThan(0);
       expect(row.service.errors).toBe(0);
       expect(row.ratio).toBeGreaterThan(0);
+      // The limiter's cost: limits on (never reached) against off, every send admitted.
+      expect(result.limits.rows).toHaveLength(1);
+      expect(result.limits.rows[0].on.ok).toBeGreaterThan(0);
+      expect(result.limits.rows[0].on.errors).toBe(0);
+      expect(result.limits.rows[0].ratio).toBeGreaterThan(0);
       const summary = readFileSync(join(out, files.find((f) => f.endsWith("-summary.md"))!), "utf8");
       expect(summary).toContain("same machine");
       expect(summary).toContain("| 1 | 2 |");
+      expect(summary).toContain("What the default rate limiter costs");
     } finally {
       rmSync(out, { recursive: true, force: true });
     }
