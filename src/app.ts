@@ -199,7 +199,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       auth,
       sockets,
       metrics,
-      observer: cluster ? { observe: (channelId, fn) => cluster.observer.observe(channelId, fn) } : undefined,
+      observer: cluster ? { observe: (channelId, fn, reached) => cluster.observer.observe(channelId, fn, reached) } : undefined,
     };
     const syncPoller = () =>
       new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS, onCaughtUp: () => startup.markCaughtUp() }, matrixStateKey(config));

@@ -144,8 +144,10 @@ export async function clusterScenario() {
   try {
     const onSpawn = (child: { proc: Subprocess }) => live.add(child.proc);
     const setUpStarted = Date.now();
-    clusters.push(await startCluster(oneSize, { tag: "one", leaseTtlMs: params.lease_ttl_ms, onSpawn }));
-    clusters.push(await startCluster(manySize, { tag: `n${manySize}`, leaseTtlMs: params.lease_ttl_ms, onSpawn }));
+    // BENCH_CLUSTER_CPU_PROF_DIR: every instance writes a CPU profile there when it stops.
+    const cpuProfDir = process.env.BENCH_CLUSTER_CPU_PROF_DIR || undefined;
+    clusters.push(await startCluster(oneSize, { tag: "one", leaseTtlMs: params.lease_ttl_ms, onSpawn, cpuProfDir }));
+    clusters.push(await startCluster(manySize, { tag: `n${manySize}`, leaseTtlMs: params.lease_ttl_ms, onSpawn, cpuProfDir }));
     const [one, many] = clusters as [BenchCluster, BenchCluster];
     console.log(`cluster: ${oneSize} and ${manySize} instances up and balanced in ${round((Date.now() - setUpStarted) / 1000, 1)} s (NATS ${params.nats_url})`);
 

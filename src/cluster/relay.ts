@@ -90,13 +90,16 @@ export class FrameRelay implements ChannelObserver {
     relayed.subscription.unsubscribe();
   }
 
-  observe<T>(channelId: string, fn: (point: { seq: number }) => Promise<T>): Promise<T> {
+  observe<T>(channelId: string, fn: (point: { seq: number }) => Promise<T>, reached = 0): Promise<T> {
     this.follow(channelId);
     const relayed = this.channels.get(channelId)!;
     return new Promise<T>((resolve, reject) => {
       this.enqueue(relayed, async () => {
-        // Up to the index first, so the replay's last stretch and the live frames meet exactly.
-        await this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER);
+        // At the last seq delivered here: the frames behind it in this queue continue exactly
+        // from it. Only a socket that already has more (its replay read the index further) needs
+        // the relay brought up to it, so that those frames, still on their way, do not reach it
+        // twice (they go out as message.updated). A plain join reads nothing here.
+        if (relayed.seq < reached) await this.repair(channelId, relayed, reached);
         await fn({ seq: relayed.seq }).then(resolve, reject);
         // A replay whose socket went away before it subscribed leaves nobody to relay to.
         if (!this.fanout.hasSubscribers(channelId)) this.unfollow(channelId);

@@ -8,7 +8,8 @@ import type { Metrics } from "../metrics/metrics.ts";
  * relay in a cluster (src/cluster/relay.ts). `seq` is the last message seq delivered live.
  */
 export interface ChannelObserver {
-  observe<T>(channelId: string, fn: (point: { seq: number }) => Promise<T>): Promise<T>;
+  /** `reached`: the last seq the caller already has; the point given to `fn` is at least there. */
+  observe<T>(channelId: string, fn: (point: { seq: number }) => Promise<T>, reached?: number): Promise<T>;
 }
 
 /** What the WebSocket endpoint is built from: the services' deps, with the open sockets it adds and removes. */

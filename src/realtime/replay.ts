@@ -87,6 +87,8 @@ export async function replayThenSubscribe(
   /** Sends page by page from the cursor (up to `upTo`); false once the socket is gone (or did not drain when waited for). */
   const sendFromCursor = async (waitForRoom: boolean, upTo = Number.MAX_SAFE_INTEGER): Promise<boolean> => {
     for (;;) {
+      // Already there (a join at the live point): nothing to read.
+      if (cursor >= upTo) return true;
       const rows = (await messagesAfter(sql, channelId, cursor, PAGE)).filter((row) => Number(row.seq) <= upTo);
       for (const frame of await framesOf(sql, rows)) {
         if (socket.readyState !== OPEN) return false;
@@ -100,12 +102,14 @@ export async function replayThenSubscribe(
   };
   if (!(await sendFromCursor(true))) return;
   try {
+    // What the client has: everything up to the cursor if it resumes, or if the replay sent it something.
+    const reached = announce || replayed > 0 ? cursor : 0;
     await (deps.observer ?? deps.registry).observe(channelId, async (point) => {
       // At the live point: only what arrived since the bulk, up to the last message delivered live.
       if (!(await sendFromCursor(false, point.seq)) || socket.readyState !== OPEN) return;
       live.subscribe();
       if (announce) socket.send(JSON.stringify({ type: "resumed", seq: point.seq, since_seq: sinceSeq, replayed }));
-    });
+    }, reached);
   } catch (err) {
     if (socket.readyState !== OPEN) return;
     // A full mailbox (or a shutdown): the client reconnects with the last seq it got.
