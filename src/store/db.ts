@@ -1,8 +1,10 @@
 import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import type { Logger } from "../log.ts";
 import { lockDataDir } from "../lifecycle/data-dir-lock.ts";
+import { embeddedPgliteOptions } from "./pglite-options.ts";
 
 export type Sql = postgres.Sql<{}>;
 export type Tx = postgres.TransactionSql<{}>;
@@ -110,25 +112,22 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
 }
 
 /**
- * PostgreSQL settings of the embedded database: memory only (fsync, synchronous_commit and the
- * WAL stay PGlite's defaults). PGlite's WebAssembly heap holds PostgreSQL's shared memory, and
- * what PostgreSQL maps there is zero-filled, so all of shared_buffers is resident from the
- * start: initdb's 128MB was half of an idle service's RSS (bench/SUMMARY.md, "e) Memory").
- * 16MB holds the newest pages of the tables and indexes a send writes; older pages are read
- * back from the data directory's files (the OS page cache).
- */
-export const EMBEDDED_POSTGRES_SETTINGS = ["shared_buffers=16MB"] as const;
-
-/**
  * A new database is made by a second, throwaway PGlite instance that runs initdb: its heap, a
- * copy of that heap, the data directory as a tar: about 350 MB that stayed resident until JSC's
- * next full collection, 10 s after start when idle and over 45 s under a run of sends (measured
- * in bench/SUMMARY.md, "e) Memory"). One full collection, a turn of the event loop after
- * PGlite.create (whose frames hold the instance until then), returns it at once.
+ * copy of that heap, the data directory as a tar. In this process that was about 350 MB held
+ * until JSC's next full collection, 10 s after start when idle and over 45 s under a run of
+ * sends, and a forced collection freed it only some of the time (the conservative stack scan);
+ * bench/SUMMARY.md, "e) Memory". So initdb runs in a child process, whose memory leaves with
+ * it, and this process opens the database it made. `:memory:` has nothing to hand over and
+ * runs initdb in place.
  */
-async function releaseInitdbMemory(): Promise<void> {
-  await Bun.sleep(0);
-  Bun.gc(true);
+async function initdbInChild(dir: string): Promise<void> {
+  const script = fileURLToPath(new URL("./pglite-initdb.ts", import.meta.url));
+  const child = Bun.spawn([process.execPath, script, dir], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [code, stderr] = await Promise.all([child.exited, new Response(child.stderr).text()]);
+  if (code !== 0) {
+    const last = stderr.trim().split("\n").slice(-3).join(" | ");
+    throw new Error(`could not make the embedded database in ${dir} (initdb exited with ${code}${last ? `: ${last}` : ""})`);
+  }
 }
 
 async function startEmbeddedServer(key: string): Promise<EmbeddedServer> {
@@ -143,16 +142,8 @@ async function startEmbeddedServer(key: string): Promise<EmbeddedServer> {
     mkdirSync(path, { recursive: true });
   }
   try {
-    const settings = EMBEDDED_POSTGRES_SETTINGS.flatMap((setting) => ["-c", setting]);
-    const initdb = path === undefined || !existsSync(join(path, "PG_VERSION"));
-    const pglite = await PGlite.create(path, {
-      // After PGlite's own parameters, which stay as they are. The command line wins over
-      // postgresql.conf, so a data directory made before these settings gets them too.
-      startParams: [...PGlite.defaultStartParams, ...settings],
-      // initdb's backends run with them, and it writes them into the new postgresql.conf.
-      initDbStartParams: settings,
-    });
-    if (initdb) await releaseInitdbMemory();
+    if (path !== undefined && !existsSync(join(path, "PG_VERSION"))) await initdbInChild(path);
+    const pglite = await PGlite.create(path, embeddedPgliteOptions(PGlite.defaultStartParams));
     const server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0, maxConnections: 1 });
     try {
       await server.start();

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pino from "pino";
 import { PGlite } from "@electric-sql/pglite";
-import { EMBEDDED_POSTGRES_SETTINGS, openDatabase } from "../../src/store/db.ts";
+import { openDatabase } from "../../src/store/db.ts";
+import { EMBEDDED_POSTGRES_SETTINGS } from "../../src/store/pglite-options.ts";
 
 const log = pino({ level: "silent" });
 const dir = mkdtempSync(join(tmpdir(), "embedded-settings-"));
