@@ -84,11 +84,11 @@ export function requireFdLimit(sockets: number, what: string): void {
  */
 export async function spawnServer(
   cmd: string[],
-  opts: { env?: Record<string, string>; readyPath?: string; port: number; name: string; timeoutMs?: number },
+  opts: { env?: Record<string, string>; readyPath?: string; port: number; name: string; timeoutMs?: number; /** Default: this checkout. */ cwd?: string },
 ): Promise<Child> {
   const log = Bun.file(`/tmp/bench-${opts.name}-${opts.port}.log`);
   const proc = Bun.spawn(withFdLimit(cmd), {
-    cwd: repoRoot,
+    cwd: opts.cwd ?? repoRoot,
     env: { ...process.env, ...opts.env },
     stdout: log,
     stderr: log,

@@ -36,8 +36,9 @@ export const POLICY_LIMITS_OFF: Record<string, string> = {
  * database with the local Matrix backend unless `env` names a homeserver, policy limits off.
  * `embedded`: on the embedded defaults instead (no DATABASE_URL, NATS_URL or
  * MATRIX_HOMESERVER_URL: PGlite in a fresh DATA_DIR, removed at stop), answered once /ready is.
+ * `cwd`: another checkout's `src/main.ts` (an A/B against an older commit).
  */
-export async function startService(env: Record<string, string> = {}, opts: { embedded?: boolean } = {}): Promise<Service> {
+export async function startService(env: Record<string, string> = {}, opts: { embedded?: boolean; cwd?: string } = {}): Promise<Service> {
   const db = opts.embedded ? null : await freshDatabase();
   const port = await freePort();
   const dataDir = `/tmp/bench-data-${port}`;
@@ -47,6 +48,7 @@ export async function startService(env: Record<string, string> = {}, opts: { emb
   const child = await spawnServer(["bun", ...profile, "src/main.ts"], {
     name: "service",
     port,
+    cwd: opts.cwd,
     // /ready answers 503 until start-up has caught up; /health as soon as the server listens.
     readyPath: opts.embedded ? "/ready" : "/health",
     env: {
