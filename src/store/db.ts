@@ -114,7 +114,7 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
 /**
  * A new database is made by a second, throwaway PGlite instance that runs initdb: its heap, a
  * copy of that heap, the data directory as a tar. In this process that was about 350 MB held
- * until JSC's next full collection, 10 s after start when idle and over 45 s under a run of
+ * until JSC's next full collection, 10 s after start when idle and minutes under a run of
  * sends, and a forced collection freed it only some of the time (the conservative stack scan);
  * bench/SUMMARY.md, "e) Memory". So initdb runs in a child process, whose memory leaves with
  * it, and this process opens the database it made. `:memory:` has nothing to hand over and
