@@ -18,6 +18,28 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** What /proc/<pid>/status says of a process's memory, in KB (NaN once it is gone). */
+export interface MemoryStatus {
+  /** Resident set size: RssAnon + RssFile + RssShmem. */
+  rss_kb: number;
+  /** Anonymous memory: heaps (JavaScript, malloc, PGlite's WebAssembly memory). */
+  anon_kb: number;
+  /** File-backed pages (the bun executable, mapped libraries). */
+  file_kb: number;
+  shmem_kb: number;
+  /** The resident high-water mark since the process started. */
+  peak_kb: number;
+}
+
+export function memoryStatusOf(pid: number): MemoryStatus {
+  let status = "";
+  try {
+    status = require("node:fs").readFileSync(`/proc/${pid}/status`, "utf8") as string;
+  } catch {}
+  const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN);
+  return { rss_kb: kb("VmRSS"), anon_kb: kb("RssAnon"), file_kb: kb("RssFile"), shmem_kb: kb("RssShmem"), peak_kb: kb("VmHWM") };
+}
+
 /** Resident set size of a process, from /proc (Linux). */
 export function rssKbOf(pid: number): number {
   try {
@@ -62,11 +84,11 @@ export function requireFdLimit(sockets: number, what: string): void {
  */
 export async function spawnServer(
   cmd: string[],
-  opts: { env?: Record<string, string>; readyPath?: string; port: number; name: string; timeoutMs?: number },
+  opts: { env?: Record<string, string>; readyPath?: string; port: number; name: string; timeoutMs?: number; /** Default: this checkout. */ cwd?: string },
 ): Promise<Child> {
   const log = Bun.file(`/tmp/bench-${opts.name}-${opts.port}.log`);
   const proc = Bun.spawn(withFdLimit(cmd), {
-    cwd: repoRoot,
+    cwd: opts.cwd ?? repoRoot,
     env: { ...process.env, ...opts.env },
     stdout: log,
     stderr: log,

@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { freshPostgresDatabase } from "../../test/helpers/services.ts";
 import { freePort, spawnServer, type Child } from "./proc.ts";
 
@@ -8,6 +9,7 @@ export const databaseUrl = process.env.DATABASE_URL || "postgres://postgres@127.
 export const freshDatabase = (prefix = "daarion_bench") => freshPostgresDatabase(prefix, databaseUrl);
 
 export interface Service extends Child {
+  /** The fresh PostgreSQL database's URL; empty for the embedded default. */
   dbUrl: string;
   createChannel(): Promise<string>;
   send(channelId: string, text: string): Promise<Response>;
@@ -49,23 +51,32 @@ export const POLICY_LIMITS_UNREACHED: Record<string, string> = {
 /**
  * The service as users run it (`bun src/main.ts`), in its own process, on a fresh PostgreSQL
  * database with the local Matrix backend unless `env` names a homeserver, policy limits off.
+ * `embedded`: on the embedded defaults instead (no DATABASE_URL, NATS_URL or
+ * MATRIX_HOMESERVER_URL: PGlite in a fresh DATA_DIR, removed at stop), answered once /ready is.
+ * `cwd`: another checkout's `src/main.ts` (an A/B against an older commit).
  */
-export async function startService(env: Record<string, string> = {}): Promise<Service> {
-  const db = await freshDatabase();
+export async function startService(env: Record<string, string> = {}, opts: { embedded?: boolean; cwd?: string } = {}): Promise<Service> {
+  const db = opts.embedded ? null : await freshDatabase();
   const port = await freePort();
+  const dataDir = `/tmp/bench-data-${port}`;
+  rmSync(dataDir, { recursive: true, force: true });
   const { BENCH_CPU_PROF_DIR: profDir, ...serviceEnv } = env;
   const profile = profDir ? ["--cpu-prof", "--cpu-prof-md", `--cpu-prof-dir=${profDir}`] : [];
   const child = await spawnServer(["bun", ...profile, "src/main.ts"], {
     name: "service",
     port,
+    cwd: opts.cwd,
+    // /ready answers 503 until start-up has caught up; /health as soon as the server listens.
+    readyPath: opts.embedded ? "/ready" : "/health",
     env: {
       PORT: String(port),
       HOST: "127.0.0.1",
-      DATABASE_URL: db.url,
-      DATA_DIR: `/tmp/bench-data-${port}`,
+      // Empty counts as unset (the embedded database).
+      DATABASE_URL: db?.url ?? "",
+      DATA_DIR: dataDir,
       LOG_LEVEL: "silent",
       MATRIX_HOMESERVER_URL: "",
-      NATS_URL: process.env.BENCH_NATS_URL ?? "",
+      NATS_URL: opts.embedded ? "" : (process.env.BENCH_NATS_URL ?? ""),
       ...POLICY_LIMITS_OFF,
       ...serviceEnv,
     },
@@ -73,10 +84,11 @@ export async function startService(env: Record<string, string> = {}): Promise<Se
   const headers = { "content-type": "application/json", "x-user-id": BENCH_USER };
   return {
     ...child,
-    dbUrl: db.url,
+    dbUrl: db?.url ?? "",
     async stop() {
       await child.stop();
-      await db.drop();
+      await db?.drop();
+      if (opts.embedded) rmSync(dataDir, { recursive: true, force: true });
     },
     async createChannel() {
       const res = await fetch(`${child.url}/api/messaging/channels`, {

@@ -1,8 +1,10 @@
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import postgres from "postgres";
 import type { Logger } from "../log.ts";
 import { lockDataDir } from "../lifecycle/data-dir-lock.ts";
+import { embeddedPgliteOptions } from "./pglite-options.ts";
 
 export type Sql = postgres.Sql<{}>;
 export type Tx = postgres.TransactionSql<{}>;
@@ -40,7 +42,7 @@ export async function openDatabase(
   return openEmbedded(opts.dataDir, log);
 }
 
-/** PGlite and its socket server: what the embedded database costs (tens of MB) to create. */
+/** PGlite and its socket server: what the embedded database costs (about 115 MB resident) to create. */
 interface EmbeddedServer {
   key: string;
   host: string;
@@ -109,6 +111,25 @@ async function openEmbedded(dataDir: string, log: Logger): Promise<Database> {
   return { sql, kind: "pglite", close };
 }
 
+/**
+ * A new database is made by a second, throwaway PGlite instance that runs initdb: its heap, a
+ * copy of that heap, the data directory as a tar. In this process that was about 350 MB held
+ * until JSC's next full collection, 10 s after start when idle and minutes under a run of
+ * sends, and a forced collection freed it only some of the time (the conservative stack scan);
+ * bench/SUMMARY.md, "e) Memory". So initdb runs in a child process, whose memory leaves with
+ * it, and this process opens the database it made. `:memory:` has nothing to hand over and
+ * runs initdb in place.
+ */
+async function initdbInChild(dir: string): Promise<void> {
+  const script = fileURLToPath(new URL("./pglite-initdb.ts", import.meta.url));
+  const child = Bun.spawn([process.execPath, script, dir], { stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [code, stderr] = await Promise.all([child.exited, new Response(child.stderr).text()]);
+  if (code !== 0) {
+    const last = stderr.trim().split("\n").slice(-3).join(" | ");
+    throw new Error(`could not make the embedded database in ${dir} (initdb exited with ${code}${last ? `: ${last}` : ""})`);
+  }
+}
+
 async function startEmbeddedServer(key: string): Promise<EmbeddedServer> {
   const { PGlite } = await import("@electric-sql/pglite");
   const { PGLiteSocketServer } = await import("@electric-sql/pglite-socket");
@@ -121,7 +142,8 @@ async function startEmbeddedServer(key: string): Promise<EmbeddedServer> {
     mkdirSync(path, { recursive: true });
   }
   try {
-    const pglite = await PGlite.create(path);
+    if (path !== undefined && !existsSync(join(path, "PG_VERSION"))) await initdbInChild(path);
+    const pglite = await PGlite.create(path, embeddedPgliteOptions(PGlite.defaultStartParams));
     const server = new PGLiteSocketServer({ db: pglite, host: "127.0.0.1", port: 0, maxConnections: 1 });
     try {
       await server.start();
