@@ -53,7 +53,9 @@ export class SyncPoller {
           // Whatever a crash left in the inbox goes first.
           await this.deps.dispatcher.drain();
         }
-        const batch = await this.deps.matrix.sync(since, this.deps.timeoutMs, signal);
+        // The first round only catches up (no long-poll): a restart is ready as soon as it has
+        // what arrived while it was down, not after SYNC_TIMEOUT_MS of a quiet homeserver.
+        const batch = await this.deps.matrix.sync(since, caughtUp ? this.deps.timeoutMs : 0, signal);
         if (signal.aborted) break;
         if (batch.nextBatch !== since || batch.events.length > 0) {
           await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, batch.events, this.deps.dispatcher.eventTypes);

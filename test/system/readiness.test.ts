@@ -1,4 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { startTestServer, type TestServer } from "../helpers/server.ts";
 import { MatrixGate } from "../helpers/gated-matrix.ts";
 import { serviceMissing } from "../helpers/services.ts";
@@ -116,6 +119,23 @@ describe("/ready and start-up", () => {
     const { res } = await readyAnswer(server, 200);
     expect(res.status).toBe(200);
   }, 60000);
+
+  test("a restart on its data is ready once it caught up, without waiting out a long-poll of a quiet homeserver", async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), "daarion-ready-restart-"));
+    try {
+      const first = await startTestServer({ DATA_DIR: dataDir });
+      expect((await readyAnswer(first, 200)).res.status).toBe(200);
+      await first.stop();
+      // A long-poll of 120 s would keep the second start unready past readyAnswer's 30 s.
+      const again = await serve({ DATA_DIR: dataDir, SYNC_TIMEOUT_MS: "120000" });
+      const { res, body } = await readyAnswer(again, 200);
+      expect(res.status).toBe(200);
+      expect(body.checks.startup).toEqual({ ok: true });
+      await again.stop();
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 90000);
 
   test("in push mode, ready once the inbox a previous run left is drained", async () => {
     const server = await serve({ MATRIX_EVENTS_MODE: "push", MATRIX_HS_TOKEN: "hs-token-for-readiness-test" });
