@@ -3,7 +3,7 @@ import type { Logger } from "../log.ts";
 import { withTimeout } from "../deadline.ts";
 import type { Sql } from "../store/db.ts";
 import type { Metrics } from "../metrics/metrics.ts";
-import { deleteQueuedEvents, oldestQueuedEvents, queueEvents, type QueuedEvent } from "../store/event-outbox.ts";
+import { deleteQueuedEvents, oldestQueuedEvents, queueEventsStatement, type QueuedEvent } from "../store/event-outbox.ts";
 import type { EventBus, PublishedEvent } from "./bus.ts";
 import { MemoryEventBus } from "./memory.ts";
 import type { EventPayloads, Subject } from "./model.ts";
@@ -79,7 +79,7 @@ export class NatsEventBus implements EventBus {
     while (this.unwritten.length > 0) {
       const batch = this.unwritten.splice(0, FLUSH_BATCH);
       try {
-        await queueEvents(this.sql, batch);
+        await queueEventsStatement(this.sql, batch);
       } catch (err) {
         this.log.error({ subjects: [...new Set(batch.map((e) => e.subject))], err: (err as Error).message }, "could not queue events for NATS");
       }

@@ -14,15 +14,13 @@ export interface QueuedEvent {
   payload: unknown;
 }
 
-/** The INSERT of a batch of events, for a statement of its own or one that carries them with its index write (a CTE). */
+/**
+ * The INSERT of a batch of events (an event already queued, same event id, is kept once): a
+ * statement of its own, or carried with the index write it belongs to (a CTE).
+ */
 export function queueEventsStatement(sql: Sql | Tx, events: QueuedEvent[]) {
   const rows = events.map((e) => ({ event_id: e.eventId, subject: e.subject, payload: sql.json(e.payload as never) }));
   return sql`insert into event_outbox ${sql(rows)} on conflict (event_id) do nothing`;
-}
-
-/** One statement for the batch; an event already queued (same event id) is kept once. */
-export async function queueEvents(sql: Sql, events: QueuedEvent[]): Promise<void> {
-  await queueEventsStatement(sql, events);
 }
 
 export async function oldestQueuedEvents(sql: Sql, limit: number): Promise<OutboxRow[]> {

@@ -1,4 +1,5 @@
 import type { Subprocess } from "bun";
+import { lines } from "../../bench/lib/proc.ts";
 
 /** Reads a child's stdout line by line and lets a test await a matching line, with a timeout. */
 export class LineWatcher {
@@ -11,15 +12,8 @@ export class LineWatcher {
   }
 
   private async pump(stream: ReadableStream<Uint8Array>) {
-    const decoder = new TextDecoder();
-    let buffer = "";
-    for await (const chunk of stream) {
-      buffer += decoder.decode(chunk, { stream: true });
-      let i: number;
-      while ((i = buffer.indexOf("\n")) >= 0) {
-        this.lines.push(buffer.slice(0, i));
-        buffer = buffer.slice(i + 1);
-      }
+    for await (const line of lines(stream)) {
+      this.lines.push(line);
       this.waiter?.();
     }
     this.ended = true;
