@@ -2,9 +2,9 @@ import type { ServerWebSocket } from "bun";
 import type { Sql } from "../store/db.ts";
 import type { MessageRow } from "../store/rows.ts";
 import type { RealtimeDeps } from "./deps.ts";
-import { countAfter, messagesAfter, threadStats } from "../store/messages.ts";
+import { countAfter, messagesAfter } from "../store/messages.ts";
+import { extrasOf } from "../store/message-extras.ts";
 import { toMessageView } from "../features/messages/view.ts";
-import { reactionSummaries } from "../store/reactions.ts";
 import { CLOSE_RESYNC_REQUIRED, CLOSE_TRY_AGAIN, REPLAY_MAX_MESSAGES } from "./replay-model.ts";
 import { AppError } from "../errors.ts";
 import { CLOSE_SLOW_CONSUMER } from "./fanout.ts";
@@ -50,7 +50,7 @@ async function drained(socket: ReplaySocket): Promise<boolean> {
 /** message.created frames as the live ones are, with the message as it is now (edits, reactions, replies). */
 export async function framesOf(sql: Sql, rows: MessageRow[]): Promise<{ seq: number; data: string }[]> {
   const ids = rows.map((r) => r.id);
-  const [threads, reactions] = await Promise.all([threadStats(sql, ids), reactionSummaries(sql, ids, null)]);
+  const { threads, reactions } = await extrasOf(sql, ids, null);
   return rows.map((row) => {
     const view = toMessageView(row, threads.get(row.id), reactions.get(row.id) ?? []);
     return { seq: view.seq, data: JSON.stringify({ type: "message.created", seq: view.seq, message: view }) };

@@ -33,7 +33,9 @@ export async function openDatabase(
 ): Promise<Database> {
   if (opts.url) {
     // Every connection says who it is, so the fence triggers can refuse a stale owner's writes.
-    const connection = opts.fenceIdentity ? { ...commonOptions.connection, "daarion.instance": opts.fenceIdentity } : commonOptions.connection;
+    // No JIT: the service's queries take well under a millisecond, and a plan whose estimate
+    // crosses jit_above_cost (the search across channels, say) spent 30 ms compiling.
+    const connection = { ...commonOptions.connection, jit: "off", ...(opts.fenceIdentity ? { "daarion.instance": opts.fenceIdentity } : {}) };
     const sql = postgres(opts.url, { ...commonOptions, connection, max: opts.poolMax }) as unknown as Sql;
     await sql`select 1`;
     log.info({ db: "postgres" }, "database connected");

@@ -44,23 +44,6 @@ export async function latestInThread(sql: Sql | Tx, rootId: string): Promise<Mes
   return row ?? null;
 }
 
-export interface ThreadStats {
-  reply_count: number;
-  last_reply_at: Date | null;
-}
-
-/** Reply counts and the latest reply's time for thread roots. */
-export async function threadStats(sql: Sql, rootIds: string[]): Promise<Map<string, ThreadStats>> {
-  const stats = new Map<string, ThreadStats>();
-  if (rootIds.length === 0) return stats;
-  const rows = await sql<{ thread_id: string; n: number; last: Date }[]>`
-    select thread_id, count(*)::int as n, max(created_at) as last from messages
-    where thread_id = any(${rootIds}::uuid[]) and deleted_at is null and delivery_state <> 'failed'
-    group by thread_id`;
-  for (const r of rows) stats.set(r.thread_id, { reply_count: r.n, last_reply_at: r.last });
-  return stats;
-}
-
 /**
  * How many of the channel's messages created just before a `before=` instant are looked at to
  * place that instant in seq order (seqBoundBefore). A message created before the instant is
@@ -73,7 +56,7 @@ export const BEFORE_LOOKBACK = 100;
  * A thread's replies, newest first, paged by seq like the channel listing
  * (messages_thread_seq_live_idx).
  */
-export async function listThread(sql: Sql, channelId: string, rootId: string, page: MessagePage): Promise<MessageRow[]> {
+export function threadPage(sql: Sql, channelId: string, rootId: string, page: MessagePage) {
   return sql<MessageRow[]>`
     select * from messages
     where thread_id = ${rootId} and channel_id = ${channelId}
@@ -93,7 +76,7 @@ export async function listThread(sql: Sql, channelId: string, rootId: string, pa
  * its page is read from the seq index like a cursor page, O(page); filtering the seq index by
  * created_at from the newest message down would cost the page's depth.
  */
-export async function listMessages(sql: Sql, channelId: string, page: MessagePage): Promise<MessageRow[]> {
+export function channelPage(sql: Sql, channelId: string, page: MessagePage) {
   return sql<MessageRow[]>`
     select * from messages
     where channel_id = ${channelId}

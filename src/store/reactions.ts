@@ -1,6 +1,5 @@
 import type { Sql, Tx } from "./db.ts";
 import type { SenderType } from "../domain/ids.ts";
-import type { ReactionSummary } from "../wire/reaction-summary.ts";
 
 export interface ReactionRow {
   id: string;
@@ -11,24 +10,6 @@ export interface ReactionRow {
   matrix_event_id: string;
   created_at: Date;
   removed_at: Date | null;
-}
-
-/** Reactions per message, each emoji once, in the order it was first used. */
-export async function reactionSummaries(sql: Sql | Tx, messageIds: string[], callerId: string | null): Promise<Map<string, ReactionSummary[]>> {
-  const byMessage = new Map<string, ReactionSummary[]>();
-  if (messageIds.length === 0) return byMessage;
-  const rows = await sql<{ message_id: string; emoji: string; count: number; me: boolean }[]>`
-    select message_id, emoji, count(*)::int as count, coalesce(bool_or(reactor_id = ${callerId}), false) as me
-    from message_reactions
-    where message_id = any(${messageIds}::uuid[]) and removed_at is null
-    group by message_id, emoji
-    order by message_id, min(created_at), emoji`;
-  for (const r of rows) {
-    const list = byMessage.get(r.message_id) ?? [];
-    list.push({ emoji: r.emoji, count: r.count, me: r.me });
-    byMessage.set(r.message_id, list);
-  }
-  return byMessage;
 }
 
 export async function reactionCount(sql: Sql | Tx, messageId: string, emoji: string): Promise<number> {

@@ -56,25 +56,29 @@ export async function searchChannel(sql: Sql, channelId: string, f: SearchFilter
  * Matches in every channel the caller may read (the rule of readableChannel): public channels,
  * those where the caller is a current member with can_read, and the microdao channels of the
  * caller's microDAOs where they are no member. Confidential channels are skipped. Newest is by
- * created_at, the only order across channels, so the matches are found through the GIN index
- * and sorted: a very common word still reads all its matches, but ranks only the newest.
+ * created_at, the only order across channels: a common word is read walking
+ * messages_live_created_idx down until the newest matches are found, a rare one through the
+ * GIN index, whichever the planner estimates cheaper. The readable channels are a hashed set
+ * the walk checks each row against, so the walk keeps its order.
  */
 export async function searchReadable(sql: Sql, f: ReadableFilter): Promise<RankedRow[]> {
   return sql<RankedRow[]>`
-    with newest_matches as (
-      select m.*
-      from websearch_to_tsquery('simple', ${f.query}) as q(query)
-      join messages m on m.search_vector @@ q.query
-      join channels c on c.id = m.channel_id
+    with readable as (
+      select c.id from channels c
       left join channel_members cm on cm.channel_id = c.id and cm.member_id = ${f.callerId} and cm.left_at is null
-      where m.deleted_at is null
-        and not c.is_encrypted
-        and m.delivery_state <> 'failed'
-        and (${f.senderId}::text is null or m.sender_id = ${f.senderId}::text)
+      where not c.is_encrypted
         and (
           c.visibility = 'public' or cm.can_read
           or (cm.id is null and c.visibility = 'microdao' and c.microdao_id = any(${sql.array([...f.callerMicrodaos])}::text[]))
         )
+    ), newest_matches as (
+      select m.*
+      from websearch_to_tsquery('simple', ${f.query}) as q(query)
+      join messages m on m.search_vector @@ q.query
+      where m.channel_id in (select id from readable)
+        and m.deleted_at is null
+        and m.delivery_state <> 'failed'
+        and (${f.senderId}::text is null or m.sender_id = ${f.senderId}::text)
       order by m.created_at desc, m.id desc
       limit ${RANKED_MATCHES}
     )

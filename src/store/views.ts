@@ -1,5 +1,5 @@
 import type { ChannelRow, MemberRow, MessageRow } from "./rows.ts";
-import type { ThreadStats } from "./messages.ts";
+import type { ThreadStats } from "./message-extras.ts";
 import type { PinRow } from "./pins.ts";
 import { rightsOf } from "../domain/member-rights.ts";
 import type { ChannelView, MemberView, MessageView, PinView } from "../wire/views.ts";

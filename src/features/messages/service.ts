@@ -1,23 +1,31 @@
 import type { ServiceDeps } from "../deps.ts";
 import type { MessageRow } from "../../store/rows.ts";
-import { findMessage, listMessages, listThread, threadStats, type ThreadStats } from "../../store/messages.ts";
+import { channelPage, findMessage, threadPage } from "../../store/messages.ts";
+import { extrasOf, pageWithExtras, type MessageExtras, type ThreadStats } from "../../store/message-extras.ts";
 import { AppError, notFound } from "../../errors.ts";
 import { MatrixError } from "../../matrix/port.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { writeRight } from "../../domain/rights.ts";
 import type { SendMessageBody } from "./model.ts";
 import type { SendOutcome } from "../../channel/registry.ts";
-import { reactionSummaries } from "../../store/reactions.ts";
 import { safeFormattedBody } from "../../domain/html.ts";
 import type { ReactionSummary } from "../../wire/reaction-summary.ts";
 
-export interface MessagePageResult {
+export interface MessagePageResult extends MessageExtras {
   messages: MessageRow[];
-  threads: Map<string, ThreadStats>;
-  /** Reaction summaries per message, `me` for the caller. */
-  reactions: Map<string, ReactionSummary[]>;
   /** Pass back as ?cursor= for the next (older) page; null on the last page. */
   nextCursor: string | null;
+}
+
+const pageOf = (opts: { limit: number; cursor: string | null; before: Date | null }) => ({
+  beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
+  before: opts.before,
+  limit: opts.limit,
+});
+
+function withCursor(page: { messages: MessageRow[] } & MessageExtras, limit: number): MessagePageResult {
+  const last = page.messages.at(-1);
+  return { ...page, nextCursor: page.messages.length === limit && last ? String(last.seq) : null };
 }
 
 export class MessageService {
@@ -28,17 +36,13 @@ export class MessageService {
     channelId: string,
     opts: { limit: number; cursor: string | null; before: Date | null },
   ): Promise<MessagePageResult> {
-    // The page is read alongside the access check, a round trip less; a caller who may not
-    // read the channel gets the check's 404 and never the page.
-    const [, messages] = await Promise.all([
+    // The page (with its extras) is read alongside the access check, one round trip in all; a
+    // caller who may not read the channel gets the check's 404 and never the page.
+    const [, page] = await Promise.all([
       readableChannel(this.deps.sql, callerId, channelId),
-      listMessages(this.deps.sql, channelId, {
-        beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
-        before: opts.before,
-        limit: opts.limit,
-      }),
+      pageWithExtras(this.deps.sql, channelPage(this.deps.sql, channelId, pageOf(opts)), callerId),
     ]);
-    return this.page(messages, opts.limit, callerId);
+    return withCursor(page, opts.limit);
   }
 
   /** A thread's replies, newest first, paged like the channel listing. */
@@ -51,19 +55,8 @@ export class MessageService {
     // As in list: the root is looked up alongside the access check.
     const [, root] = await Promise.all([readableChannel(this.deps.sql, callerId, channelId), findMessage(this.deps.sql, channelId, rootId)]);
     if (!root || root.deleted_at) throw notFound("message");
-    const messages = await listThread(this.deps.sql, channelId, root.thread_id ?? root.id, {
-      beforeSeq: opts.cursor === null ? null : Number(opts.cursor),
-      before: opts.before,
-      limit: opts.limit,
-    });
-    return this.page(messages, opts.limit, callerId);
-  }
-
-  private async page(messages: MessageRow[], limit: number, callerId: string): Promise<MessagePageResult> {
-    const last = messages.at(-1);
-    const ids = messages.map((m) => m.id);
-    const [threads, reactions] = await Promise.all([threadStats(this.deps.sql, ids), reactionSummaries(this.deps.sql, ids, callerId)]);
-    return { messages, threads, reactions, nextCursor: messages.length === limit && last ? String(last.seq) : null };
+    const page = await pageWithExtras(this.deps.sql, threadPage(this.deps.sql, channelId, root.thread_id ?? root.id, pageOf(opts)), callerId);
+    return withCursor(page, opts.limit);
   }
 
   /** `id`, when given (derived from an Idempotency-Key), makes a rerun find the same message. */
@@ -91,7 +84,7 @@ export class MessageService {
     const { channel } = await readableChannel(this.deps.sql, callerId, channelId);
     const row = await findMessage(this.deps.sql, channelId, messageId);
     if (!row || row.deleted_at) throw notFound("message");
-    const [threads, reactions] = await Promise.all([threadStats(this.deps.sql, [row.id]), reactionSummaries(this.deps.sql, [row.id], callerId)]);
+    const { threads, reactions } = await extrasOf(this.deps.sql, [row.id], callerId);
     const extras = { thread: threads.get(row.id), reactions: reactions.get(row.id) ?? [] };
     if (!row.matrix_event_id) return { row, content: row.outbox_content ?? {}, ...extras };
     try {

@@ -1,9 +1,9 @@
 import type { ChannelContext } from "../../channel/context.ts";
 import { Subjects } from "../../events/model.ts";
 import type { MessageRow } from "../../store/rows.ts";
-import { threadStats } from "../../store/messages.ts";
+import { extrasOf } from "../../store/message-extras.ts";
 import { toMessageView } from "../messages/view.ts";
-import { reactionCount, reactionSummaries, type ReactionRow } from "../../store/reactions.ts";
+import { reactionCount, type ReactionRow } from "../../store/reactions.ts";
 
 /** WebSocket frame and NATS event for a reaction that was added or removed. */
 export async function announceReaction(ctx: ChannelContext, kind: "added" | "removed", reaction: ReactionRow): Promise<number> {
@@ -37,7 +37,7 @@ export async function announceReaction(ctx: ChannelContext, kind: "added" | "rem
 
 /** The message as listings show it; a broadcast has no single caller, so `me` is false. */
 export async function messageViewOf(ctx: ChannelContext, row: MessageRow) {
-  const [threads, reactions] = await Promise.all([threadStats(ctx.deps.sql, [row.id]), reactionSummaries(ctx.deps.sql, [row.id], null)]);
+  const { threads, reactions } = await extrasOf(ctx.deps.sql, [row.id], null);
   return toMessageView(row, threads.get(row.id), reactions.get(row.id) ?? []);
 }
 

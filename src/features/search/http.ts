@@ -17,7 +17,7 @@ export const searchController = (search: SearchService) =>
         offset: query.offset ?? 0,
       });
       if (page.nextOffset !== null) set.headers["x-next-offset"] = String(page.nextOffset);
-      return page.hits.map((h) => ({ ...toMessageView(h, page.threads.get(h.id)), rank: h.rank }));
+      return page.hits.map((h) => ({ ...toMessageView(h, page.threads.get(h.id), page.reactions.get(h.id)), rank: h.rank }));
     },
     {
       headers: IdentityHeaders,

@@ -1,17 +1,18 @@
 import type { ServiceDeps } from "../deps.ts";
 import { readableChannel } from "../../access/channel-access.ts";
-import { threadStats, type ThreadStats } from "../../store/messages.ts";
+import { extrasOf, type MessageExtras } from "../../store/message-extras.ts";
 import { RANKED_MATCHES, searchChannel, searchReadable, type RankedRow } from "../../store/search.ts";
 import { callerMicrodaos } from "../../access/caller-scope.ts";
 
 export interface SearchPage {
   hits: RankedRow[];
-  threads: Map<string, ThreadStats>;
+  threads: MessageExtras["threads"];
+  reactions: MessageExtras["reactions"];
   /** Pass back as ?offset= for the next page; null on the last page. */
   nextOffset: number | null;
 }
 
-const nothing = (): SearchPage => ({ hits: [], threads: new Map(), nextOffset: null });
+const nothing = (): SearchPage => ({ hits: [], threads: new Map(), reactions: new Map(), nextOffset: null });
 
 export class SearchService {
   constructor(private readonly deps: ServiceDeps) {}
@@ -32,8 +33,8 @@ export class SearchService {
     const hits = opts.channelId
       ? await searchChannel(this.deps.sql, opts.channelId, filter)
       : await searchReadable(this.deps.sql, { ...filter, callerId, callerMicrodaos: callerMicrodaos() });
-    const threads = await threadStats(this.deps.sql, hits.map((h) => h.id));
+    const { threads, reactions } = await extrasOf(this.deps.sql, hits.map((h) => h.id), callerId);
     const next = opts.offset + opts.limit;
-    return { hits, threads, nextOffset: hits.length === opts.limit && next < RANKED_MATCHES ? next : null };
+    return { hits, threads, reactions, nextOffset: hits.length === opts.limit && next < RANKED_MATCHES ? next : null };
   }
 }
