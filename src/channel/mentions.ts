@@ -1,8 +1,10 @@
 import { Subjects } from "../events/model.ts";
 import type { PublishedEvent } from "../events/bus.ts";
 import { AppError } from "../errors.ts";
-import { MAX_MENTIONS, htmlWithPills, mentionCandidates, type Mention } from "../domain/mentions.ts";
+import { MAX_MENTIONS, htmlWithPills, mentionCandidates, mentionedInContent, type Mention } from "../domain/mentions.ts";
 import { mentionableMembers } from "../store/members.ts";
+import { replaceMentions } from "../store/mentions.ts";
+import type { Tx } from "../store/db.ts";
 import type { MessageRow } from "../store/rows.ts";
 import type { ChannelContext } from "./context.ts";
 
@@ -40,14 +42,18 @@ export function withMentions(content: Record<string, unknown>, text: string, for
   content.formatted_body = htmlWithPills(text, formattedBody, mentions, serverName);
 }
 
-/** messaging.agent.mentioned for each agent a message in Matrix mentions; its event id is the same however often it is built. */
-export function agentMentionedEvents(ctx: ChannelContext, row: MessageRow): PublishedEvent[] {
-  return (row.mentions ?? [])
+/**
+ * messaging.agent.mentioned for each agent a message in Matrix mentions (or, after an edit,
+ * each agent `only` names: the newly mentioned). Its event id is the same however often it is
+ * built: `agent.mentioned:{message}:{agent}`, and `…:v{version}` for an edit's.
+ */
+export function agentMentionedEvents(ctx: ChannelContext, row: MessageRow, edit?: { only: string[]; version: number }): PublishedEvent[] {
+  return (edit?.only ?? row.mentions ?? [])
     .filter((id) => id.startsWith("agent:"))
     .map((agentId) => ({
       subject: Subjects.agentMentioned,
       payload: {
-        event_id: `agent.mentioned:${row.id}:${agentId}`,
+        event_id: `agent.mentioned:${row.id}:${agentId}${edit ? `:v${edit.version}` : ""}`,
         agent_id: agentId,
         channel_id: row.channel_id,
         microdao_id: ctx.channel.microdao_id,
@@ -62,4 +68,37 @@ export function agentMentionedEvents(ctx: ChannelContext, row: MessageRow): Publ
         created_at: row.created_at.toISOString(),
       },
     }));
+}
+
+/**
+ * The members a Matrix event's m.mentions names who are current members able to read the
+ * channel; never its sender. Null when the content has no m.mentions at all (a client without
+ * intentional mentions says nothing about them).
+ */
+export async function contentMentions(ctx: ChannelContext, content: Record<string, unknown>, senderId: string): Promise<string[] | null> {
+  if (!("m.mentions" in content)) return null;
+  const named = mentionedInContent(content, ctx.deps.matrix.serverName).filter((id) => id !== senderId);
+  if (named.length === 0) return [];
+  const members = new Set((await mentionableMembers(ctx.deps.sql, ctx.channelId, named)).map((m) => m.member_id));
+  return named.filter((id) => members.has(id)).slice(0, MAX_MENTIONS);
+}
+
+/**
+ * In an edit's transaction: the new version's mentions replace the message's, and the agents it
+ * newly mentions are queued for agent.mentioned. The caller hands `events` to the bus
+ * (events.queued) once the transaction committed.
+ */
+export async function replaceEditMentions(
+  ctx: ChannelContext,
+  tx: Tx,
+  message: MessageRow,
+  memberIds: string[],
+  version: number,
+): Promise<{ message: MessageRow; events: PublishedEvent[] }> {
+  const before = new Set(message.mentions ?? []);
+  if (memberIds.length === 0 && before.size === 0) return { message, events: [] };
+  const added = memberIds.filter((id) => !before.has(id));
+  const events = agentMentionedEvents(ctx, { ...message, mentions: memberIds }, { only: added, version });
+  const row = await replaceMentions(tx, message, memberIds, events.length > 0 ? await ctx.deps.events.outboxRows(events) : null);
+  return { message: row, events };
 }

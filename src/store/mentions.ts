@@ -1,5 +1,6 @@
-import type { Sql } from "./db.ts";
+import type { Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
+import { queueEventsStatement, type QueuedEvent } from "./event-outbox.ts";
 
 export type MentionRow = MessageRow & { mention_position: string; mentioned_at: Date };
 
@@ -30,4 +31,23 @@ export async function listMentions(
       )
     order by mm.position desc
     limit ${f.limit}`;
+}
+
+/**
+ * An edit's mentions replace the message's: rows of members no longer mentioned go, new ones
+ * are added (indexed now, so they page as new), and `events` (for the newly mentioned agents)
+ * are queued, all in the edit's transaction. Returns the message as it is now.
+ */
+export async function replaceMentions(tx: Tx, message: MessageRow, memberIds: string[], events: QueuedEvent[] | null): Promise<MessageRow> {
+  await tx`delete from message_mentions where message_id = ${message.id} and not (member_id = any(${memberIds}::text[]))`;
+  if (memberIds.length > 0) {
+    await tx`
+      insert into message_mentions (message_id, channel_id, member_id, seq, created_at)
+      select ${message.id}::uuid, ${message.channel_id}::uuid, member_id, ${message.seq}::bigint, ${message.created_at}
+      from unnest(${memberIds}::text[]) as member_id
+      on conflict (message_id, member_id) do nothing`;
+  }
+  if (events?.length) await queueEventsStatement(tx, events);
+  const [row] = await tx<MessageRow[]>`update messages set mentions = ${memberIds}::text[] where id = ${message.id} returning *`;
+  return row!;
 }

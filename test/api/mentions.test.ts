@@ -39,8 +39,9 @@ const matrixEvent = async (eventId: string) => {
   const [row] = await server.app.deps.sql`select sender, content from local_matrix_events where event_id = ${eventId}`;
   return row as { sender: string; content: Record<string, any> };
 };
-const mentionRows = (messageId: string) =>
-  server.app.deps.sql`select member_id, seq::int as seq from message_mentions where message_id = ${messageId} order by member_id`;
+const mentionRows = async (messageId: string) => [
+  ...(await server.app.deps.sql`select member_id, seq::int as seq from message_mentions where message_id = ${messageId} order by member_id`),
+];
 const agentEvents = (messageId: string) => published.filter((e) => e.subject === "messaging.agent.mentioned" && (e.payload as any).message_id === messageId);
 
 async function nextPublished(subject: string, pred: (payload: any) => boolean, timeoutMs = 5000): Promise<any> {
@@ -206,6 +207,67 @@ describe("mentions from a Matrix client", () => {
     const plain = await dora.send({ msgtype: "m.text", body: "no one", "m.mentions": {} });
     await nextPublished("messaging.message.created", (p) => p.matrix_event_id === plain);
     expect((await server.app.deps.sql`select mentions from messages where matrix_event_id = ${plain}`)[0]!.mentions).toEqual([]);
+  });
+});
+
+describe("edits", () => {
+  test("an API edit's mentions replace the message's; the edit event mentions only the newly mentioned; only new agents get agent.mentioned", async () => {
+    const channel = await createChannel(server, "user:owner", { visibility: "public" });
+    for (const id of ["agent:sofia", "agent:max", "user:alice"]) await invite(channel.id, id);
+    const message = await post(channel.id, "user:owner", { text: "@agent:sofia and @user:alice" });
+    expect(agentEvents(message.id).map((e) => (e.payload as any).agent_id)).toEqual(["agent:sofia"]);
+
+    const res = await api(`/${channel.id}/messages/${message.id}`, { method: "PATCH", as: "user:owner", json: { text: "@agent:sofia and @agent:max" } });
+    expect(res.status).toBe(200);
+    expect((await res.json()).mentions).toEqual(["agent:sofia", "agent:max"]);
+    const [edit] = await server.app.deps.sql`
+      select content from local_matrix_events where room_id = ${channel.matrix_room_id} and content->'m.relates_to'->>'rel_type' = 'm.replace'`;
+    expect(edit!.content).toMatchObject({
+      body: "* @agent:sofia and @agent:max",
+      "m.mentions": { user_ids: ["@agent-max:daarion.city"] },
+      formatted_body: '* <a href="https://matrix.to/#/@agent-sofia:daarion.city">@agent:sofia</a> and <a href="https://matrix.to/#/@agent-max:daarion.city">@agent:max</a>',
+      "m.new_content": {
+        body: "@agent:sofia and @agent:max",
+        "m.mentions": { user_ids: ["@agent-sofia:daarion.city", "@agent-max:daarion.city"] },
+      },
+    });
+    expect(await nextPublished("messaging.agent.mentioned", (p) => p.message_id === message.id && p.agent_id === "agent:max")).toMatchObject({
+      event_id: `agent.mentioned:${message.id}:agent:max:v2`,
+      preview: "@agent:sofia and @agent:max",
+      mentions: ["agent:sofia", "agent:max"],
+    });
+    expect(agentEvents(message.id)).toHaveLength(2);
+    expect((await mentionRows(message.id)).map((r) => r.member_id)).toEqual(["agent:max", "agent:sofia"]);
+    expect(await (await mentionsOf("user:alice", `?channel_id=${channel.id}`)).json()).toEqual([]);
+  });
+
+  test("a Matrix client's edit: m.new_content's m.mentions replaces them; an edit without m.mentions leaves them", async () => {
+    const channel = await createChannel(server, "user:owner", { visibility: "public" });
+    for (const id of ["agent:sofia", "user:alice"]) await invite(channel.id, id);
+    const dora = await matrixClientIn(channel.matrix_room_id);
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:owner`);
+    const original = await dora.send({ msgtype: "m.text", body: "hi Alice", "m.mentions": { user_ids: ["@user-alice:daarion.city"] } });
+    const created = await inbox.nextOfType("message.created");
+    expect(created.message.mentions).toEqual(["user:alice"]);
+    const replace = (body: string, mentions?: string[]) =>
+      dora.send({
+        msgtype: "m.text",
+        body: `* ${body}`,
+        ...(mentions ? { "m.mentions": { user_ids: mentions } } : {}),
+        "m.new_content": { msgtype: "m.text", body, ...(mentions ? { "m.mentions": { user_ids: mentions } } : {}) },
+        "m.relates_to": { rel_type: "m.replace", event_id: original },
+      });
+    await replace("hi Sofia", ["@agent-sofia:daarion.city"]);
+    expect((await inbox.nextOfType("message.updated")).message.mentions).toEqual(["agent:sofia"]);
+    expect(await nextPublished("messaging.agent.mentioned", (p) => p.message_id === created.message.id)).toMatchObject({
+      event_id: `agent.mentioned:${created.message.id}:agent:sofia:v2`,
+      preview: "hi Sofia",
+    });
+    await replace("hi again");
+    expect((await inbox.nextOfType("message.updated")).message).toMatchObject({ content_preview: "hi again", mentions: ["agent:sofia"] });
+    inbox.close();
+    expect(agentEvents(created.message.id)).toHaveLength(1);
+    expect((await mentionRows(created.message.id)).map((r) => r.member_id)).toEqual(["agent:sofia"]);
   });
 });
 

@@ -5,12 +5,10 @@ import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE } from "../../domain/confi
 import { fromMatrixUserId, stripReplyFallback } from "../../domain/ids.ts";
 import { indexedPreview } from "../../domain/preview.ts";
 import { findMessage, findMessageByEvent, insertMessage, type NewMessage } from "../../store/messages.ts";
-import { mentionableMembers } from "../../store/members.ts";
 import type { MessageRow } from "../../store/rows.ts";
-import { mentionedInContent } from "../../domain/mentions.ts";
 import { Subjects } from "../../events/model.ts";
 import { messageCreatedEvent } from "../../channel/announce.ts";
-import { agentMentionedEvents } from "../../channel/mentions.ts";
+import { agentMentionedEvents, contentMentions } from "../../channel/mentions.ts";
 import type { ChannelContext } from "../../channel/context.ts";
 
 type Relation = { rel_type?: string; event_id?: string; is_falling_back?: boolean; "m.in_reply_to"?: { event_id?: string } };
@@ -40,7 +38,7 @@ const messages: EventHandler = {
     const sender = fromMatrixUserId(event.sender, matrix.serverName);
     const encrypted = event.type === ENCRYPTED_EVENT_TYPE;
     // An encrypted event's m.mentions is inside its ciphertext: it mentions no one the service can see.
-    const mentions = encrypted ? [] : await mentionedMembers(ctx, event.content, sender.id);
+    const mentions = encrypted ? [] : ((await contentMentions(ctx, event.content, sender.id)) ?? []);
     return {
       kind: "message",
       eventsQueued: true,
@@ -73,14 +71,6 @@ const messages: EventHandler = {
     };
   },
 };
-
-/** The members an event's m.mentions names who are current members able to read the channel; never its sender. */
-async function mentionedMembers(ctx: ChannelContext, content: Record<string, unknown>, senderId: string): Promise<string[]> {
-  const named = mentionedInContent(content, ctx.deps.matrix.serverName).filter((id) => id !== senderId);
-  if (named.length === 0) return [];
-  const members = new Set((await mentionableMembers(ctx.deps.sql, ctx.channelId, named)).map((m) => m.member_id));
-  return named.filter((id) => members.has(id));
-}
 
 /**
  * The message, its mentions, its message.created and one agent.mentioned per mentioned agent,
