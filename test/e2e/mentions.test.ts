@@ -139,4 +139,36 @@ describe.skipIf(synapseMissing())("Mentions (Synapse)", () => {
     watch.close();
     expect(await (await server.api(`/api/messaging/mentions?channel_id=${channel.id}`, { as: "user:alice" })).json()).toEqual([]);
   });
+
+  test("edits both ways: an API edit's event mentions only the newly mentioned; Bob's edit with m.mentions replaces the message's", async () => {
+    const { channel, inbox } = await channelWithBob();
+    const message = await (await api(`/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: "hello @agent:sofia" } })).json();
+    expect(message.mentions).toEqual(["agent:sofia"]);
+    expect((await inbox.nextOfType("message.created", 20000)).message.id).toBe(message.id);
+    const seenEdit = nextRoomEvent(client, channel.matrix_room_id, (e) => e.getContent()["m.relates_to"]?.rel_type === "m.replace");
+    const res = await api(`/${channel.id}/messages/${message.id}`, { method: "PATCH", as: "user:alice", json: { text: `hello @agent:sofia and ${bob.userId}` } });
+    expect(res.status).toBe(200);
+    const edit = await seenEdit;
+    expect(edit.getContent()["m.mentions"]).toEqual({ user_ids: [bob.userId] });
+    expect(edit.getContent()["m.new_content"]["m.mentions"]).toEqual({ user_ids: [mx("agent:sofia"), bob.userId] });
+    expect((await inbox.nextOfType("message.updated", 20000)).message).toMatchObject({ id: message.id, mentions: ["agent:sofia", `matrix:${bob.userId}`] });
+
+    const sent = await client.sendMessage(channel.matrix_room_id, { msgtype: "m.text", body: "draft", "m.mentions": {} } as never);
+    expect((await inbox.nextOfType("message.created", 20000)).message).toMatchObject({ matrix_event_id: sent.event_id, mentions: [] });
+    await client.sendMessage(channel.matrix_room_id, {
+      msgtype: "m.text",
+      body: "* Sofia, please",
+      "m.mentions": { user_ids: [mx("agent:sofia")] },
+      "m.new_content": { msgtype: "m.text", body: "Sofia, please", "m.mentions": { user_ids: [mx("agent:sofia")] } },
+      "m.relates_to": { rel_type: "m.replace", event_id: sent.event_id },
+    } as never);
+    const updated = await inbox.nextOfType("message.updated", 20000);
+    inbox.close();
+    expect(updated.message).toMatchObject({ matrix_event_id: sent.event_id, content_preview: "Sofia, please", mentions: ["agent:sofia"] });
+    expect(await nextPublished("messaging.agent.mentioned", (p) => p.message_id === updated.message.id)).toMatchObject({
+      event_id: `agent.mentioned:${updated.message.id}:agent:sofia:v2`,
+      sender_id: `matrix:${bob.userId}`,
+      preview: "Sofia, please",
+    });
+  });
 });
