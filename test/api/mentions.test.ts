@@ -171,6 +171,20 @@ describe("mentions from the API", () => {
     // A member without can_read in the text stays plain text.
     expect((await post(channel.id, "user:owner", { text: "@user:mute hi" })).mentions).toEqual([]);
   });
+
+  test("a send retried with its Idempotency-Key mentions once: one message, one agent.mentioned", async () => {
+    const channel = await createChannel(server, "user:owner", { visibility: "public" });
+    await invite(channel.id, "agent:sofia");
+    const again = () =>
+      api(`/${channel.id}/messages`, { method: "POST", as: "user:owner", json: { text: "@agent:sofia once" }, headers: { "Idempotency-Key": `k-${channel.id}` } });
+    const first = await (await again()).json();
+    const second = await again();
+    expect((await second.json()).id).toBe(first.id);
+    await nextPublished("messaging.agent.mentioned", (p) => p.message_id === first.id);
+    await nextPublished("messaging.message.created", (p) => p.message_id === first.id);
+    expect(agentEvents(first.id)).toHaveLength(1);
+    expect(await mentionRows(first.id)).toEqual([{ member_id: "agent:sofia", seq: first.seq }]);
+  });
 });
 
 describe("mentions from a Matrix client", () => {
@@ -311,6 +325,20 @@ describe("GET /api/messaging/mentions", () => {
     expect((await mentionsOf("user:carol", "?cursor=abc")).status).toBe(400);
     expect((await mentionsOf("user:carol", "?limit=0")).status).toBe(400);
     expect((await server.api("/api/messaging/mentions")).status).toBe(401);
+  });
+});
+
+describe("API documents", () => {
+  test("/docs/json has GET /api/messaging/mentions and the send's mentions; /docs/asyncapi.json has messaging.agent.mentioned", async () => {
+    const openapi = await (await server.api("/docs/json")).json();
+    const get = openapi.paths["/api/messaging/mentions"].get;
+    expect(get.responses["200"]).toBeDefined();
+    expect(get.parameters.map((p: { name: string }) => p.name)).toEqual(expect.arrayContaining(["limit", "cursor", "channel_id"]));
+    expect(JSON.stringify(openapi.paths["/api/messaging/channels/{id}/messages"].post.requestBody)).toContain("INVALID_MENTION");
+    const asyncapi = await (await server.api("/docs/asyncapi.json")).json();
+    const payload = asyncapi.components.messages["messaging.agent.mentioned"].payload;
+    expect(Object.keys(payload.properties)).toEqual(expect.arrayContaining(["event_id", "agent_id", "channel_id", "message_id", "seq", "sender_id", "preview", "mentions"]));
+    expect(asyncapi.channels["messaging.agent.mentioned"].address).toBe("messaging.agent.mentioned");
   });
 });
 
