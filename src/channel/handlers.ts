@@ -10,12 +10,13 @@ import type { ChannelContext } from "./context.ts";
  * - `indexed`: `write` runs in a transaction that also consumes the row; `after` announces what
  *   it wrote, after the commit.
  * - `message`: a new message, inserted by one statement that also consumes the row, at the
- *   seq the loop hands over; the loop announces it.
+ *   seq the loop hands over; the loop announces it (and publishes its message.created, unless
+ *   `eventsQueued` says the insert queued its events itself).
  */
 export type IngestResult =
   | { kind: "ignored" }
   | { kind: "indexed"; write: (tx: Tx) => Promise<unknown>; after?: (written: any) => unknown }
-  | { kind: "message"; insert: (seq: number, consumingInboxEvent: string) => Promise<MessageRow> };
+  | { kind: "message"; insert: (seq: number, consumingInboxEvent: string) => Promise<MessageRow>; eventsQueued?: boolean };
 
 export const ignored = (): IngestResult => ({ kind: "ignored" });
 

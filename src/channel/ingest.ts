@@ -61,7 +61,7 @@ async function apply(ctx: ChannelContext, setSeq: (seq: number) => void, event: 
       const row = await result.insert(seq, event.event_id);
       setSeq(seq);
       ctx.log.debug({ message_id: row.id, seq }, "indexed a message from matrix");
-      await announceMessage(ctx, row);
+      await announceMessage(ctx, row, false, result.eventsQueued === true);
       return;
     }
   }

@@ -22,6 +22,7 @@ import { announceMessage, messageCreatedEvent } from "./announce.ts";
 import type { ChannelContext } from "./context.ts";
 import { mediaFromContent } from "./media.ts";
 import { sendTargets } from "./targets.ts";
+import { agentMentionedEvents, sendMentions, withMentions } from "./mentions.ts";
 
 export interface SendCommand {
   senderId: string;
@@ -39,6 +40,8 @@ export interface SendCommand {
   extraContent?: Record<string, unknown>;
   /** A public channel's first write joins the sender as a member. */
   joinFirst: boolean;
+  /** Member ids the sender mentions besides those the text names (`@agent:sofia`). */
+  mentions?: string[] | null;
 }
 
 export type DeliveryWaiter = { resolve: (row: MessageRow) => void; reject: (err: unknown) => void; accepted?: (row: MessageRow) => void };
@@ -226,11 +229,13 @@ export class Outbox {
     refuseIfEncrypted(ctx.channel);
     const targets = await sendTargets(sql, ctx.channelId, cmd.replyTo, cmd.threadId);
     const replyEventId = targets.replyTo?.matrix_event_id ?? null;
+    const mentions = await sendMentions(ctx, cmd.senderId, cmd.text, cmd.mentions);
     const content: Record<string, unknown> = { ...cmd.extraContent, msgtype: cmd.msgtype, body: cmd.text };
     if (cmd.formattedBody) {
       content.format = "org.matrix.custom.html";
       content.formatted_body = cmd.formattedBody;
     }
+    withMentions(content, cmd.text, cmd.formattedBody, mentions, ctx.deps.matrix.serverName);
     const root = targets.threadRoot;
     if (root) {
       const latest = await latestInThread(sql, root.id);
@@ -264,6 +269,7 @@ export class Outbox {
       outbox_content: content,
       created_at: null,
       media: mediaFromContent(content),
+      mentions: mentions.map((m) => m.memberId),
     };
   }
 
@@ -393,10 +399,10 @@ export class Outbox {
     for (const row of rows) this.uncertain.add(row.id);
     // The events are queued in the statement that says sent: both are durable, or neither.
     const { events } = this.ctx.deps;
-    const created = rows.map((row, i) => ({
-      subject: Subjects.messageCreated,
-      payload: messageCreatedEvent(this.ctx, { ...row, delivery_state: "sent", matrix_event_id: eventIds[i]!, outbox_content: null, failure_reason: null }),
-    }));
+    const created = rows.flatMap((row, i) => {
+      const sentRow: MessageRow = { ...row, delivery_state: "sent", matrix_event_id: eventIds[i]!, outbox_content: null, failure_reason: null };
+      return [{ subject: Subjects.messageCreated, payload: messageCreatedEvent(this.ctx, sentRow) }, ...agentMentionedEvents(this.ctx, sentRow)];
+    });
     const sent = await markAllSent(this.ctx.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })), await events.outboxRows(created));
     events.queued(created);
     this.ids.splice(0, rows.length);

@@ -23,6 +23,7 @@ export const Subjects = {
   messageUnpinned: "messaging.message.unpinned",
   channelUpdated: "messaging.channel.updated",
   channelArchived: "messaging.channel.archived",
+  agentMentioned: "messaging.agent.mentioned",
 } as const;
 
 /** Where a change came from: this service's API, or a Matrix client. */
@@ -172,6 +173,23 @@ export const ChannelArchivedEvent = t.Object({
   archived_at: t.String({ format: "date-time" }),
 });
 
+/** An agent was mentioned in a message: one event per mentioned agent, so it can answer without reading every message. */
+export const AgentMentionedEvent = t.Object({
+  event_id: t.String({ description: "agent.mentioned:{message_id}:{agent_id}, the same however often the message is indexed" }),
+  agent_id: t.String({ description: "The mentioned agent, e.g. agent:sofia" }),
+  channel_id: t.String({ format: "uuid" }),
+  microdao_id: t.String(),
+  message_id: t.String({ format: "uuid" }),
+  seq: t.Integer(),
+  matrix_event_id: t.String(),
+  sender_id: t.String(),
+  sender_type: t.Union([t.Literal("human"), t.Literal("agent")]),
+  preview: t.String({ description: "As in message.created: empty in a confidential (encrypted) channel" }),
+  thread_id: t.Nullable(t.String({ format: "uuid" })),
+  mentions: t.Array(t.String(), { description: "Every member the message mentions" }),
+  created_at: t.String({ format: "date-time" }),
+});
+
 /** Who types in a channel now, whenever that changes (typing is short-lived: not for replay). */
 export const TypingChangedEvent = t.Object({
   event_id: t.String(),
@@ -209,5 +227,6 @@ export type EventPayloads = {
   [Subjects.messageUnpinned]: Static<typeof MessageUnpinnedEvent>;
   [Subjects.channelUpdated]: Static<typeof ChannelUpdatedEvent>;
   [Subjects.channelArchived]: Static<typeof ChannelArchivedEvent>;
+  [Subjects.agentMentioned]: Static<typeof AgentMentionedEvent>;
 };
 export type Subject = keyof EventPayloads;

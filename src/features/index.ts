@@ -35,6 +35,8 @@ import { SearchService } from "./search/service.ts";
 import { filesController } from "./files/http.ts";
 import { FileService } from "./files/service.ts";
 import { reconcileCommands } from "./reconcile/commands.ts";
+import { mentionsController } from "./mentions/http.ts";
+import { MentionService } from "./mentions/service.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -67,6 +69,7 @@ export function features(): Feature[] {
     { name: "agents" },
     { name: "presence", commands: presenceCommands, ephemeral: [typingHandler, receiptHandler] },
     { name: "search" },
+    { name: "mentions" },
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
   ];
@@ -96,5 +99,6 @@ export function featureRoutes(d: FeatureDeps) {
     .use(agentsController(new AgentService(d)))
     .use(presenceController(d))
     .use(searchController(new SearchService(d)))
+    .use(mentionsController(new MentionService(d)))
     .use(filesController(new FileService(d, d.maxUploadBytes)));
 }

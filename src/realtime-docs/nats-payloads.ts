@@ -27,6 +27,7 @@ export const SUBJECT_PAYLOADS: { [S in Subject]: TSchema & { static: EventPayloa
   [Subjects.messageUnpinned]: events.MessageUnpinnedEvent,
   [Subjects.channelUpdated]: events.ChannelUpdatedEvent,
   [Subjects.channelArchived]: events.ChannelArchivedEvent,
+  [Subjects.agentMentioned]: events.AgentMentionedEvent,
 };
 
 /** What each subject announces, for the document. */
@@ -49,4 +50,5 @@ export const SUBJECT_SUMMARIES: { [S in Subject]: string } = {
   [Subjects.messageUnpinned]: "A message was unpinned",
   [Subjects.channelUpdated]: "A channel's name, description, topic or visibility changed",
   [Subjects.channelArchived]: "A channel was archived",
+  [Subjects.agentMentioned]: "An agent was mentioned in a message (m.mentions, or @agent:x in a send): one event per mentioned agent",
 };

@@ -45,10 +45,12 @@ export async function recordEdit(
   return { message: row!, version };
 }
 
-/** A redacted message keeps its place (seq) but no content: preview and edit history go. */
+/** A redacted message keeps its place (seq) but no content: preview, mentions and edit history go. */
 export async function markMessageDeleted(tx: Tx, messageId: string, at: Date): Promise<MessageRow | null> {
   await tx`delete from message_edits where message_id = ${messageId}`;
+  await tx`delete from message_mentions where message_id = ${messageId}`;
   const [row] = await tx<MessageRow[]>`
-    update messages set deleted_at = ${at}, content_preview = '' where id = ${messageId} and deleted_at is null returning *`;
+    update messages set deleted_at = ${at}, content_preview = '', mentions = '{}'
+    where id = ${messageId} and deleted_at is null returning *`;
   return row ?? null;
 }

@@ -103,3 +103,15 @@ export async function recordDeparture(
   });
   return row;
 }
+
+/** Which of these ids are current members who may read the channel, i.e. may be mentioned in it. */
+export async function mentionableMembers(
+  sql: Sql | Tx,
+  channelId: string,
+  memberIds: string[],
+): Promise<Array<Pick<MemberRow, "member_id" | "member_type" | "matrix_user_id" | "display_name">>> {
+  if (memberIds.length === 0) return [];
+  return sql<Array<Pick<MemberRow, "member_id" | "member_type" | "matrix_user_id" | "display_name">>>`
+    select member_id, member_type, matrix_user_id, display_name from channel_members
+    where channel_id = ${channelId} and left_at is null and can_read and member_id = any(${memberIds}::text[])`;
+}

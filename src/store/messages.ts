@@ -132,20 +132,33 @@ export interface NewMessage {
   created_at: Date | null;
   /** A file message's mxc URL and details. */
   media?: MediaColumns | null;
+  /** The members it mentions (member ids), written with it into message_mentions. */
+  mentions?: string[];
 }
 
 /**
  * `consumingInboxEvent`: the Matrix event this row indexes leaves the durable inbox in the same
- * statement, hence the same transaction, in one round trip.
+ * statement, hence the same transaction, in one round trip. `events` are queued for NATS in it too.
  */
-export async function insertMessage(sql: Sql | Tx, m: NewMessage, opts: { consumingInboxEvent?: string } = {}): Promise<MessageRow> {
+export async function insertMessage(sql: Sql | Tx, m: NewMessage, opts: InsertOptions = {}): Promise<MessageRow> {
   const [row] = await insertMessages(sql, [m], opts);
   return row!;
 }
 
-/** Several rows in one statement (one round trip); the answer keeps the order given. */
-export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts: { consumingInboxEvent?: string } = {}): Promise<MessageRow[]> {
+export interface InsertOptions {
+  consumingInboxEvent?: string;
+  /** Events queued in the event outbox by the same statement: both are durable, or neither. */
+  events?: QueuedEvent[] | null;
+}
+
+/**
+ * Several rows in one statement (one round trip); the answer keeps the order given. Their
+ * mentions go into message_mentions in the same statement.
+ */
+export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts: InsertOptions = {}): Promise<MessageRow[]> {
   if (messages.length === 0) return [];
+  // A send is stamped when it is accepted.
+  const now = new Date();
   const values = messages.map((m) => ({
     id: m.id,
     channel_id: m.channel_id,
@@ -163,19 +176,34 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
     reply_to: m.reply_to,
     delivery_state: m.delivery_state,
     outbox_content: m.outbox_content ? sql.json(m.outbox_content as never) : null,
-    // A send is stamped when it is accepted.
-    created_at: m.created_at ?? new Date(),
+    created_at: m.created_at ?? now,
     media_url: m.media?.media_url ?? null,
     media_mimetype: m.media?.media_mimetype ?? null,
     media_size: m.media?.media_size ?? null,
     media_filename: m.media?.media_filename ?? null,
+    mentions: sql.array(m.mentions ?? [], TEXT_OID),
   }));
-  const consuming = opts.consumingInboxEvent
-    ? sql`with consumed as (delete from matrix_inbox where event_id = ${opts.consumingInboxEvent}) `
-    : sql``;
-  const rows = await sql<MessageRow[]>`${consuming}insert into messages ${sql(values)} returning *`;
+  const mentioned = messages.flatMap((m, i) =>
+    (m.mentions ?? []).map((memberId) => [m.id, m.channel_id, memberId, m.seq, values[i]!.created_at.toISOString()]),
+  );
+  const ctes = [
+    opts.consumingInboxEvent ? sql`consumed as (delete from matrix_inbox where event_id = ${opts.consumingInboxEvent})` : null,
+    mentioned.length > 0
+      ? sql`mentioned as (
+          insert into message_mentions (message_id, channel_id, member_id, seq, created_at)
+          select v.message_id::uuid, v.channel_id::uuid, v.member_id, v.seq::bigint, v.created_at::timestamptz
+          from (values ${sql(mentioned)}) as v (message_id, channel_id, member_id, seq, created_at)
+          on conflict (message_id, member_id) do nothing)`
+      : null,
+    opts.events?.length ? sql`queued as (${queueEventsStatement(sql, opts.events)})` : null,
+  ].filter((cte) => cte !== null);
+  const withClause = ctes.length === 0 ? sql`` : sql`with ${ctes.reduce((all, cte) => sql`${all}, ${cte}`)} `;
+  const rows = await sql<MessageRow[]>`${withClause}insert into messages ${sql(values)} returning *`;
   return inOrder(messages, rows);
 }
+
+/** PostgreSQL's text type, for text[] parameters that may be empty. */
+const TEXT_OID = 25;
 
 /** Matrix confirmed the event: the index keeps its id and drops the outbox copy of the content. */
 export async function markSent(sql: Sql | Tx, id: string, eventId: string): Promise<MessageRow> {

@@ -50,6 +50,8 @@ export interface MessageRow {
   media_mimetype: string | null;
   media_size: string | null; // bigint
   media_filename: string | null;
+  /** The member ids it mentions (message_mentions has a row for each). */
+  mentions: string[];
 }
 
 export interface MemberRow extends MemberRights {

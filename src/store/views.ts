@@ -65,6 +65,7 @@ export function toMessageView(row: MessageRow, thread?: ThreadStats, reactions: 
     reactions,
     deleted_at: row.deleted_at?.toISOString() ?? null,
     created_at: row.created_at.toISOString(),
+    mentions: row.mentions ?? [],
     media: row.media_url
       ? {
           url: row.media_url,

@@ -66,6 +66,9 @@ export const MessageView = t.Object({
   reactions: t.Array(ReactionSummary, { description: "Reactions by emoji, in the order they were first used" }),
   deleted_at: t.Nullable(t.String({ format: "date-time" })),
   created_at: t.String({ format: "date-time" }),
+  mentions: t.Array(t.String({ examples: ["agent:sofia", "user:alice"] }), {
+    description: "The members it mentions (m.mentions of the Matrix event), member ids; empty once deleted",
+  }),
   media: t.Nullable(
     t.Object(
       {

@@ -4,7 +4,12 @@ import { CONTENT_TYPES } from "../../channel/outbox.ts";
 import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE } from "../../domain/confidential.ts";
 import { fromMatrixUserId, stripReplyFallback } from "../../domain/ids.ts";
 import { indexedPreview } from "../../domain/preview.ts";
-import { findMessage, findMessageByEvent, insertMessage } from "../../store/messages.ts";
+import { findMessage, findMessageByEvent, insertMessage, type NewMessage } from "../../store/messages.ts";
+import type { MessageRow } from "../../store/rows.ts";
+import { Subjects } from "../../events/model.ts";
+import { messageCreatedEvent } from "../../channel/announce.ts";
+import { agentMentionedEvents, contentMentions } from "../../channel/mentions.ts";
+import type { ChannelContext } from "../../channel/context.ts";
 
 type Relation = { rel_type?: string; event_id?: string; is_falling_back?: boolean; "m.in_reply_to"?: { event_id?: string } };
 
@@ -32,11 +37,14 @@ const messages: EventHandler = {
     const parent = parentEventId ? await findMessageByEvent(sql, parentEventId) : null;
     const sender = fromMatrixUserId(event.sender, matrix.serverName);
     const encrypted = event.type === ENCRYPTED_EVENT_TYPE;
+    // An encrypted event's m.mentions is inside its ciphertext: it mentions no one the service can see.
+    const mentions = encrypted ? [] : ((await contentMentions(ctx, event.content, sender.id)) ?? []);
     return {
       kind: "message",
+      eventsQueued: true,
       insert: (seq, consumingInboxEvent) =>
-        insertMessage(
-          sql,
+        insertWithEvents(
+          ctx,
           {
             id: Bun.randomUUIDv7(),
             channel_id: ctx.channelId,
@@ -56,11 +64,37 @@ const messages: EventHandler = {
             outbox_content: null,
             created_at: new Date(event.origin_server_ts),
             media: mediaFromContent(event.content),
+            mentions,
           },
-          { consumingInboxEvent },
+          consumingInboxEvent,
         ),
     };
   },
 };
+
+/**
+ * The message, its mentions, its message.created and one agent.mentioned per mentioned agent,
+ * in one statement that also consumes the inbox row: all durable, or none.
+ */
+async function insertWithEvents(ctx: ChannelContext, message: NewMessage & { created_at: Date }, consumingInboxEvent: string): Promise<MessageRow> {
+  const { sql, events } = ctx.deps;
+  const row: MessageRow = {
+    ...message,
+    seq: String(message.seq),
+    delivery_state: "sent",
+    failure_reason: null,
+    edited_at: null,
+    deleted_at: null,
+    media_url: message.media?.media_url ?? null,
+    media_mimetype: message.media?.media_mimetype ?? null,
+    media_size: message.media?.media_size == null ? null : String(message.media.media_size),
+    media_filename: message.media?.media_filename ?? null,
+    mentions: message.mentions ?? [],
+  };
+  const published = [{ subject: Subjects.messageCreated, payload: messageCreatedEvent(ctx, row) }, ...agentMentionedEvents(ctx, row)];
+  const inserted = await insertMessage(sql, message, { consumingInboxEvent, events: await events.outboxRows(published) });
+  events.queued(published);
+  return inserted;
+}
 
 export const messageHandlers: EventHandler[] = [messages];

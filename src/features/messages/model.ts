@@ -2,6 +2,14 @@ import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { ChannelIdParams } from "../channels/model.ts";
 import { MessageView } from "../../wire/views.ts";
+import { MAX_MENTIONS } from "../../domain/mentions.ts";
+import { DAARION_ID_PATTERN, MATRIX_MEMBER_PATTERN } from "../../domain/ids.ts";
+
+/** A member id: `user:alice`, `agent:sofia` or `matrix:@bob:example.org`. */
+const MENTION_ID_PATTERN = `(${DAARION_ID_PATTERN})|(${MATRIX_MEMBER_PATTERN})`;
+
+/** A send's (or an edit's) explicit mentions. */
+export const MentionIds = (description: string) => t.Optional(t.Array(t.String({ pattern: MENTION_ID_PATTERN }), { maxItems: MAX_MENTIONS, description }));
 
 export { MessageView };
 
@@ -20,6 +28,9 @@ export const SendMessageBody = t.Object(
     formatted_body: t.Optional(t.String({ minLength: 1, maxLength: 20000 })),
     reply_to: t.Optional(t.String({ format: "uuid" })),
     thread_id: t.Optional(t.String({ format: "uuid", description: "Post into the thread of this message (m.thread)" })),
+    mentions: MentionIds(
+      "Members to mention besides those the text names as @member-id (`@agent:sofia`). Each must be a current member who may read the channel (400 INVALID_MENTION otherwise). Matrix gets m.mentions and a pill per mention.",
+    ),
   },
   { additionalProperties: false },
 );

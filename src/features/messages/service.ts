@@ -71,6 +71,7 @@ export class MessageService {
       formattedBody: safeFormattedBody(body.formatted_body),
       replyTo: body.reply_to ?? null,
       threadId: body.thread_id ?? null,
+      mentions: body.mentions ?? null,
       joinFirst,
     }, this.deps.sendConfirmMs);
   }

@@ -12,6 +12,7 @@ import { findReaction, markReactionRemoved, reactionCount, upsertReaction } from
 import { markMessageDeleted, recordEdit } from "../../store/edits.ts";
 import type { MessageView } from "../messages/model.ts";
 import type { ReactionResult } from "./model.ts";
+import { replaceEditMentions, sendMentions, withMentions } from "../../channel/mentions.ts";
 
 /** Media messages keep their url and info in Matrix; only text can be replaced here. */
 const EDITABLE_MSGTYPES = ["m.text", "m.notice", "m.emote"];
@@ -74,7 +75,10 @@ async function removeReaction(ctx: ChannelContext, cmd: { messageId: string; rea
   return { message_id: message.id, emoji: cmd.emoji, count: await reactionCount(sql, message.id, cmd.emoji), me: false };
 }
 
-async function editMessage(ctx: ChannelContext, cmd: { messageId: string; editorId: string; text: string; formattedBody: string | null }): Promise<MessageView> {
+async function editMessage(
+  ctx: ChannelContext,
+  cmd: { messageId: string; editorId: string; text: string; formattedBody: string | null; mentions?: string[] | null },
+): Promise<MessageView> {
   const { sql, matrix } = ctx.deps;
   refuseIfEncrypted(ctx.channel);
   const message = await deliveredMessage(ctx, cmd.messageId);
@@ -83,12 +87,17 @@ async function editMessage(ctx: ChannelContext, cmd: { messageId: string; editor
   if (member && !member.can_write) throw forbidden("you may not write in this channel");
   const msgtype = message.msgtype ?? "m.text";
   if (!EDITABLE_MSGTYPES.includes(msgtype)) throw new AppError(400, "NOT_EDITABLE", `a ${msgtype} message cannot be edited`);
+  const mentions = await sendMentions(ctx, cmd.editorId, cmd.text, cmd.mentions);
   const newContent: Record<string, unknown> = { msgtype, body: cmd.text };
+  if (cmd.formattedBody) Object.assign(newContent, { format: "org.matrix.custom.html", formatted_body: cmd.formattedBody });
+  withMentions(newContent, cmd.text, cmd.formattedBody, mentions, matrix.serverName);
   // Clients without edits show the fallback: the new text marked with "* ".
   const content: Record<string, unknown> = { msgtype, body: `* ${cmd.text}` };
-  if (cmd.formattedBody) {
-    Object.assign(newContent, { format: "org.matrix.custom.html", formatted_body: cmd.formattedBody });
-    Object.assign(content, { format: "org.matrix.custom.html", formatted_body: `* ${cmd.formattedBody}` });
+  const formatted = typeof newContent.formatted_body === "string" ? newContent.formatted_body : null;
+  if (formatted) Object.assign(content, { format: "org.matrix.custom.html", formatted_body: `* ${formatted}` });
+  // The edit event itself mentions only the newly mentioned (so clients notify them alone); m.new_content has them all.
+  if (mentions.length > 0 || message.mentions.length > 0) {
+    content["m.mentions"] = { user_ids: mentions.filter((m) => !message.mentions.includes(m.memberId)).map((m) => m.matrixId) };
   }
   content["m.new_content"] = newContent;
   content["m.relates_to"] = { rel_type: "m.replace", event_id: message.matrix_event_id };
@@ -96,15 +105,18 @@ async function editMessage(ctx: ChannelContext, cmd: { messageId: string; editor
     await matrix.ensureUser(message.sender_matrix_id);
     return matrix.sendEvent(ctx.room, message.sender_matrix_id, "m.room.message", content, Bun.randomUUIDv7());
   });
-  const { message: updated, version } = await sql.begin((tx) =>
-    recordEdit(tx, message, {
+  const { message: updated, version, events } = await sql.begin(async (tx) => {
+    const edited = await recordEdit(tx, message, {
       matrix_event_id: eventId,
       editor_id: cmd.editorId,
       content_preview: indexedPreview(ctx.channel, cmd.text),
-      formatted_body: cmd.formattedBody,
+      formatted_body: formatted,
       created_at: new Date(),
-    }),
-  );
+    });
+    const mentioned = await replaceEditMentions(ctx, tx, edited.message, mentions.map((m) => m.memberId), edited.version);
+    return { ...mentioned, version: edited.version };
+  });
+  ctx.deps.events.queued(events);
   return announceEdit(ctx, updated, { matrixEventId: eventId, editorId: cmd.editorId, version });
 }
 

@@ -6,6 +6,7 @@ import { findMessageByEvent } from "../../store/messages.ts";
 import { announceDeletion, announceEdit, announceReaction } from "./announce.ts";
 import { findReactionByEvent, markReactionRemoved, upsertReaction } from "../../store/reactions.ts";
 import { findEditByEvent, markMessageDeleted, recordEdit } from "../../store/edits.ts";
+import { contentMentions, replaceEditMentions } from "../../channel/mentions.ts";
 
 type Relation = { rel_type?: unknown; event_id?: unknown; key?: unknown };
 
@@ -56,16 +57,25 @@ const edits: EventHandler = {
     const editor = fromMatrixUserId(event.sender, matrix.serverName);
     const body = newContent.body;
     const formatted = typeof newContent.formatted_body === "string" ? safeFormattedBody(newContent.formatted_body) : null;
+    // The new version's m.mentions replaces the message's; without any, the mentions stay as they were.
+    const mentions = await contentMentions(ctx, newContent, editor.id);
     return indexed(
-      (tx) =>
-        recordEdit(tx, target, {
+      async (tx) => {
+        const edited = await recordEdit(tx, target, {
           matrix_event_id: event.event_id,
           editor_id: editor.id,
           content_preview: indexedPreview(ctx.channel, body),
           formatted_body: formatted,
           created_at: new Date(event.origin_server_ts),
-        }),
-      ({ message, version }) => announceEdit(ctx, message, { matrixEventId: event.event_id, editorId: editor.id, version }),
+        });
+        if (mentions === null) return { ...edited, events: [] };
+        const mentioned = await replaceEditMentions(ctx, tx, edited.message, mentions, edited.version);
+        return { ...mentioned, version: edited.version };
+      },
+      ({ message, version, events }) => {
+        ctx.deps.events.queued(events);
+        return announceEdit(ctx, message, { matrixEventId: event.event_id, editorId: editor.id, version });
+      },
     );
   },
 };

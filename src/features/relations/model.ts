@@ -1,3 +1,4 @@
+import { MentionIds } from "../messages/model.ts";
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { ReactionSummary } from "../../wire/reaction-summary.ts";
@@ -14,6 +15,9 @@ export const EditBody = t.Object(
   {
     text: t.String({ minLength: 1, maxLength: 10000 }),
     formatted_body: t.Optional(t.String({ minLength: 1, maxLength: 20000 })),
+    mentions: MentionIds(
+      "As in a send: members to mention besides those the new text names. The new version's mentions replace the message's; only the newly mentioned agents get messaging.agent.mentioned.",
+    ),
   },
   { additionalProperties: false },
 );

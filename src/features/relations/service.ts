@@ -31,6 +31,7 @@ export class RelationsService {
       editorId: callerId,
       text: body.text,
       formattedBody: safeFormattedBody(body.formatted_body),
+      mentions: body.mentions ?? null,
     });
   }
 
