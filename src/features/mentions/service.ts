@@ -1,15 +1,11 @@
 import type { ServiceDeps } from "../deps.ts";
 import { callerMicrodaos } from "../../access/caller-scope.ts";
 import { readableChannel } from "../../access/channel-access.ts";
-import { threadStats, type ThreadStats } from "../../store/messages.ts";
+import { extrasOf, type MessageExtras } from "../../store/message-extras.ts";
 import { listMentions, type MentionRow } from "../../store/mentions.ts";
-import { reactionSummaries } from "../../store/reactions.ts";
-import type { ReactionSummary } from "../../wire/reaction-summary.ts";
 
-export interface MentionPage {
+export interface MentionPage extends MessageExtras {
   rows: MentionRow[];
-  threads: Map<string, ThreadStats>;
-  reactions: Map<string, ReactionSummary[]>;
   /** Pass back as ?cursor= for the next (older) page; null on the last page. */
   nextCursor: string | null;
 }
@@ -29,7 +25,7 @@ export class MentionService {
       limit: opts.limit,
     });
     const ids = rows.map((r) => r.id);
-    const [threads, reactions] = await Promise.all([threadStats(this.deps.sql, ids), reactionSummaries(this.deps.sql, ids, callerId)]);
+    const { threads, reactions } = await extrasOf(this.deps.sql, ids, callerId);
     const last = rows.at(-1);
     return { rows, threads, reactions, nextCursor: rows.length === opts.limit && last ? String(last.mention_position) : null };
   }
