@@ -6,7 +6,8 @@ import { consumeInboxEvent, readInbox, type InboxRow } from "../store/inbox.ts";
 import type { EphemeralEvent } from "../matrix/port.ts";
 import type { HandlerTable } from "../channel/handlers.ts";
 
-const PAGE = 500;
+/** How many inbox rows a drain reads at a time. */
+export const INBOX_PAGE = 500;
 
 /**
  * Hands durable inbox events to their channels' actors: in inbox order within a room, rooms
@@ -33,8 +34,12 @@ export class InboxDispatcher {
     return this.deps.handlers.types;
   }
 
-  /** Starts a drain if none is running; resolves when the inbox was found empty. */
-  drain(): Promise<void> {
+  /**
+   * Starts a drain if none is running; resolves when the inbox was found empty. `firstPage`:
+   * the inbox's first rows, read by the statement that just wrote them (storeSyncBatch); used
+   * only by a drain that starts now, as one already running reads the inbox itself.
+   */
+  drain(firstPage: InboxRow[] | null = null): Promise<void> {
     if (this.stopped) return Promise.resolve();
     if (this.leader && !this.leader.isLeader()) {
       this.leader.wakeLeader();
@@ -45,7 +50,7 @@ export class InboxDispatcher {
       return this.running;
     }
     // A failed drain (the database restarting, say) leaves the events in the inbox for the next one.
-    this.running = this.loop()
+    this.running = this.loop(firstPage)
       .catch((err) => this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, "inbox drain failed; events stay in the inbox"))
       .finally(() => {
         this.running = null;
@@ -80,18 +85,19 @@ export class InboxDispatcher {
     await this.running;
   }
 
-  private async loop(): Promise<void> {
+  private async loop(firstPage: InboxRow[] | null): Promise<void> {
     do {
       this.again = false;
       for (;;) {
         if (this.stopped) return;
-        const rows = await readInbox(this.deps.sql, PAGE);
+        const rows = firstPage ?? (await readInbox(this.deps.sql, INBOX_PAGE));
+        firstPage = null;
         if (rows.length === 0) break;
         // A channel that failed keeps its events at the head of the inbox; stop here and let
         // the next drain (after the next sync batch or push) try again.
         if (!(await this.dispatch(rows))) return;
         // A short page was the whole inbox; what arrived since asked for another drain (`again`).
-        if (rows.length < PAGE) break;
+        if (rows.length < INBOX_PAGE) break;
       }
     } while (this.again && !this.stopped);
   }

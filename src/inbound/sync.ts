@@ -1,7 +1,7 @@
 import type { Logger } from "../log.ts";
 import type { Sql } from "../store/db.ts";
 import type { MatrixBackend } from "../matrix/port.ts";
-import type { InboxDispatcher } from "./dispatcher.ts";
+import { INBOX_PAGE, type InboxDispatcher } from "./dispatcher.ts";
 import { loadSyncPosition, storeSyncBatch } from "../store/inbox.ts";
 
 const MAX_BACKOFF_MS = 30_000;
@@ -57,11 +57,12 @@ export class SyncPoller {
         // what arrived while it was down, not after SYNC_TIMEOUT_MS of a quiet homeserver.
         const batch = await this.deps.matrix.sync(since, caughtUp ? this.deps.timeoutMs : 0, signal);
         if (signal.aborted) break;
+        let firstPage = null;
         if (batch.nextBatch !== since || batch.events.length > 0) {
-          await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, batch.events, this.deps.dispatcher.eventTypes);
+          firstPage = await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, batch.events, this.deps.dispatcher.eventTypes, INBOX_PAGE);
           since = batch.nextBatch;
         }
-        await this.deps.dispatcher.drain();
+        await this.deps.dispatcher.drain(firstPage);
         // After the timeline is indexed, so a receipt finds the message it names.
         if (batch.ephemeral?.length) await this.deps.dispatcher.deliverEphemeral(batch.ephemeral);
         if (failures > 0) log.info({ component: "sync" }, "sync recovered");

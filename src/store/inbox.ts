@@ -16,15 +16,28 @@ async function insertEvents(tx: Tx, events: MatrixEvent[], types?: EventTypes): 
 
 /**
  * A /sync batch and its next_batch in one statement, hence one transaction: a restart neither
- * misses nor repeats it.
+ * misses nor repeats it. The same statement reads the inbox's first `page` rows as they are
+ * after the write (what was there, then this batch's new rows: the statement's snapshot does
+ * not see its own inserts), so the drain that follows starts without a round trip of its
+ * own. null when the batch held nothing worth keeping.
  */
-export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[], types: EventTypes): Promise<void> {
+export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[], types: EventTypes, page: number): Promise<InboxRow[] | null> {
   const rows = inboxRows(sql, events, types);
   const position = sql`
     insert into matrix_sync_state (homeserver, next_batch) values (${stateKey}, ${nextBatch})
     on conflict (homeserver) do update set next_batch = excluded.next_batch, updated_at = now()`;
-  if (rows.length === 0) await position;
-  else await sql`with inbox as (insert into matrix_inbox ${sql(rows)} on conflict (event_id) do nothing) ${position}`;
+  if (rows.length === 0) {
+    await position;
+    return null;
+  }
+  return sql<InboxRow[]>`
+    with stored as (insert into matrix_inbox ${sql(rows)} on conflict (event_id) do nothing returning position, event),
+      kept as (${position})
+    select position, event from matrix_inbox
+    union all
+    select position, event from stored
+    order by position
+    limit ${page}`;
 }
 
 /**
