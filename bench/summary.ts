@@ -33,6 +33,20 @@ export async function writeSummary(outDir: string, date: string) {
         out.push(`| ${r.channels} | ${r.concurrency} | ${r.service.per_second} | ${r.service.p50_ms} / ${r.service.p99_ms} | ${r.baseline.per_second} | ${r.baseline.p50_ms} / ${r.baseline.p99_ms} | ${r.ratio} | ${mark(r.ratio >= 0.7)} |`);
       }
       out.push("");
+      if (send.rooms) {
+        out.push(
+          "### Several rooms at once, against a plain client",
+          "",
+          `${send.rooms.params.rooms} channels' rooms; the plain client sends the same messages as the same user with the application service's token, one PUT at a time per room, all rooms in parallel. ${send.rooms.params.rounds} alternating rounds of ${send.rooms.params.seconds} s, median kept. Target (issue 15, 5): ≥ 0.9.`,
+          "",
+          "| rooms | service senders | service msg/s | p50 / p99 ms | plain client msg/s | p50 / p99 ms | ratio | target |",
+          "|---|---|---|---|---|---|---|---|",
+        );
+        for (const r of send.rooms.rows) {
+          out.push(`| ${r.rooms} | ${r.senders} | ${r.service.per_second} | ${r.service.p50_ms} / ${r.service.p99_ms} | ${r.plain_client.per_second} | ${r.plain_client.p50_ms} / ${r.plain_client.p99_ms} | ${r.ratio} | ${mark(r.ratio >= 0.9)} |`);
+        }
+        out.push("");
+      }
       if (send.limits) {
         const l = send.limits;
         out.push(

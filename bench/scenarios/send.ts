@@ -5,6 +5,7 @@ import { freshDatabase, startService } from "../lib/service.ts";
 import { sized, sizedList, type Plan } from "../lib/preset.ts";
 import { knobList, median, round } from "../lib/stats.ts";
 import { limitsCase, limitsPlan } from "./send-limits.ts";
+import { roomsCase, roomsPlan } from "./send-synapse-rooms.ts";
 
 export interface SendParams {
   channelCounts: number[];
@@ -29,8 +30,9 @@ export function sendPlan(backend: "local" | "synapse"): Plan<SendParams> {
   // Two servers per round, plus start-up and creating the channels (~20 ms each).
   const estimateSeconds = 8 + Math.max(0, ...params.channelCounts) * 0.02 + cells * rounds * 2 * (seconds + 0.1);
   // The limiter's cost (send-limits.ts) runs on the local backend only.
-  const limits = backend === "local" ? limitsPlan().estimateSeconds : 0;
-  return { params: { ...params, seconds, rounds }, estimateSeconds: Math.round(estimateSeconds + limits) };
+  // The limiter's cost on the local backend; on Synapse, several rooms against a plain client.
+  const extra = backend === "local" ? limitsPlan().estimateSeconds : roomsPlan().estimateSeconds;
+  return { params: { ...params, seconds, rounds }, estimateSeconds: Math.round(estimateSeconds + extra) };
 }
 
 /**
@@ -53,6 +55,7 @@ export async function sendScenario(backend: "local" | "synapse" = "local") {
   });
   const rows: unknown[] = [];
   let limits: Awaited<ReturnType<typeof limitsCase>> = null;
+  let rooms: Awaited<ReturnType<typeof roomsCase>> | null = null;
   try {
     const maxChannels = Math.max(...channelCounts);
     const channels: string[] = [];
@@ -89,15 +92,21 @@ export async function sendScenario(backend: "local" | "synapse" = "local") {
       }
     }
     if (backend === "local") limits = await limitsCase(service);
+    else rooms = await roomsCase(service, await synapseMatrix());
   } finally {
     await service.stop();
     await baseline.stop();
     await baseDb.drop();
   }
-  return { scenario: backend === "synapse" ? "send-synapse" : "send", backend, params: { channelCounts, concurrencies, seconds, rounds }, rows, ...(limits ? { limits } : {}) };
+  return { scenario: backend === "synapse" ? "send-synapse" : "send", backend, params: { channelCounts, concurrencies, seconds, rounds }, rows, ...(limits ? { limits } : {}), ...(rooms ? { rooms } : {}) };
 }
 
 const summary = (r: LoadResult) => ({ per_second: r.perSecond, ok: r.ok, errors: r.errors, p50_ms: r.latency.p50, p99_ms: r.latency.p99, first_error: r.firstError });
+
+async function synapseMatrix() {
+  const { synapse } = await import("../../test/helpers/synapse.ts");
+  return { url: synapse!.url, asToken: synapse!.asToken, serverName: synapse!.serverName };
+}
 
 /** The service's Matrix settings for the Synapse started by `bun run synapse start`. */
 async function synapseServiceEnv(): Promise<Record<string, string>> {
