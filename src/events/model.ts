@@ -23,6 +23,7 @@ export const Subjects = {
   messageUnpinned: "messaging.message.unpinned",
   channelUpdated: "messaging.channel.updated",
   channelArchived: "messaging.channel.archived",
+  callUpdated: "messaging.call.updated",
 } as const;
 
 /** Where a change came from: this service's API, or a Matrix client. */
@@ -190,6 +191,26 @@ export const MessageReadEvent = t.Object({
   read_at: t.String({ format: "date-time" }),
 });
 
+/** A channel's call state changed: who is in a call now (see GET …/channels/{id}/call for the whole view). */
+export const CallUpdatedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  microdao_id: t.String(),
+  active: t.Boolean(),
+  participant_count: t.Integer(),
+  member_ids: t.Array(t.String()),
+  since: t.Nullable(t.String({ format: "date-time" })),
+  legacy_calls: t.Array(
+    t.Object({
+      call_id: t.String(),
+      state: t.Union([t.Literal("ringing"), t.Literal("active"), t.Literal("ended")]),
+      caller_id: t.Nullable(t.String()),
+      callee_id: t.Nullable(t.String()),
+    }),
+  ),
+  updated_at: t.String({ format: "date-time" }),
+});
+
 export type EventPayloads = {
   [Subjects.messageCreated]: Static<typeof MessageCreatedEvent>;
   [Subjects.messageFailed]: Static<typeof MessageFailedEvent>;
@@ -209,5 +230,6 @@ export type EventPayloads = {
   [Subjects.messageUnpinned]: Static<typeof MessageUnpinnedEvent>;
   [Subjects.channelUpdated]: Static<typeof ChannelUpdatedEvent>;
   [Subjects.channelArchived]: Static<typeof ChannelArchivedEvent>;
+  [Subjects.callUpdated]: Static<typeof CallUpdatedEvent>;
 };
 export type Subject = keyof EventPayloads;

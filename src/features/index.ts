@@ -35,6 +35,9 @@ import { SearchService } from "./search/service.ts";
 import { filesController } from "./files/http.ts";
 import { FileService } from "./files/service.ts";
 import { reconcileCommands } from "./reconcile/commands.ts";
+import { callsController } from "./calls/http.ts";
+import { CallService } from "./calls/service.ts";
+import { callHandlers } from "./calls/ingest.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -69,6 +72,7 @@ export function features(): Feature[] {
     { name: "search" },
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
+    { name: "calls", handlers: callHandlers },
   ];
 }
 
@@ -96,5 +100,6 @@ export function featureRoutes(d: FeatureDeps) {
     .use(agentsController(new AgentService(d)))
     .use(presenceController(d))
     .use(searchController(new SearchService(d)))
-    .use(filesController(new FileService(d, d.maxUploadBytes)));
+    .use(filesController(new FileService(d, d.maxUploadBytes)))
+    .use(callsController(new CallService(d)));
 }

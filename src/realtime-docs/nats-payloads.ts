@@ -27,6 +27,7 @@ export const SUBJECT_PAYLOADS: { [S in Subject]: TSchema & { static: EventPayloa
   [Subjects.messageUnpinned]: events.MessageUnpinnedEvent,
   [Subjects.channelUpdated]: events.ChannelUpdatedEvent,
   [Subjects.channelArchived]: events.ChannelArchivedEvent,
+  [Subjects.callUpdated]: events.CallUpdatedEvent,
 };
 
 /** What each subject announces, for the document. */
@@ -49,4 +50,5 @@ export const SUBJECT_SUMMARIES: { [S in Subject]: string } = {
   [Subjects.messageUnpinned]: "A message was unpinned",
   [Subjects.channelUpdated]: "A channel's name, description, topic or visibility changed",
   [Subjects.channelArchived]: "A channel was archived",
+  [Subjects.callUpdated]: "A channel's call state changed (MatrixRTC memberships or a legacy 1:1 call, from Matrix)",
 };
