@@ -240,7 +240,8 @@ describe("GET /api/messaging/voip/turn", () => {
   test("no TURN server configured: 503 TURN_UNAVAILABLE; no identity: 401", async () => {
     const res = await api("/voip/turn", { as: "user:alice" });
     expect(res.status).toBe(503);
-    expect(await res.json()).toMatchObject({ error: "TURN_UNAVAILABLE" });
+    expect(res.headers.get("retry-after")).toBe("300");
+    expect(await res.json()).toMatchObject({ error: "TURN_UNAVAILABLE", message: expect.any(String), request_id: expect.any(String) });
     expect((await api("/voip/turn")).status).toBe(401);
   });
 
