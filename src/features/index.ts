@@ -38,6 +38,7 @@ import { reconcileCommands } from "./reconcile/commands.ts";
 import { callsController } from "./calls/http.ts";
 import { CallService } from "./calls/service.ts";
 import { callHandlers } from "./calls/ingest.ts";
+import { callCommands } from "./calls/commands.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -72,7 +73,7 @@ export function features(): Feature[] {
     { name: "search" },
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
-    { name: "calls", handlers: callHandlers },
+    { name: "calls", commands: callCommands, handlers: callHandlers },
   ];
 }
 

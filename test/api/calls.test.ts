@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createHmac } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import type { PublishedEvent } from "../../src/events/bus.ts";
@@ -167,6 +171,44 @@ describe("calls from MatrixRTC membership state", () => {
   });
 });
 
+describe("calls across a restart", () => {
+  test("after a restart, the first GET …/call sets the expiry timer again: the membership's end is still announced", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "daarion-calls-"));
+    const fresh = databaseUrl ? await freshPostgresDatabase("daarion_calls") : null;
+    const env = fresh ? { DATABASE_URL: fresh.url } : { DATA_DIR: dir };
+    let first: TestServer | null = await startTestServer(env);
+    let second: TestServer | null = null;
+    try {
+      const channel = await createChannel(first, "user:owner", { visibility: "public" });
+      const user = `@ivan${Date.now().toString(36)}:daarion.city`;
+      await first.app.deps.matrix.ensureUser(user);
+      await first.app.deps.matrix.join(channel.matrix_room_id, user);
+      const inbox = await WsInbox.open(`${first.wsUrl}/ws/messaging/${channel.id}?user_id=user:owner`);
+      const created = Date.now();
+      await first.app.deps.matrix.sendState(channel.matrix_room_id, user, MEMBER, `_${user}_DESK_m.call`, rtcMembership("DESK", { created_ts: created, expires: 6000 }));
+      expect((await inbox.nextOfType("call.updated")).call.participant_count).toBe(1);
+      inbox.close();
+      await first.stop();
+      first = null;
+
+      second = await startTestServer(env);
+      const live = await WsInbox.open(`${second.wsUrl}/ws/messaging/${channel.id}?user_id=user:owner`);
+      const res = await second.api(`/api/messaging/channels/${channel.id}/call`, { as: "user:owner" });
+      expect((await res.json()).participant_count).toBe(1);
+      // Nothing changed while the service was down, so nothing is announced until the expiry.
+      const expired = await live.nextOfType("call.updated", 15_000);
+      expect(expired.call).toMatchObject({ active: false, participant_count: 0 });
+      expect(Date.now()).toBeGreaterThanOrEqual(created + 6000);
+      live.close();
+    } finally {
+      await first?.stop();
+      await second?.stop();
+      await fresh?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
+
 describe("legacy 1:1 calls (m.call.*)", () => {
   const offer = (video: boolean) => ({ type: "offer", sdp: `v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n${video ? "m=video 9 UDP/TLS/RTP/SAVPF 96\r\n" : ""}` });
 
@@ -262,5 +304,5 @@ describe("GET /api/messaging/voip/turn", () => {
     } finally {
       await turnServer.stop();
     }
-  });
+  }, 30_000);
 });

@@ -45,6 +45,23 @@ export function announceCall(target: CallTarget): Promise<void> {
   return state.chain;
 }
 
+/**
+ * After a restart nothing is announced yet and no timer runs: this takes the current state as
+ * announced (subscribers saw it, or nothing changed) and sets the timer for its next expiry.
+ * A channel this process already announced or armed is left as it is.
+ */
+export function armCall(target: CallTarget): Promise<void> {
+  const state = stateOf(target);
+  const run = state.chain.then(async () => {
+    if (state.last !== null || state.timer) return;
+    const now = new Date();
+    state.last = callSignature(await readCallView(target.deps.sql, target.channel, now));
+    schedule(target, state, await nextCallDeadline(target.deps.sql, target.channel.id, now));
+  });
+  state.chain = run.catch((err) => target.deps.log.warn({ channel_id: target.channel.id, err: String(err) }, "could not arm the call expiry timer"));
+  return state.chain;
+}
+
 async function announceNow(target: CallTarget, state: ChannelCallState): Promise<void> {
   const { deps, channel } = target;
   const now = new Date();

@@ -8,12 +8,24 @@ import { readCallView } from "./view.ts";
 
 /** Calls are read from Matrix, never written: the service indexes call state and hands out TURN credentials. */
 export class CallService {
+  /** Channels whose expiry timer this process has set (or asked for). */
+  private readonly armed = new Set<string>();
+
   constructor(private readonly deps: ServiceDeps) {}
 
-  /** Whoever may read the channel's messages may see its call. */
+  /**
+   * Whoever may read the channel's messages may see its call. The first read of a channel with
+   * something that can expire sets its expiry timer in this process, which a restart lost (not
+   * awaited: the answer does not wait for the channel's loop).
+   */
   async channelCall(callerId: string, channelId: string): Promise<CallView> {
     const { channel } = await readableChannel(this.deps.sql, callerId, channelId);
-    return readCallView(this.deps.sql, channel, new Date());
+    const view = await readCallView(this.deps.sql, channel, new Date());
+    if (view.active && !this.armed.has(channelId) && !channel.archived_at) {
+      this.armed.add(channelId);
+      void this.deps.registry.run(channelId, "calls.arm", {}).catch(() => this.armed.delete(channelId));
+    }
+    return view;
   }
 
   /** The homeserver's TURN credentials for the caller's Matrix user (the application service acts as them). */
