@@ -175,7 +175,7 @@ describe("calls across a restart", () => {
   test("after a restart, the first GET …/call sets the expiry timer again: the membership's end is still announced", async () => {
     const dir = mkdtempSync(join(tmpdir(), "daarion-calls-"));
     const fresh = databaseUrl ? await freshPostgresDatabase("daarion_calls") : null;
-    const env = fresh ? { DATABASE_URL: fresh.url } : { DATA_DIR: dir };
+    const env: Record<string, string> = fresh ? { DATABASE_URL: fresh.url } : { DATA_DIR: dir };
     let first: TestServer | null = await startTestServer(env);
     let second: TestServer | null = null;
     try {
