@@ -240,7 +240,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
     const uris = Array.isArray(res.uris) ? (res.uris as unknown[]).filter((u): u is string => typeof u === "string") : [];
     // No turn_uris in the homeserver's config: Synapse answers {}.
     if (uris.length === 0 || typeof res.username !== "string" || typeof res.password !== "string") return null;
-    return { username: res.username, password: res.password, uris, ttl: Number(res.ttl) || 0 };
+    return { username: res.username, password: res.password, uris, ttl: Math.floor(Number(res.ttl) || 0) };
   }
 
   async getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent> {
