@@ -151,6 +151,34 @@ describe.skipIf(synapseMissing())("calls with Element users (Synapse, matrix-js-
     expect(state.filter((e) => e.type === MEMBER).map((e) => e.sender).sort()).toEqual([bob.userId, carol.userId].sort());
   });
 
+  test("matrix-js-sdk's own MatrixRTCSession (what Element Call runs) joins and leaves: the service follows it", async () => {
+    const channel = await createChannel(server, "user:admin", { visibility: "public" });
+    const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:admin`);
+    const dan = await registerRealUser("dan");
+    const { device_id: deviceId } = (await (await fetch(`${synapse!.url}/_matrix/client/v3/account/whoami`, { headers: { authorization: `Bearer ${dan.accessToken}` } })).json()) as { device_id: string };
+    const danClient = await elementClient({ ...dan, deviceId });
+    try {
+      await danClient.joinRoom(channel.matrix_alias);
+      await inbox.nextOfType("member.joined", 20000);
+      expect((await api(`/channels/${channel.id}/members/matrix:${dan.userId}`, { method: "PATCH", as: "user:admin", json: { role: "admin" } })).status).toBe(200);
+      await inbox.nextOfType("member.updated");
+      await sdkSees(danClient, channel.matrix_room_id, []);
+      const session = danClient.matrixRTC.getRoomSession(danClient.getRoom(channel.matrix_room_id)!);
+      session.joinRoomSession([{ type: "livekit", livekit_service_url: "https://livekit.example.org", livekit_alias: channel.matrix_room_id }]);
+      const joined = (await inbox.nextOfType("call.updated", 20000)).call;
+      expect(joined).toMatchObject({ active: true, participant_count: 1, member_ids: [`matrix:${dan.userId}`] });
+      expect(joined.participants).toEqual([
+        expect.objectContaining({ matrix_user_id: dan.userId, device_id: deviceId, call_id: "", application: "m.call" }),
+      ]);
+      await sdkSees(danClient, channel.matrix_room_id, [`${dan.userId}|${deviceId}`]);
+      expect(await session.leaveRoomSession(10000)).toBe(true);
+      expect((await inbox.nextOfType("call.updated", 20000)).call).toMatchObject({ active: false, participant_count: 0 });
+    } finally {
+      danClient.stopClient();
+      inbox.close();
+    }
+  });
+
   test("a legacy 1:1 call from Element: invite rings, the answer makes it active, the hangup ends it", async () => {
     const { channel, inbox } = await channelWithElementUsers("private");
     const callId = `call${Date.now()}`;
