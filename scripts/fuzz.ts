@@ -30,7 +30,12 @@ async function ensureSchemathesis(): Promise<void> {
 
 async function main(): Promise<number> {
   await ensureSchemathesis();
-  const server = await startTestServer({ LOG_LEVEL: process.env.FUZZ_LOG_LEVEL ?? "silent" });
+  // TURN configured, so GET /voip/turn answers credentials (without it, 503 TURN_UNAVAILABLE, a server-side condition).
+  const server = await startTestServer({
+    LOG_LEVEL: process.env.FUZZ_LOG_LEVEL ?? "silent",
+    TURN_URIS: "turn:127.0.0.1:3478?transport=udp",
+    TURN_SHARED_SECRET: "fuzz-turn-shared-secret",
+  });
   try {
     const channel = await createChannel(server, FUZZER, { visibility: "public" });
     const archivable = await createChannel(server, FUZZER, { visibility: "public" });

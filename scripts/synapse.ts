@@ -307,8 +307,23 @@ export function homeserverConfig(s: SynapseSettings, p: SynapsePaths): Record<st
     url_preview_enabled: false,
     enable_metrics: false,
     app_service_config_files: [p.appserviceYaml],
+    // VoIP: Synapse hands out TURN REST credentials on GET /voip/turnServer (it computes them
+    // from the secret; no TURN server runs here, the URIs only have to be handed over).
+    turn_uris: SYNAPSE_TURN_URIS,
+    turn_shared_secret: turnSharedSecret(s.registrationSecret),
+    turn_user_lifetime: `${SYNAPSE_TURN_TTL_S}s`,
+    turn_allow_guests: false,
     ...raisedRateLimits(),
   };
+}
+
+/** The TURN URIs the development Synapse hands out (nothing listens there: media never passes through this project). */
+export const SYNAPSE_TURN_URIS = ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"];
+export const SYNAPSE_TURN_TTL_S = 86400;
+
+/** The TURN shared secret of the development Synapse, derived from its registration secret (so .synapse/env needs no new key). */
+export function turnSharedSecret(registrationSecret: string): string {
+  return createHmac("sha256", registrationSecret).update("daarion-turn-shared-secret").digest("hex");
 }
 
 export function appserviceRegistration(s: SynapseSettings): Record<string, unknown> {

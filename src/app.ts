@@ -362,7 +362,10 @@ export function createMatrixBackend(config: Config, sql: Sql, log: Logger, event
       log: log.child({ component: "synapse" }),
     });
   }
-  return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME);
+  const turn = config.TURN_URIS && config.TURN_SHARED_SECRET
+    ? { uris: config.TURN_URIS.split(",").map((u) => u.trim()), sharedSecret: config.TURN_SHARED_SECRET, ttlS: config.TURN_TTL_S }
+    : null;
+  return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME, turn);
 }
 
 function matrixStateKey(config: Config): string {

@@ -49,6 +49,10 @@ export const ConfigSchema = t.Object({
   RATE_LIMIT_RECONCILE_MS: t.Integer({ minimum: 10, maximum: 60000, default: 500 }),
   TRUSTED_PROXIES: t.Optional(t.String({ pattern: "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?([\\s,]+[0-9A-Fa-f:.]+(/[0-9]{1,3})?)*$" })),
   WS_MAX_FRAMES_PER_SEC: t.Integer({ minimum: 0, default: 20 }),
+  /** The local Matrix backend's /voip/turnServer (README "Calls"): TURN URIs, comma-separated; with Synapse its own turn_uris count. */
+  TURN_URIS: t.Optional(t.String({ pattern: "^(turns?|stun):[^\\s,]+(\\s*,\\s*(turns?|stun):[^\\s,]+)*$" })),
+  TURN_SHARED_SECRET: t.Optional(t.String({ minLength: 8 })),
+  TURN_TTL_S: t.Integer({ minimum: 60, maximum: 604800, default: 86400 }),
   NODE_ENV: t.Optional(t.String()),
   /** 1: NODE_ENV=production may run on the embedded stand-ins (a single-box deployment). */
   ALLOW_EMBEDDED: t.Optional(t.Union([t.Literal("0"), t.Literal("1")])),
@@ -124,6 +128,10 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   if (config.MATRIX_EVENTS_MODE === "push" && !config.MATRIX_HS_TOKEN) {
     throw new ConfigError("invalid environment variable MATRIX_HS_TOKEN: required when MATRIX_EVENTS_MODE=push");
+  }
+  if (Boolean(config.TURN_URIS) !== Boolean(config.TURN_SHARED_SECRET)) {
+    const missing = config.TURN_URIS ? "TURN_SHARED_SECRET" : "TURN_URIS";
+    throw new ConfigError(`invalid environment variable ${missing}: TURN_URIS and TURN_SHARED_SECRET go together`);
   }
   checkAuth(config);
   checkProductionBackends(config);

@@ -24,6 +24,7 @@ export const Subjects = {
   channelUpdated: "messaging.channel.updated",
   channelArchived: "messaging.channel.archived",
   agentMentioned: "messaging.agent.mentioned",
+  callUpdated: "messaging.call.updated",
 } as const;
 
 /** Where a change came from: this service's API, or a Matrix client. */
@@ -208,6 +209,26 @@ export const MessageReadEvent = t.Object({
   read_at: t.String({ format: "date-time" }),
 });
 
+/** A channel's call state changed: who is in a call now (see GET …/channels/{id}/call for the whole view). */
+export const CallUpdatedEvent = t.Object({
+  event_id: t.String(),
+  channel_id: t.String({ format: "uuid" }),
+  microdao_id: t.String(),
+  active: t.Boolean(),
+  participant_count: t.Integer(),
+  member_ids: t.Array(t.String()),
+  since: t.Nullable(t.String({ format: "date-time" })),
+  legacy_calls: t.Array(
+    t.Object({
+      call_id: t.String(),
+      state: t.Union([t.Literal("ringing"), t.Literal("active"), t.Literal("ended")]),
+      caller_id: t.Nullable(t.String()),
+      callee_id: t.Nullable(t.String()),
+    }),
+  ),
+  updated_at: t.String({ format: "date-time" }),
+});
+
 export type EventPayloads = {
   [Subjects.messageCreated]: Static<typeof MessageCreatedEvent>;
   [Subjects.messageFailed]: Static<typeof MessageFailedEvent>;
@@ -228,5 +249,6 @@ export type EventPayloads = {
   [Subjects.channelUpdated]: Static<typeof ChannelUpdatedEvent>;
   [Subjects.channelArchived]: Static<typeof ChannelArchivedEvent>;
   [Subjects.agentMentioned]: Static<typeof AgentMentionedEvent>;
+  [Subjects.callUpdated]: Static<typeof CallUpdatedEvent>;
 };
 export type Subject = keyof EventPayloads;

@@ -37,6 +37,10 @@ import { FileService } from "./files/service.ts";
 import { reconcileCommands } from "./reconcile/commands.ts";
 import { mentionsController } from "./mentions/http.ts";
 import { MentionService } from "./mentions/service.ts";
+import { callsController } from "./calls/http.ts";
+import { CallService } from "./calls/service.ts";
+import { callHandlers } from "./calls/ingest.ts";
+import { callCommands } from "./calls/commands.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -72,6 +76,7 @@ export function features(): Feature[] {
     { name: "mentions" },
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
+    { name: "calls", commands: callCommands, handlers: callHandlers },
   ];
 }
 
@@ -100,5 +105,6 @@ export function featureRoutes(d: FeatureDeps) {
     .use(presenceController(d))
     .use(searchController(new SearchService(d)))
     .use(mentionsController(new MentionService(d)))
-    .use(filesController(new FileService(d, d.maxUploadBytes)));
+    .use(filesController(new FileService(d, d.maxUploadBytes)))
+    .use(callsController(new CallService(d)));
 }

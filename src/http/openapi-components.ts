@@ -6,6 +6,7 @@ import { ChannelEventView, MemberView, PendingInviteView, RemovedMemberView } fr
 import { MatrixErrorBody } from "../wire/matrix-error.ts";
 import { PinView } from "../features/pins/model.ts";
 import { ReadStateView, TypingView } from "../features/presence/model.ts";
+import { CallView, TurnServerView } from "../features/calls/model.ts";
 
 /**
  * The schemas /docs/json names in components.schemas: wherever a route's body or answer is one of
@@ -23,4 +24,6 @@ export const NAMED_SCHEMAS: Record<string, TSchema> = {
   Pin: PinView,
   Typing: TypingView,
   ReadState: ReadStateView,
+  Call: CallView,
+  TurnServer: TurnServerView,
 };

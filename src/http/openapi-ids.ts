@@ -28,6 +28,8 @@ export const OPERATION_IDS: Record<string, string> = {
   "POST /api/messaging/channels/{id}/read": "markRead",
   "POST /api/messaging/channels/{id}/files": "uploadFile",
   "GET /api/messaging/search": "searchMessages",
+  "GET /api/messaging/channels/{id}/call": "getChannelCall",
+  "GET /api/messaging/voip/turn": "getTurnServer",
   "POST /internal/agents/{agent_id}/post-to-channel": "postAsAgent",
   "GET /internal/messaging/channels/{id}/context": "getChannelContext",
   "PUT /_matrix/app/v1/transactions/{txnId}": "pushTransaction",

@@ -13,11 +13,13 @@ import {
   type RoomMessagesPage,
   type RoomMessagesRequest,
   type SyncBatch,
+  type TurnServer,
   type UploadedMedia,
 } from "./port.ts";
 import { STREAM_WRITE_LOCK, insertInStreamOrder, parseMessagesToken, parseSince, randomToken, toEvent, type EventRow, type Row } from "./local/rows.ts";
 import { insertEvent, membershipOf, powerOf, refuseDuplicateAnnotation, requireMembership, requireRoom, stateContent } from "./local/room-state.ts";
 import { SyncWakeups } from "./local/wakeups.ts";
+import { turnCredentials, type TurnConfig } from "./local/turn.ts";
 
 const SYNC_BATCH_LIMIT = 500;
 // Ephemeral events live only in memory, like a homeserver's typing stream; a sync this far
@@ -49,6 +51,8 @@ export class LocalMatrixBackend implements MatrixBackend {
   constructor(
     private readonly sql: Sql,
     readonly serverName: string,
+    /** TURN_URIS and TURN_SHARED_SECRET, for /voip/turnServer; null: none configured. */
+    private readonly turn: TurnConfig | null = null,
   ) {}
 
   async ensureUser(userId: string, displayName: string | null = null): Promise<void> {
@@ -315,6 +319,11 @@ export class LocalMatrixBackend implements MatrixBackend {
       if (!target) throw new MatrixError("M_NOT_FOUND", "Event not found.", 404);
     });
     this.emitEphemeral({ room_id: roomId, type: "m.receipt", content: { [eventId]: { "m.read": { [asUser]: { ts: Date.now() } } } } });
+  }
+
+  async turnServer(asUser: string): Promise<TurnServer | null> {
+    this.assertOpen();
+    return this.turn ? turnCredentials(this.turn, asUser, Date.now()) : null;
   }
 
   async getEvent(roomId: string, eventId: string): Promise<MatrixEvent> {

@@ -61,6 +61,15 @@ export interface RoomMessagesPage {
   end: string | null;
 }
 
+/** TURN REST credentials (GET /voip/turnServer): the username is `<expiry unix seconds>:<user id>`. */
+export interface TurnServer {
+  username: string;
+  password: string;
+  uris: string[];
+  /** Seconds the credentials are valid. */
+  ttl: number;
+}
+
 export interface OutgoingEvent {
   asUser: string;
   type: string;
@@ -136,6 +145,11 @@ export interface MatrixBackend {
   setTyping(roomId: string, asUser: string, typing: boolean, timeoutMs: number): Promise<void>;
   /** POST /rooms/{room}/read_markers: moves both m.fully_read and the public m.read receipt to eventId. */
   setReadMarker(roomId: string, asUser: string, eventId: string): Promise<void>;
+  /**
+   * GET /voip/turnServer as `asUser`: TURN credentials the homeserver computes for that user,
+   * or null when it has no TURN server configured (Synapse then answers `{}`).
+   */
+  turnServer(asUser: string): Promise<TurnServer | null>;
   /** Stores a file in the media repository as `asUser`; the answer is its mxc URI. */
   uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia>;
   /** Fetches a file by its mxc URI (authenticated media); unknown media is M_NOT_FOUND. */

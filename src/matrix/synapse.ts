@@ -18,6 +18,7 @@ import {
   type RoomMessagesPage,
   type RoomMessagesRequest,
   type SyncBatch,
+  type TurnServer,
   type UploadedMedia,
 } from "./port.ts";
 import { abortableSleep, localpartOf, parseJson, redactPath, retryAfterMs, toEvent, type Json } from "./synapse-wire.ts";
@@ -231,6 +232,15 @@ export class SynapseMatrixBackend implements MatrixBackend {
       asUser,
       body: { "m.fully_read": eventId, "m.read": eventId },
     });
+  }
+
+  async turnServer(asUser: string): Promise<TurnServer | null> {
+    await this.ensureUser(asUser);
+    const res = await this.call("GET", `${CS}/voip/turnServer`, { asUser });
+    const uris = Array.isArray(res.uris) ? (res.uris as unknown[]).filter((u): u is string => typeof u === "string") : [];
+    // No turn_uris in the homeserver's config: Synapse answers {}.
+    if (uris.length === 0 || typeof res.username !== "string" || typeof res.password !== "string") return null;
+    return { username: res.username, password: res.password, uris, ttl: Math.floor(Number(res.ttl) || 0) };
   }
 
   async getEvent(roomId: string, eventId: string, asUser?: string): Promise<MatrixEvent> {

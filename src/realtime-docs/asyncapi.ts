@@ -29,6 +29,7 @@ const FRAME_SUMMARIES: Record<string, string> = {
   "reaction.removed": "A reaction was removed (count after the change)",
   "message.pinned": "A message was pinned",
   "message.unpinned": "A message was unpinned",
+  "call.updated": "The channel's call state changed: who is in a call now (as GET …/channels/{id}/call answers)",
   typing: "Everyone typing in the channel now: replace the indicator with this list",
   read: "A member's read position moved forward",
   resumed: "Ends a replay: every frame after it is live. seq is the channel's latest seq then",

@@ -28,6 +28,7 @@ export const SUBJECT_PAYLOADS: { [S in Subject]: TSchema & { static: EventPayloa
   [Subjects.channelUpdated]: events.ChannelUpdatedEvent,
   [Subjects.channelArchived]: events.ChannelArchivedEvent,
   [Subjects.agentMentioned]: events.AgentMentionedEvent,
+  [Subjects.callUpdated]: events.CallUpdatedEvent,
 };
 
 /** What each subject announces, for the document. */
@@ -51,4 +52,5 @@ export const SUBJECT_SUMMARIES: { [S in Subject]: string } = {
   [Subjects.channelUpdated]: "A channel's name, description, topic or visibility changed",
   [Subjects.channelArchived]: "A channel was archived",
   [Subjects.agentMentioned]: "An agent was mentioned in a message (m.mentions, or @agent:x in a send): one event per mentioned agent",
+  [Subjects.callUpdated]: "A channel's call state changed (MatrixRTC memberships or a legacy 1:1 call, from Matrix)",
 };

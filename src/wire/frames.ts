@@ -1,6 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { ChannelView, MemberView, MessageView, PinView } from "./views.ts";
+import { CallView } from "./calls.ts";
 
 /** Frames the server pushes on /ws/messaging/{channel_id}. Plain "ping" is answered with "pong". */
 export const MessageCreatedFrame = t.Object({ type: t.Literal("message.created"), seq: t.Integer(), message: MessageView });
@@ -65,6 +66,9 @@ export const ReadFrame = t.Object({
 });
 export type ReadFrame = Static<typeof ReadFrame>;
 
+/** The channel's call state changed (someone joined or left a call, a membership expired, a legacy call rang, was answered or ended). */
+export const CallUpdatedFrame = t.Object({ type: t.Literal("call.updated"), call: CallView });
+
 export const ServerFrame = t.Union([
   MessageCreatedFrame,
   MessageFailedFrame,
@@ -81,6 +85,7 @@ export const ServerFrame = t.Union([
   ChannelArchivedFrame,
   MessagePinnedFrame,
   MessageUnpinnedFrame,
+  CallUpdatedFrame,
 ]);
 /** What broadcast takes: frames without a seq get the channel's latest seq when they are sent. */
 export type ServerFrame = Static<typeof ServerFrame>;

@@ -1,6 +1,8 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { matrixAdapters } from "../helpers/adapters.ts";
+import { createHmac } from "node:crypto";
 import { MatrixError, type MatrixBackend } from "../../src/matrix/port.ts";
+import { SYNAPSE_TURN_TTL_S, SYNAPSE_TURN_URIS } from "../../scripts/synapse.ts";
 
 /**
  * The Matrix port's contract. Every adapter runs this same suite; the Synapse client joins
@@ -180,6 +182,22 @@ for (const adapter of adapters) {
       const settled = await idle.catch(() => null);
       expect(settled === null || settled.events.filter((e) => e.room_id === roomId).length === 0).toBe(true);
       expect(Date.now() - started).toBeLessThan(5000);
+    });
+
+    test("turnServer: TURN REST credentials for the user (`<expiry>:<user id>`, base64 HMAC-SHA1 of it), the configured URIs and lifetime", async () => {
+      const before = Math.floor(Date.now() / 1000);
+      const turn = await m.turnServer(alice);
+      expect(turn).not.toBeNull();
+      expect(turn!.uris).toEqual(SYNAPSE_TURN_URIS);
+      expect(turn!.ttl).toBe(SYNAPSE_TURN_TTL_S);
+      const colon = turn!.username.indexOf(":");
+      expect(turn!.username.slice(colon + 1)).toBe(alice);
+      const expiry = Number(turn!.username.slice(0, colon));
+      expect(expiry).toBeGreaterThanOrEqual(before + SYNAPSE_TURN_TTL_S - 1);
+      expect(expiry).toBeLessThanOrEqual(Math.floor(Date.now() / 1000) + SYNAPSE_TURN_TTL_S + 1);
+      expect(turn!.password).toBe(createHmac("sha1", adapter.turnSecret).update(turn!.username).digest("base64"));
+      // Each user gets their own.
+      expect((await m.turnServer(bob))!.username.endsWith(`:${bob}`)).toBe(true);
     });
 
     test("ping: a live homeserver answers within the readiness timeout", async () => {

@@ -5,15 +5,19 @@ import { LocalMatrixBackend } from "../../src/matrix/local.ts";
 import type { MatrixBackend } from "../../src/matrix/port.ts";
 import { databaseUrl, freshPostgresDatabase } from "./services.ts";
 import { synapse, synapseBackend, synapseMissing } from "./synapse.ts";
+import { SYNAPSE_TURN_TTL_S, SYNAPSE_TURN_URIS, turnSharedSecret } from "../../scripts/synapse.ts";
 
 /** One adapter of the Matrix port, opened fresh for a contract suite. */
 export interface MatrixAdapter {
   name: "local" | "synapse";
   serverName: string;
+  /** The TURN shared secret behind turnServer's passwords (both adapters hand out SYNAPSE_TURN_URIS). */
+  turnSecret: string;
   open(): Promise<{ backend: MatrixBackend; close(): Promise<void> }>;
 }
 
 const log = pino({ level: "silent" });
+const LOCAL_TURN_SECRET = "contract-turn-shared-secret";
 
 /**
  * Every adapter the contract suites run against: the local backend always (on a fresh
@@ -25,11 +29,12 @@ export function matrixAdapters(): MatrixAdapter[] {
     {
       name: "local",
       serverName: "daarion.city",
+      turnSecret: LOCAL_TURN_SECRET,
       async open() {
         const fresh = databaseUrl ? await freshPostgresDatabase("daarion_contract") : null;
         const db = await openDatabase({ url: fresh?.url, dataDir: ":memory:", poolMax: 4 }, log);
         await migrate(db.sql, log);
-        const backend = new LocalMatrixBackend(db.sql, "daarion.city");
+        const backend = new LocalMatrixBackend(db.sql, "daarion.city", { uris: SYNAPSE_TURN_URIS, sharedSecret: LOCAL_TURN_SECRET, ttlS: SYNAPSE_TURN_TTL_S });
         return {
           backend,
           async close() {
@@ -45,6 +50,7 @@ export function matrixAdapters(): MatrixAdapter[] {
     adapters.push({
       name: "synapse",
       serverName: synapse!.serverName,
+      turnSecret: turnSharedSecret(synapse!.registrationSecret),
       async open() {
         const backend = synapseBackend();
         return { backend, close: () => backend.close() };

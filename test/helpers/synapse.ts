@@ -86,8 +86,8 @@ const quietLogger: SdkLogger = {
 };
 
 /** A matrix-js-sdk client playing the Element user, synced and ready. */
-export async function elementClient(user: { userId: string; accessToken: string }): Promise<MatrixClient> {
-  const client = createClient({ baseUrl: synapse!.url, userId: user.userId, accessToken: user.accessToken, logger: quietLogger });
+export async function elementClient(user: { userId: string; accessToken: string; deviceId?: string }): Promise<MatrixClient> {
+  const client = createClient({ baseUrl: synapse!.url, userId: user.userId, accessToken: user.accessToken, deviceId: user.deviceId, logger: quietLogger });
   const ready = new Promise<void>((resolve, reject) => {
     const onSync = (state: SyncState) => {
       if (state === SyncState.Prepared || state === SyncState.Syncing) {

@@ -28,9 +28,17 @@ describe("the features' tables", () => {
         "m.room.power_levels",
         "m.room.pinned_events",
         "m.room.encrypted",
+        "org.matrix.msc3401.call.member",
+        "m.call.member",
+        "m.call.invite",
+        "m.call.answer",
+        "m.call.hangup",
+        "m.call.reject",
       ]),
     );
-    expect(new Set(types.state)).toEqual(new Set(["m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels", "m.room.pinned_events"]));
+    expect(new Set(types.state)).toEqual(
+      new Set(["m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels", "m.room.pinned_events", "org.matrix.msc3401.call.member", "m.call.member"]),
+    );
     expect(new Set(types.ephemeral)).toEqual(new Set(["m.typing", "m.receipt"]));
   });
 
