@@ -37,6 +37,8 @@ import { FileService } from "./files/service.ts";
 import { reconcileCommands } from "./reconcile/commands.ts";
 import { mentionsController } from "./mentions/http.ts";
 import { MentionService } from "./mentions/service.ts";
+import { spacesController } from "./spaces/http.ts";
+import { SpaceService } from "./spaces/service.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -70,6 +72,7 @@ export function features(): Feature[] {
     { name: "presence", commands: presenceCommands, ephemeral: [typingHandler, receiptHandler] },
     { name: "search" },
     { name: "mentions" },
+    { name: "spaces" },
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
   ];
@@ -100,5 +103,6 @@ export function featureRoutes(d: FeatureDeps) {
     .use(presenceController(d))
     .use(searchController(new SearchService(d)))
     .use(mentionsController(new MentionService(d)))
+    .use(spacesController(new SpaceService(d)))
     .use(filesController(new FileService(d, d.maxUploadBytes)));
 }
