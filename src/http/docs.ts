@@ -62,6 +62,7 @@ export const apiDocs = () => {
             { name: "messages", description: "Messages, threads, edits, pins, files, typing, read state and search" },
             { name: "reactions", description: "Emoji reactions (m.reaction)" },
             { name: "members", description: "Membership, invitations, roles and capabilities" },
+            { name: "spaces", description: "A microDAO's Matrix space: its channel groups (sub-spaces) and the order of its channels" },
             { name: "internal", description: "Service-to-service endpoints" },
             { name: "matrix", description: "Application-service API for the homeserver" },
             { name: "health", description: "Liveness and readiness" },
