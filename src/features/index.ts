@@ -39,6 +39,7 @@ import { mentionsController } from "./mentions/http.ts";
 import { MentionService } from "./mentions/service.ts";
 import { spacesController } from "./spaces/http.ts";
 import { SpaceService } from "./spaces/service.ts";
+import { spaceHandlers } from "./spaces/ingest.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -72,7 +73,7 @@ export function features(): Feature[] {
     { name: "presence", commands: presenceCommands, ephemeral: [typingHandler, receiptHandler] },
     { name: "search" },
     { name: "mentions" },
-    { name: "spaces" },
+    { name: "spaces", handlers: spaceHandlers },
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
   ];

@@ -28,6 +28,7 @@ export const SUBJECT_PAYLOADS: { [S in Subject]: TSchema & { static: EventPayloa
   [Subjects.channelUpdated]: events.ChannelUpdatedEvent,
   [Subjects.channelArchived]: events.ChannelArchivedEvent,
   [Subjects.agentMentioned]: events.AgentMentionedEvent,
+  [Subjects.spaceChildReported]: events.SpaceChildReportedEvent,
 };
 
 /** What each subject announces, for the document. */
@@ -51,4 +52,5 @@ export const SUBJECT_SUMMARIES: { [S in Subject]: string } = {
   [Subjects.channelUpdated]: "A channel's name, description, topic or visibility changed",
   [Subjects.channelArchived]: "A channel was archived",
   [Subjects.agentMentioned]: "An agent was mentioned in a message (m.mentions, or @agent:x in a send): one event per mentioned agent",
+  [Subjects.spaceChildReported]: "A Matrix user added a room that is not a channel to a microDAO's space (or a group of it): reported, not indexed as a channel",
 };

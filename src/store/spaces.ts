@@ -155,3 +155,8 @@ export async function adminsMicrodao(sql: Sql, callerId: string, microdaoId: str
     limit 1`;
   return Boolean(row);
 }
+
+export async function findGroupByRoom(sql: Sql, roomId: string): Promise<GroupRow | null> {
+  const [row] = await sql<GroupRow[]>`select * from space_groups where matrix_room_id = ${roomId}`;
+  return row ?? null;
+}

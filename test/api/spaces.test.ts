@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
+import type { PublishedEvent } from "../../src/events/bus.ts";
 
 // A microDAO is a Matrix space, on the embedded default (the local Matrix backend).
 
@@ -18,6 +19,17 @@ const spaceOf = async (microdao: string, as = "user:owner") => {
   expect(res.status).toBe(200);
   return res.json();
 };
+/** The first event on the bus that matches, or a rejection after the timeout. */
+const nextPublished = (pred: (e: PublishedEvent) => boolean, timeoutMs = 10000) =>
+  new Promise<PublishedEvent>((resolve, reject) => {
+    const timer = setTimeout(() => (off(), reject(new Error("no matching event was published"))), timeoutMs);
+    const off = server.app.deps.events.subscribe((e) => {
+      if (!pred(e)) return;
+      clearTimeout(timer);
+      off();
+      resolve(e);
+    });
+  });
 const state = (room: string, type: string, key: string) => server.app.deps.matrix.getState(room, type, key);
 const children = async (room: string) =>
   Object.fromEntries(
@@ -191,6 +203,32 @@ describe("spaces (local backend)", () => {
     // A later sync leaves it alone, and it is no channel.
     await createChannel(server, "user:owner", { microdao_id: microdao });
     expect((await children(space.matrix_room_id))[foreign.roomId]).toEqual({ via: ["daarion.city"], order: "0" });
+    const [row] = await server.app.deps.sql`select count(*)::int as n from channels where matrix_room_id = ${foreign.roomId}`;
+    expect(row!.n).toBe(0);
+  });
+
+  test("a child a Matrix admin adds arrives from the homeserver and is reported on NATS (messaging.space.child_reported)", async () => {
+    const microdao = newMicrodao();
+    await createChannel(server, "user:owner", { microdao_id: microdao });
+    const space = await spaceOf(microdao);
+    const { matrix } = server.app.deps;
+    const admin = "@eve:daarion.city";
+    await matrix.ensureUser(admin);
+    await matrix.invite(space.matrix_room_id, SPACE_USER, admin);
+    await matrix.join(space.matrix_room_id, admin);
+    const foreign = await matrix.createRoom({ creator: admin, aliasLocalpart: `eve${Date.now()}`, name: "Eve's", topic: null, visibility: "public", isEncrypted: false, isDirect: false });
+    const reported = nextPublished((e) => e.subject === "messaging.space.child_reported" && (e.payload as { room_id: string }).room_id === foreign.roomId);
+    const { eventId } = await matrix.sendState(space.matrix_room_id, admin, "m.space.child", foreign.roomId, { via: ["daarion.city"], order: "k" });
+    expect((await reported).payload).toEqual({
+      event_id: `space.child_reported:${eventId}`,
+      microdao_id: microdao,
+      space_room_id: space.matrix_room_id,
+      room_id: foreign.roomId,
+      added_by: admin,
+      via: ["daarion.city"],
+      order: "k",
+      matrix_event_id: eventId,
+    });
     const [row] = await server.app.deps.sql`select count(*)::int as n from channels where matrix_room_id = ${foreign.roomId}`;
     expect(row!.n).toBe(0);
   });

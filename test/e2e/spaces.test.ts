@@ -93,9 +93,25 @@ describe.skipIf(synapseMissing())("a microDAO is a Matrix space, seen from Eleme
       users: { ...(levels.users as Record<string, number>), [bob.userId]: 50 },
     });
     const own = await client.createRoom({ name: "Bob's corner" });
+    const reported = new Promise<Record<string, unknown>>((resolve) => {
+      const off = server.app.deps.events.subscribe((e) => {
+        if (e.subject !== "messaging.space.child_reported" || (e.payload as { room_id: string }).room_id !== own.room_id) return;
+        off();
+        resolve(e.payload as Record<string, unknown>);
+      });
+    });
     await client.sendStateEvent(space.matrix_room_id, "m.space.child" as never, { via: [synapse!.serverName] } as never, own.room_id);
     const view = await (await api(`/microdaos/${microdao}/space`, { as: "user:owner" })).json();
     expect(view.foreign_children).toEqual([{ room_id: own.room_id, parent_room_id: space.matrix_room_id, order: null, via: [synapse!.serverName], added_by: bob.userId }]);
+    // It came back through /sync and was reported at once, on NATS.
+    expect(await Promise.race([reported, Bun.sleep(20000).then(() => null)])).toMatchObject({
+      microdao_id: microdao,
+      space_room_id: space.matrix_room_id,
+      room_id: own.room_id,
+      added_by: bob.userId,
+      via: [synapse!.serverName],
+      order: null,
+    });
     // Reported, not indexed: no channel has that room.
     const channels = await (await api(`/channels?microdao_id=${microdao}&include_archived=true`, { as: "user:owner" })).json();
     expect(channels.map((c: { matrix_room_id: string }) => c.matrix_room_id)).not.toContain(own.room_id);

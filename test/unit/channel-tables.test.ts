@@ -28,6 +28,7 @@ describe("the features' tables", () => {
         "m.room.power_levels",
         "m.room.pinned_events",
         "m.room.encrypted",
+        "m.space.child",
       ]),
     );
     expect(new Set(types.state)).toEqual(new Set(["m.room.member", "m.room.name", "m.room.topic", "m.room.power_levels", "m.room.pinned_events"]));
