@@ -160,3 +160,15 @@ export async function findGroupByRoom(sql: Sql, roomId: string): Promise<GroupRo
   const [row] = await sql<GroupRow[]>`select * from space_groups where matrix_room_id = ${roomId}`;
   return row ?? null;
 }
+
+/** MicroDAOs whose space is missing, or has channels without a place in it (made before spaces, or a sync cut short). */
+export async function spacesBehind(sql: Sql): Promise<Array<{ microdao_id: string; has_space: boolean; unplaced: number }>> {
+  return sql<Array<{ microdao_id: string; has_space: boolean; unplaced: number }>>`
+    select c.microdao_id, coalesce(bool_or(s.matrix_room_id is not null), false) as has_space, count(*) filter (where p.channel_id is null)::int as unplaced
+    from channels c
+    left join microdao_spaces s on s.microdao_id = c.microdao_id
+    left join space_channels p on p.channel_id = c.id
+    group by c.microdao_id
+    having not coalesce(bool_or(s.matrix_room_id is not null), false) or count(*) filter (where p.channel_id is null) > 0
+    order by c.microdao_id`;
+}

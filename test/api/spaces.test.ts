@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import type { PublishedEvent } from "../../src/events/bus.ts";
+import { reconcileSpaces, spaceReportLines } from "../../src/features/spaces/reconcile.ts";
 
 // A microDAO is a Matrix space, on the embedded default (the local Matrix backend).
 
@@ -250,5 +251,20 @@ describe("spaces (local backend)", () => {
       select room_id from local_matrix_state where type = 'm.room.name' and content->>'name' = ${microdao.slice(9)})`;
     expect(made!.n).toBe(1);
     expect(await state(a.matrix_room_id, "m.space.parent", first.matrix_room_id)).toMatchObject({ canonical: true });
+  });
+
+  test("reconcile lists microDAOs whose channels are not in a space, and --fix brings them in", async () => {
+    const microdao = newMicrodao();
+    const a = await createChannel(server, "user:owner", { microdao_id: microdao });
+    const b = await createChannel(server, "user:owner", { microdao_id: microdao });
+    // As if both channels predated spaces.
+    await server.app.deps.sql`delete from space_channels where microdao_id = ${microdao}`;
+    const deps = { sql: server.app.deps.sql, matrix: server.app.deps.matrix, log: server.app.deps.log };
+    const found = (await reconcileSpaces(deps, false)).filter((f) => f.microdao_id === microdao);
+    expect(spaceReportLines(found)).toEqual([`space  ${microdao}: 2 channels not in its space`]);
+    const fixed = (await reconcileSpaces(deps, true)).filter((f) => f.microdao_id === microdao);
+    expect(spaceReportLines(fixed)).toEqual([`space  ${microdao}: 2 channels not in its space (synced)`]);
+    expect((await reconcileSpaces(deps, false)).filter((f) => f.microdao_id === microdao)).toEqual([]);
+    expect((await spaceOf(microdao)).channels.map((c: { id: string }) => c.id)).toEqual([a.id, b.id]);
   });
 });
