@@ -11,6 +11,8 @@ CREATE TABLE microdao_spaces (
   matrix_alias    TEXT NOT NULL,
   name            TEXT NOT NULL,
   claimed_at      TIMESTAMPTZ,
+  -- The m.room.join_rules content last written to the room (JSON text), so a sync writes only a change.
+  written_join_rule TEXT,
   created_at      TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 
@@ -22,6 +24,11 @@ CREATE TABLE space_groups (
   space_order     TEXT NOT NULL,
   matrix_room_id  TEXT UNIQUE,
   matrix_alias    TEXT NOT NULL,
+  -- What was last written to Matrix: its order in the space's m.space.child, its m.space.parent
+  -- and its join rule (null: not yet).
+  written_order   TEXT,
+  written_parent  BOOLEAN NOT NULL DEFAULT false,
+  written_join_rule TEXT,
   created_by      TEXT NOT NULL,
   created_at      TIMESTAMPTZ NOT NULL DEFAULT now(),
   updated_at      TIMESTAMPTZ NOT NULL DEFAULT now()
@@ -29,13 +36,16 @@ CREATE TABLE space_groups (
 CREATE INDEX space_groups_microdao ON space_groups (microdao_id);
 
 -- Where a channel sits in its microDAO's space: its group (null: the space itself), its order,
--- and the parent its room's m.space.parent names as last written ('' when none is), so a sync
--- writes only what changed.
+-- and what was last written to Matrix, so a sync writes only what changed: the space (or group)
+-- room holding its m.space.child with that order ('' when none does), and the parent its room's
+-- m.space.parent names ('' when none).
 CREATE TABLE space_channels (
   channel_id      UUID PRIMARY KEY REFERENCES channels (id),
   microdao_id     TEXT NOT NULL,
   group_id        UUID REFERENCES space_groups (id),
   space_order     TEXT NOT NULL,
+  written_child   TEXT,
+  written_order   TEXT,
   written_parent  TEXT
 );
 CREATE INDEX space_channels_microdao ON space_channels (microdao_id);

@@ -63,3 +63,10 @@ export function compareSpaceChildren(a: { order: string | null; room_id: string 
   if (ao !== null && bo !== null && ao !== bo) return ao < bo ? -1 : 1;
   return a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0;
 }
+
+/** JSON with object keys sorted at every level: two contents compare equal whatever order a store kept their keys in. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v) =>
+    v && typeof v === "object" && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}

@@ -6,6 +6,7 @@ export interface SpaceRow {
   matrix_alias: string;
   name: string;
   claimed_at: Date | null;
+  written_join_rule: string | null;
   created_at: Date;
 }
 
@@ -16,6 +17,9 @@ export interface GroupRow {
   space_order: string;
   matrix_room_id: string | null;
   matrix_alias: string;
+  written_order: string | null;
+  written_parent: boolean;
+  written_join_rule: string | null;
   created_by: string;
   created_at: Date;
   updated_at: Date;
@@ -26,6 +30,8 @@ export interface SpaceChannelRow {
   microdao_id: string;
   group_id: string | null;
   space_order: string;
+  written_child: string | null;
+  written_order: string | null;
   written_parent: string | null;
 }
 
@@ -142,8 +148,21 @@ export async function moveChannel(sql: Sql, channelId: string, patch: { group_id
     where channel_id = ${channelId}`;
 }
 
-export async function setWrittenParent(sql: Sql, channelId: string, parent: string): Promise<void> {
-  await sql`update space_channels set written_parent = ${parent} where channel_id = ${channelId}`;
+/** What a sync wrote to Matrix for a channel: the room holding its m.space.child ('' none), that child's order, its m.space.parent ('' none). */
+export async function setChannelWritten(sql: Sql, channelId: string, w: { child: string; order: string | null; parent: string }): Promise<void> {
+  await sql`
+    update space_channels set written_child = ${w.child}, written_order = ${w.order}, written_parent = ${w.parent}
+    where channel_id = ${channelId}`;
+}
+
+export async function setGroupWritten(sql: Sql, groupId: string, w: { order: string; parent: boolean }): Promise<void> {
+  await sql`update space_groups set written_order = ${w.order}, written_parent = ${w.parent} where id = ${groupId}`;
+}
+
+/** The join rule last written to a space room (the microDAO's, or a group's). */
+export async function setWrittenJoinRule(sql: Sql, roomId: string, rule: string): Promise<void> {
+  await sql`update microdao_spaces set written_join_rule = ${rule} where matrix_room_id = ${roomId}`;
+  await sql`update space_groups set written_join_rule = ${rule} where matrix_room_id = ${roomId}`;
 }
 
 /** Whether the caller is a current owner or admin of any channel of the microDAO. */

@@ -253,6 +253,31 @@ describe("spaces (local backend)", () => {
     expect(await state(a.matrix_room_id, "m.space.parent", first.matrix_room_id)).toMatchObject({ canonical: true });
   });
 
+  test("a sync writes only what the index says changed; POST …/space compares with the rooms' state and repairs it", async () => {
+    const microdao = newMicrodao();
+    const a = await createChannel(server, "user:owner", { microdao_id: microdao });
+    const space = await spaceOf(microdao);
+    const room = space.matrix_room_id;
+    const writes = async () => {
+      const [row] = await server.app.deps.sql`select count(*)::int as n from local_matrix_events where room_id = ${room} and sender = ${SPACE_USER}`;
+      return row!.n as number;
+    };
+    // Someone removes the child in Matrix behind the service's back.
+    await server.app.deps.matrix.sendState(room, SPACE_USER, "m.space.child", a.matrix_room_id, {});
+    const before = await writes();
+    // A new channel: its own child, and the join rule; nothing else is rewritten.
+    const b = await createChannel(server, "user:owner", { microdao_id: microdao });
+    expect(await writes()).toBe(before + 2);
+    expect(await state(room, "m.space.child", a.matrix_room_id)).toEqual({});
+    expect(await state(room, "m.space.child", b.matrix_room_id)).toMatchObject({ via: ["daarion.city"] });
+    expect((await api(`/microdaos/${microdao}/space`, { method: "POST", as: "user:owner" })).status).toBe(200);
+    expect(await state(room, "m.space.child", a.matrix_room_id)).toEqual({ via: ["daarion.city"], order: space.channels[0].order });
+    // In line now: another full sync writes nothing.
+    const after = await writes();
+    expect((await api(`/microdaos/${microdao}/space`, { method: "POST", as: "user:owner" })).status).toBe(200);
+    expect(await writes()).toBe(after);
+  });
+
   test("reconcile lists microDAOs whose channels are not in a space, and --fix brings them in", async () => {
     const microdao = newMicrodao();
     const a = await createChannel(server, "user:owner", { microdao_id: microdao });

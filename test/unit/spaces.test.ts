@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import {
   advertisedInSpace,
+  canonicalJson,
   compareSpaceChildren,
   defaultSpaceOrder,
   groupAliasLocalpart,
@@ -64,5 +65,12 @@ describe("space rules", () => {
     expect(isLiveChild({ via: [] })).toBe(false);
     expect(isLiveChild(null)).toBe(false);
     expect(spaceJoinRule(["!a"])).toEqual({ join_rule: "restricted", allow: [{ type: "m.room_membership", room_id: "!a" }] });
+  });
+
+  test("canonical JSON ignores key order", () => {
+    expect(canonicalJson({ join_rule: "restricted", allow: [{ type: "m.room_membership", room_id: "!a" }] })).toBe(
+      canonicalJson({ allow: [{ room_id: "!a", type: "m.room_membership" }], join_rule: "restricted" }),
+    );
+    expect(canonicalJson({ allow: ["!a", "!b"] })).not.toBe(canonicalJson({ allow: ["!b", "!a"] }));
   });
 });

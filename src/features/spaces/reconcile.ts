@@ -20,7 +20,7 @@ export async function reconcileSpaces(deps: SpaceDeps, fix: boolean): Promise<Sp
     const finding: SpaceFinding = { ...row, fixed: false, error: null };
     if (fix) {
       try {
-        await syncSpace(deps, row.microdao_id);
+        await syncSpace(deps, row.microdao_id, { full: true });
         finding.fixed = true;
       } catch (err) {
         finding.error = err instanceof Error ? err.message : String(err);

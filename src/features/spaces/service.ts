@@ -61,7 +61,8 @@ export class SpaceService {
   /** Makes the space when it is missing and brings its Matrix state up to date (channels made before spaces existed join it). */
   async ensure(callerId: string, microdaoId: string): Promise<SpaceView> {
     await this.requireMicrodaoAdmin(callerId, microdaoId);
-    await matrixCall(() => syncSpace(this.deps, microdaoId));
+    // From the rooms' state, not the index's record: this also repairs what was changed in Matrix.
+    await matrixCall(() => syncSpace(this.deps, microdaoId, { full: true }));
     return this.get(callerId, microdaoId);
   }
 

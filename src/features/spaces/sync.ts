@@ -3,6 +3,7 @@ import type { MatrixBackend, StateEntry } from "../../matrix/port.ts";
 import { toMatrixUserId } from "../../domain/ids.ts";
 import {
   advertisedInSpace,
+  canonicalJson,
   childContent,
   groupAliasLocalpart,
   isLiveChild,
@@ -19,7 +20,9 @@ import {
   placeChannels,
   setGroupRoom,
   setSpaceRoom,
-  setWrittenParent,
+  setChannelWritten,
+  setGroupWritten,
+  setWrittenJoinRule,
   type GroupRow,
   type PlacedChannel,
   type SpaceRow,
@@ -52,11 +55,13 @@ const reported = new Set<string>();
  * Makes the microDAO's space (once) and brings its Matrix state in line with the index: every
  * channel of the microDAO gets its place (channels made before spaces existed too), groups get
  * their rooms, m.space.child / m.space.parent are written or emptied, and the spaces' join rules
- * allow the members of the channels they advertise. Writes only what differs; safe to run again.
+ * allow the members of the channels they advertise. It writes only what differs from what the
+ * index says it wrote; with `full`, from the rooms' current state instead (read from Matrix),
+ * which also repairs what someone changed in Matrix. Safe to run again.
  */
-export function syncSpace(deps: SpaceDeps, microdaoId: string): Promise<SpaceRow> {
+export function syncSpace(deps: SpaceDeps, microdaoId: string, opts: { full?: boolean } = {}): Promise<SpaceRow> {
   const before = running.get(microdaoId) ?? Promise.resolve();
-  const run = before.catch(() => {}).then(() => doSync(deps, microdaoId));
+  const run = before.catch(() => {}).then(() => doSync(deps, microdaoId, opts.full ?? false));
   running.set(microdaoId, run);
   void run.finally(() => running.get(microdaoId) === run && running.delete(microdaoId)).catch(() => {});
   return run;
@@ -71,7 +76,9 @@ export async function syncSpaceQuietly(deps: SpaceDeps, microdaoId: string): Pro
   }
 }
 
-async function doSync(deps: SpaceDeps, microdaoId: string): Promise<SpaceRow> {
+type Written = { room: string; order: string | null };
+
+async function doSync(deps: SpaceDeps, microdaoId: string, full: boolean): Promise<SpaceRow> {
   const { sql, matrix } = deps;
   const space = await ensureSpaceRoom(deps, microdaoId);
   const spaceRoom = space.matrix_room_id!;
@@ -80,53 +87,71 @@ async function doSync(deps: SpaceDeps, microdaoId: string): Promise<SpaceRow> {
   for (const group of groups) if (!group.matrix_room_id) group.matrix_room_id = await makeGroupRoom(deps, group);
   const channels = await listPlacedChannels(sql, microdaoId);
   const writer = spaceUserId(matrix.serverName);
+  const via = [matrix.serverName];
 
   const parentOf = (c: PlacedChannel) => (c.group_id ? groups.find((g) => g.id === c.group_id)?.matrix_room_id ?? spaceRoom : spaceRoom);
   const advertised = channels.filter(advertisedInSpace);
-  const known = new Set([...channels.map((c) => c.matrix_room_id), ...groups.map((g) => g.matrix_room_id!)]);
+  const spaceRooms = [spaceRoom, ...groups.map((g) => g.matrix_room_id!)];
 
-  // The children each space room should have.
-  const desired = new Map<string, Map<string, string>>([[spaceRoom, new Map()]]);
-  for (const g of groups) {
-    desired.get(spaceRoom)!.set(g.matrix_room_id!, g.space_order);
-    desired.set(g.matrix_room_id!, new Map());
+  // What each space room holds now: the index's record of what it wrote, or (full) the room's state.
+  const current = new Map<string, Map<string, Written>>(spaceRooms.map((r) => [r, new Map()]));
+  if (full) {
+    const known = new Set([...channels.map((c) => c.matrix_room_id), ...spaceRooms]);
+    for (const room of spaceRooms) {
+      for (const entry of await matrix.getStateEvents(room, "m.space.child", writer)) {
+        if (!isLiveChild(entry.content)) continue;
+        if (!known.has(entry.stateKey)) report(deps, microdaoId, foreignChild(room, entry));
+        else current.get(room)!.set(entry.stateKey, { room, order: typeof entry.content.order === "string" ? entry.content.order : null });
+      }
+    }
+  } else {
+    for (const c of channels) if (c.written_child) current.get(c.written_child)?.set(c.matrix_room_id, { room: c.written_child, order: c.written_order });
+    for (const g of groups) if (g.written_order !== null) current.get(spaceRoom)!.set(g.matrix_room_id!, { room: spaceRoom, order: g.written_order });
   }
-  for (const c of advertised) desired.get(parentOf(c))!.set(c.matrix_room_id, c.space_order);
+  const holding = (child: string) => spaceRooms.filter((r) => current.get(r)!.has(child));
+  /** Makes `want` the one space room listing `child` (with `order`), emptying it anywhere else. */
+  const place = async (child: string, want: Written | null) => {
+    for (const room of holding(child)) {
+      if (room !== want?.room) await matrix.sendState(room, writer, "m.space.child", child, {});
+    }
+    if (want && current.get(want.room)!.get(child)?.order !== want.order) {
+      await matrix.sendState(want.room, writer, "m.space.child", child, childContent(matrix.serverName, want.order));
+    }
+  };
 
-  for (const [room, children] of desired) {
-    const current = new Map((await matrix.getStateEvents(room, "m.space.child", writer)).map((e) => [e.stateKey, e]));
-    for (const [child, order] of children) {
-      const now = current.get(child)?.content;
-      if (isLiveChild(now) && now!.order === order) continue;
-      await matrix.sendState(room, writer, "m.space.child", child, childContent(matrix.serverName, order));
+  for (const g of groups) {
+    await place(g.matrix_room_id!, { room: spaceRoom, order: g.space_order });
+    const parented = full ? isLiveChild(await matrix.getState(g.matrix_room_id!, "m.space.parent", spaceRoom, writer)) : g.written_parent;
+    if (!parented) await matrix.sendState(g.matrix_room_id!, writer, "m.space.parent", spaceRoom, { via, canonical: true });
+    if (g.written_order !== g.space_order || !g.written_parent) await setGroupWritten(sql, g.id, { order: g.space_order, parent: true });
+  }
+
+  for (const c of channels) {
+    const want = advertisedInSpace(c) ? { room: parentOf(c), order: c.space_order } : null;
+    await place(c.matrix_room_id, want);
+    // The channel's room names its space (or group) as parent; the channel's creator writes it (power 100 there).
+    const parent = want?.room ?? "";
+    const had = c.written_parent ?? "";
+    const creator = toMatrixUserId(c.created_by, matrix.serverName);
+    if (had && had !== parent) await matrix.sendState(c.matrix_room_id, creator, "m.space.parent", had, {});
+    if (parent && (had !== parent || (full && !isLiveChild(await matrix.getState(c.matrix_room_id, "m.space.parent", parent))))) {
+      await matrix.sendState(c.matrix_room_id, creator, "m.space.parent", parent, { via, canonical: true });
     }
-    for (const [child, entry] of current) {
-      if (children.has(child) || !isLiveChild(entry.content)) continue;
-      // A channel or group that moved, became private or was archived: removed (empty content).
-      if (known.has(child)) await matrix.sendState(room, writer, "m.space.child", child, {});
-      else report(deps, microdaoId, foreignChild(room, entry));
+    const child = want?.room ?? "";
+    if (c.written_child !== child || c.written_order !== (want?.order ?? null) || had !== parent) {
+      await setChannelWritten(sql, c.channel_id, { child, order: want?.order ?? null, parent });
     }
+  }
+
+  // Each space is restricted to the members of the rooms it advertises (a group: and of the microDAO's space).
+  const writtenRule = new Map<string, string | null>([[spaceRoom, space.written_join_rule], ...groups.map((g) => [g.matrix_room_id!, g.written_join_rule] as [string, string | null])]);
+  for (const room of spaceRooms) {
     const allow = room === spaceRoom ? advertised.map((c) => c.matrix_room_id) : [spaceRoom, ...advertised.filter((c) => parentOf(c) === room).map((c) => c.matrix_room_id)];
     const rule = spaceJoinRule(allow.slice(0, MAX_ALLOW));
-    const currentRule = await matrix.getState(room, "m.room.join_rules", "", writer);
-    if (JSON.stringify(currentRule) !== JSON.stringify(rule)) await matrix.sendState(room, writer, "m.room.join_rules", "", rule);
-  }
-
-  // Each group names the space as its parent.
-  for (const g of groups) {
-    const parent = await matrix.getState(g.matrix_room_id!, "m.space.parent", spaceRoom, writer);
-    if (!isLiveChild(parent)) await matrix.sendState(g.matrix_room_id!, writer, "m.space.parent", spaceRoom, { via: [matrix.serverName], canonical: true });
-  }
-
-  // Each channel room names its space (or group) as its parent; the channel's creator writes it (power 100 there).
-  for (const c of channels) {
-    const want = advertisedInSpace(c) ? parentOf(c) : "";
-    const had = c.written_parent ?? "";
-    if (want === had) continue;
-    const creator = toMatrixUserId(c.created_by, matrix.serverName);
-    if (had) await matrix.sendState(c.matrix_room_id, creator, "m.space.parent", had, {});
-    if (want) await matrix.sendState(c.matrix_room_id, creator, "m.space.parent", want, { via: [matrix.serverName], canonical: true });
-    await setWrittenParent(sql, c.channel_id, want);
+    const text = canonicalJson(rule);
+    const now = full ? canonicalJson(await matrix.getState(room, "m.room.join_rules", "", writer)) : writtenRule.get(room);
+    if (now !== text) await matrix.sendState(room, writer, "m.room.join_rules", "", rule);
+    if (writtenRule.get(room) !== text) await setWrittenJoinRule(sql, room, text);
   }
   return space;
 }
