@@ -21,6 +21,7 @@ import type { EventBus } from "../src/events/bus.ts";
 import { reconcile, UnknownChannelError } from "../src/features/reconcile/reconcile.ts";
 import { channelReportLines, exitCodeFor, summaryLine } from "../src/features/reconcile/report.ts";
 import { orphanReportLines, reconcileCreations, unresolvedOrphans } from "../src/features/reconcile/orphans.ts";
+import { reconcileSpaces, spaceReportLines, unresolvedSpaces } from "../src/features/spaces/reconcile.ts";
 
 const USAGE = "usage: bun run reconcile [--channel ID] [--fix]";
 
@@ -74,8 +75,11 @@ async function main(): Promise<number> {
     // Creations cut short (a room with our alias, no channel row) belong to no channel: whole runs only.
     const orphans = args.channelId === null ? await reconcileCreations({ sql: db.sql, matrix, events, log }, args.fix) : [];
     for (const line of orphanReportLines(orphans)) console.log(line);
+    // MicroDAOs whose channels are not all in its Matrix space (channels made before spaces): whole runs only.
+    const spaces = args.channelId === null ? await reconcileSpaces({ sql: db.sql, matrix, log }, args.fix) : [];
+    for (const line of spaceReportLines(spaces)) console.log(line);
     console.log(summaryLine(summary));
-    return unresolvedOrphans(orphans) > 0 ? 1 : exitCodeFor(summary, args.fix);
+    return unresolvedOrphans(orphans) + unresolvedSpaces(spaces) > 0 ? 1 : exitCodeFor(summary, args.fix);
   } catch (err) {
     console.error(err instanceof UnknownChannelError ? err.message : `reconcile failed: ${err instanceof Error ? err.message : String(err)}`);
     return 2;

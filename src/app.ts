@@ -53,6 +53,7 @@ import { queueDepths } from "./store/depths.ts";
 import { instanceId } from "./config.ts";
 import { Cluster } from "./cluster/index.ts";
 import { clusterController } from "./features/health/cluster.ts";
+import { spaceRoomEvent } from "./features/spaces/ingest.ts";
 
 export interface RunningApp {
   url: string;
@@ -184,7 +185,13 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       releaseServer();
     });
     stack.push("actors", () => registry.stop());
-    const dispatcher = new InboxDispatcher({ sql: db.sql, registry, log, handlers: tables.handlers });
+    const dispatcher = new InboxDispatcher({
+      sql: db.sql,
+      registry,
+      log,
+      handlers: tables.handlers,
+      otherRoom: (event) => spaceRoomEvent({ sql: db.sql, matrix, log, events }, event),
+    });
     stack.push("inbox", () => dispatcher.stop());
 
     const auth = createAuthenticator(config);

@@ -25,6 +25,7 @@ export const Subjects = {
   channelArchived: "messaging.channel.archived",
   agentMentioned: "messaging.agent.mentioned",
   callUpdated: "messaging.call.updated",
+  spaceChildReported: "messaging.space.child_reported",
 } as const;
 
 /** Where a change came from: this service's API, or a Matrix client. */
@@ -191,6 +192,18 @@ export const AgentMentionedEvent = t.Object({
   created_at: t.String({ format: "date-time" }),
 });
 
+/** A Matrix user made a room that is not a channel a child of a microDAO's space (or group): reported, never indexed. */
+export const SpaceChildReportedEvent = t.Object({
+  event_id: t.String({ description: "space.child_reported:{matrix event id of the m.space.child}" }),
+  microdao_id: t.String(),
+  space_room_id: t.String({ description: "The space (or group) room that holds the m.space.child" }),
+  room_id: t.String({ description: "The child room, which is no channel" }),
+  added_by: t.String({ description: "The Matrix user who sent the m.space.child" }),
+  via: t.Array(t.String()),
+  order: t.Nullable(t.String()),
+  matrix_event_id: t.String(),
+});
+
 /** Who types in a channel now, whenever that changes (typing is short-lived: not for replay). */
 export const TypingChangedEvent = t.Object({
   event_id: t.String(),
@@ -250,5 +263,6 @@ export type EventPayloads = {
   [Subjects.channelArchived]: Static<typeof ChannelArchivedEvent>;
   [Subjects.agentMentioned]: Static<typeof AgentMentionedEvent>;
   [Subjects.callUpdated]: Static<typeof CallUpdatedEvent>;
+  [Subjects.spaceChildReported]: Static<typeof SpaceChildReportedEvent>;
 };
 export type Subject = keyof EventPayloads;

@@ -41,6 +41,9 @@ import { callsController } from "./calls/http.ts";
 import { CallService } from "./calls/service.ts";
 import { callHandlers } from "./calls/ingest.ts";
 import { callCommands } from "./calls/commands.ts";
+import { spacesController } from "./spaces/http.ts";
+import { SpaceService } from "./spaces/service.ts";
+import { spaceHandlers } from "./spaces/ingest.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -74,6 +77,7 @@ export function features(): Feature[] {
     { name: "presence", commands: presenceCommands, ephemeral: [typingHandler, receiptHandler] },
     { name: "search" },
     { name: "mentions" },
+    { name: "spaces", handlers: spaceHandlers },
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
     { name: "calls", commands: callCommands, handlers: callHandlers },
@@ -105,6 +109,7 @@ export function featureRoutes(d: FeatureDeps) {
     .use(presenceController(d))
     .use(searchController(new SearchService(d)))
     .use(mentionsController(new MentionService(d)))
+    .use(spacesController(new SpaceService(d)))
     .use(filesController(new FileService(d, d.maxUploadBytes)))
     .use(callsController(new CallService(d)));
 }

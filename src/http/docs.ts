@@ -63,6 +63,7 @@ export const apiDocs = () => {
             { name: "reactions", description: "Emoji reactions (m.reaction)" },
             { name: "members", description: "Membership, invitations, roles and capabilities" },
             { name: "calls", description: "Calls indexed from Matrix (MatrixRTC and legacy 1:1 VoIP) and TURN credentials" },
+            { name: "spaces", description: "A microDAO's Matrix space: its channel groups (sub-spaces) and the order of its channels" },
             { name: "internal", description: "Service-to-service endpoints" },
             { name: "matrix", description: "Application-service API for the homeserver" },
             { name: "health", description: "Liveness and readiness" },

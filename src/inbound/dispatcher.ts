@@ -3,7 +3,7 @@ import type { Sql } from "../store/db.ts";
 import type { ChannelRegistry } from "../channel/registry.ts";
 import { findChannelByRoom } from "../store/channels.ts";
 import { consumeInboxEvent, readInbox, type InboxRow } from "../store/inbox.ts";
-import type { EphemeralEvent } from "../matrix/port.ts";
+import type { EphemeralEvent, MatrixEvent } from "../matrix/port.ts";
 import type { HandlerTable } from "../channel/handlers.ts";
 
 /** How many inbox rows a drain reads at a time. */
@@ -23,7 +23,16 @@ export class InboxDispatcher {
   /** Cluster mode: only the elected instance drains; another one that stored events wakes it. */
   private leader: { isLeader(): boolean; wakeLeader(): void } | null = null;
 
-  constructor(private readonly deps: { sql: Sql; registry: ChannelRegistry; log: Logger; handlers: HandlerTable }) {}
+  constructor(
+    private readonly deps: {
+      sql: Sql;
+      registry: ChannelRegistry;
+      log: Logger;
+      handlers: HandlerTable;
+      /** An event of a room that is no channel (a microDAO's space, say), before it is consumed. */
+      otherRoom?: (event: MatrixEvent) => Promise<void>;
+    },
+  ) {}
 
   shareDraining(leader: { isLeader(): boolean; wakeLeader(): void }): void {
     this.leader = leader;
@@ -109,6 +118,9 @@ export class InboxDispatcher {
       if (!channelId) {
         // Not a channel room (or one whose channel row is not written yet: its creation
         // writes the same name, topic and members itself).
+        await this.deps.otherRoom?.(row.event).catch((err) =>
+          this.deps.log.warn({ room_id: row.event.room_id, type: row.event.type, err: err instanceof Error ? err.message : String(err) }, "could not look at an event of a room that is no channel"),
+        );
         await consumeInboxEvent(this.deps.sql, row.event.event_id);
         continue;
       }

@@ -12,6 +12,7 @@ import {
   type MatrixEvent,
   type RoomMessagesPage,
   type RoomMessagesRequest,
+  type StateEntry,
   type SyncBatch,
   type TurnServer,
   type UploadedMedia,
@@ -79,7 +80,7 @@ export class LocalMatrixBackend implements MatrixBackend {
       await tx`insert into local_matrix_rooms (room_id, creator) values (${roomId}, ${req.creator})`;
       await tx`insert into local_matrix_aliases (alias, room_id) values (${alias}, ${roomId})`;
       const state: Array<[string, string, Record<string, unknown>]> = [
-        ["m.room.create", "", { creator: req.creator, room_version: "10" }],
+        ["m.room.create", "", req.roomType ? { creator: req.creator, room_version: "10", type: req.roomType } : { creator: req.creator, room_version: "10" }],
         ["m.room.member", req.creator, { membership: "join" }],
         ["m.room.power_levels", "", { users: { [req.creator]: 100 }, users_default: 0, events_default: 0, state_default: 50 }],
         ["m.room.join_rules", "", { join_rule: joinRuleFor(req.visibility) }],
@@ -168,6 +169,15 @@ export class LocalMatrixBackend implements MatrixBackend {
     this.assertOpen();
     await requireRoom(this.sql, roomId);
     return stateContent(this.sql, roomId, type, stateKey);
+  }
+
+  async getStateEvents(roomId: string, type: string): Promise<StateEntry[]> {
+    this.assertOpen();
+    await requireRoom(this.sql, roomId);
+    const rows = await this.sql`
+      select s.state_key, e.sender, s.content from local_matrix_state s join local_matrix_events e using (event_id)
+      where s.room_id = ${roomId} and s.type = ${type} order by s.state_key`;
+    return rows.map((r) => ({ stateKey: r.state_key as string, sender: r.sender as string, content: r.content as Record<string, unknown> }));
   }
 
   async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {

@@ -17,6 +17,15 @@ export interface CreateRoomRequest {
   visibility: Visibility;
   isEncrypted: boolean;
   isDirect: boolean;
+  /** `creation_content.type`: `m.space` makes a space room. */
+  roomType?: string | null;
+}
+
+/** One current state event of a type, with its state key. */
+export interface StateEntry {
+  stateKey: string;
+  sender: string;
+  content: Record<string, unknown>;
 }
 
 /** A room's ephemeral event (m.typing, m.receipt): no event id, never stored in the inbox. */
@@ -123,6 +132,8 @@ export interface MatrixBackend {
   leave(roomId: string, userId: string): Promise<void>;
   /** The content of a current state event, or null when the room has none of that type and key. */
   getState(roomId: string, type: string, stateKey: string, asUser?: string): Promise<Record<string, unknown> | null>;
+  /** Every current state event of `type` (any state key; emptied ones too, with content `{}`), read by `asUser` (default: the sync user). */
+  getStateEvents(roomId: string, type: string, asUser?: string): Promise<StateEntry[]>;
   /** Idempotent per txnId: the same txnId always yields the same event. */
   sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string): Promise<{ eventId: string }>;
   /**

@@ -17,6 +17,7 @@ import {
   type MatrixEvent,
   type RoomMessagesPage,
   type RoomMessagesRequest,
+  type StateEntry,
   type SyncBatch,
   type TurnServer,
   type UploadedMedia,
@@ -121,6 +122,7 @@ export class SynapseMatrixBackend implements MatrixBackend {
       power_level_content_override: { users: { [this.opts.syncUserId]: 50 } },
     };
     if (req.topic) body.topic = req.topic;
+    if (req.roomType) body.creation_content = { type: req.roomType };
     const alias = `#${req.aliasLocalpart}:${this.serverName}`;
     let roomId: string;
     try {
@@ -201,6 +203,13 @@ export class SynapseMatrixBackend implements MatrixBackend {
       if (err instanceof MatrixError && err.errcode === "M_NOT_FOUND") return null;
       throw err;
     }
+  }
+
+  async getStateEvents(roomId: string, type: string, asUser?: string): Promise<StateEntry[]> {
+    const state = (await this.call("GET", `${CS}/rooms/${enc(roomId)}/state`, { asUser: asUser ?? this.opts.syncUserId })) as unknown as Json[];
+    return state
+      .filter((e) => e.type === type && typeof e.state_key === "string")
+      .map((e) => ({ stateKey: e.state_key as string, sender: e.sender as string, content: (e.content ?? {}) as Record<string, unknown> }));
   }
 
   async sendEvent(roomId: string, asUser: string, type: string, content: Record<string, unknown>, txnId: string) {

@@ -29,6 +29,7 @@ export const SUBJECT_PAYLOADS: { [S in Subject]: TSchema & { static: EventPayloa
   [Subjects.channelArchived]: events.ChannelArchivedEvent,
   [Subjects.agentMentioned]: events.AgentMentionedEvent,
   [Subjects.callUpdated]: events.CallUpdatedEvent,
+  [Subjects.spaceChildReported]: events.SpaceChildReportedEvent,
 };
 
 /** What each subject announces, for the document. */
@@ -53,4 +54,5 @@ export const SUBJECT_SUMMARIES: { [S in Subject]: string } = {
   [Subjects.channelArchived]: "A channel was archived",
   [Subjects.agentMentioned]: "An agent was mentioned in a message (m.mentions, or @agent:x in a send): one event per mentioned agent",
   [Subjects.callUpdated]: "A channel's call state changed (MatrixRTC memberships or a legacy 1:1 call, from Matrix)",
+  [Subjects.spaceChildReported]: "A Matrix user added a room that is not a channel to a microDAO's space (or a group of it): reported, not indexed as a channel",
 };

@@ -306,7 +306,8 @@ setDefaultTimeout(60_000);
         expect(operation).toBeDefined();
         const payload = resolve(resolve(operation!.messages[0]).payload);
         expect(payload.required).toContain("event_id");
-        expect(payload.required).toContain("channel_id");
+        // Every event names its channel; a space's events (no channel) name their microDAO.
+        expect(payload.required).toContain(subject.startsWith("messaging.space.") ? "microdao_id" : "channel_id");
       }
       expect(addresses.length).toBe(subjects.length + 1);
     });

@@ -144,6 +144,26 @@ for (const adapter of adapters) {
       expect((await m.getEvent(roomId, eventId, alice)).content).toEqual({ name: "Renamed" });
     });
 
+    test("createRoom with roomType m.space makes a space; getStateEvents lists every state key of a type, emptied ones too", async () => {
+      const space = await m.createRoom({ creator: alice, aliasLocalpart: alias(), name: "Space", topic: null, visibility: "private", isEncrypted: false, isDirect: false, roomType: "m.space" });
+      expect(await m.getState(space.roomId, "m.room.create", "", alice)).toMatchObject({ type: "m.space" });
+      const plain = await newRoom();
+      expect((await m.getState(plain.roomId, "m.room.create", "", alice))?.type).toBeUndefined();
+      const other = await newRoom();
+      await m.sendState(space.roomId, alice, "m.space.child", plain.roomId, { via: [server], order: "b" });
+      await m.sendState(space.roomId, alice, "m.space.child", other.roomId, { via: [server], order: "a" });
+      await m.sendState(space.roomId, alice, "m.space.child", other.roomId, {});
+      const children = await m.getStateEvents(space.roomId, "m.space.child", alice);
+      expect(children.map((e) => [e.stateKey, e.sender, e.content]).sort()).toEqual(
+        [
+          [plain.roomId, alice, { via: [server], order: "b" }],
+          [other.roomId, alice, {}],
+        ].sort(),
+      );
+      expect(await m.getStateEvents(space.roomId, "m.space.parent", alice)).toEqual([]);
+      expect(await refusal(m.getStateEvents(`!nope${Date.now()}:${server}`, "m.space.child", alice))).toBeString();
+    });
+
     test("sync starts from now, then long-polls and returns new events in order", async () => {
       const { roomId } = await newRoom();
       const start = await m.sync(null, 0, new AbortController().signal);

@@ -34,6 +34,7 @@ describe("the features' tables", () => {
         "m.call.answer",
         "m.call.hangup",
         "m.call.reject",
+        "m.space.child",
       ]),
     );
     expect(new Set(types.state)).toEqual(

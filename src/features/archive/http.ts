@@ -5,6 +5,7 @@ import { ChannelIdParams, ChannelView, toChannelView } from "../channels/model.t
 import type { ServiceDeps } from "../deps.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { requireAdmin } from "../../domain/rights.ts";
+import { syncSpaceQuietly } from "../spaces/sync.ts";
 
 export const archiveController = (deps: ServiceDeps) =>
   new Elysia({ name: "archive.controller", prefix: "/api/messaging/channels" }).delete(
@@ -13,7 +14,10 @@ export const archiveController = (deps: ServiceDeps) =>
       const callerId = await authenticate(request);
       // requireAdmin also answers 410 for a channel archived already.
       requireAdmin(await readableChannel(deps.sql, callerId, params.id));
-      return toChannelView(await deps.registry.run(params.id, "archive.archive", { callerId }));
+      const archived = await deps.registry.run(params.id, "archive.archive", { callerId });
+      // An archived channel is no longer a child of its microDAO's space.
+      await syncSpaceQuietly(deps, archived.microdao_id);
+      return toChannelView(archived);
     },
     {
       headers: IdentityHeaders,

@@ -9,6 +9,7 @@ import { MatrixError } from "../../matrix/port.ts";
 import { Subjects } from "../../events/model.ts";
 import { AppError, conflict } from "../../errors.ts";
 import type { CreateChannelBody } from "./model.ts";
+import { syncSpaceQuietly } from "../spaces/sync.ts";
 
 export type CreationDeps = Pick<ServiceDeps, "sql" | "matrix" | "events" | "log">;
 
@@ -84,6 +85,8 @@ export async function finishChannelCreation(deps: CreationDeps, creation: Channe
   }
   log.info({ channel_id: channel.id, matrix_room_id: channel.matrix_room_id }, "channel created");
   await announceChannelCreated(deps, channel);
+  // The microDAO's space: made with its first channel, and every channel joins it.
+  await syncSpaceQuietly(deps, channel.microdao_id);
   return channel;
 }
 

@@ -7,6 +7,7 @@ import { requireAdmin } from "../../domain/rights.ts";
 import { callerMicrodaos } from "../../access/caller-scope.ts";
 import type { CreateChannelBody } from "./model.ts";
 import { unreadCounts } from "../../store/read-state.ts";
+import { syncSpaceQuietly } from "../spaces/sync.ts";
 
 export class ChannelService {
   constructor(private readonly deps: ServiceDeps) {}
@@ -55,7 +56,10 @@ export class ChannelService {
   async update(callerId: string, channelId: string, patch: ChannelPatch): Promise<ChannelRow> {
     const access = await readableChannel(this.deps.sql, callerId, channelId);
     requireAdmin(access);
-    return this.deps.registry.run(channelId, "channels.update", { actorId: callerId, patch });
+    const updated = await this.deps.registry.run(channelId, "channels.update", { actorId: callerId, patch });
+    // A channel made private leaves the space's children; made public or microdao, it joins them.
+    if (updated.visibility !== access.channel.visibility) await syncSpaceQuietly(this.deps, updated.microdao_id);
+    return updated;
   }
 }
 
