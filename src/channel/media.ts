@@ -1,5 +1,14 @@
 import { parseMxcUri } from "../matrix/port.ts";
-import type { MediaColumns } from "../store/rows.ts";
+import type { MediaColumns, VoiceColumns } from "../store/rows.ts";
+import { voiceDetails, VOICE_CONTENT_TYPE } from "../domain/voice.ts";
+
+/** The index's content_type by msgtype; anything else is text. */
+export const CONTENT_TYPES: Record<string, string> = {
+  "m.image": "image",
+  "m.file": "file",
+  "m.audio": "audio",
+  "m.video": "video",
+};
 
 const MEDIA_MSGTYPES = new Set(["m.image", "m.file", "m.audio", "m.video"]);
 
@@ -21,4 +30,16 @@ export function mediaFromContent(content: Record<string, unknown>): MediaColumns
     media_size: typeof info.size === "number" && Number.isSafeInteger(info.size) && info.size >= 0 ? info.size : null,
     media_filename: filename ? filename.slice(0, 255) : null,
   };
+}
+
+/** The voice columns of an m.audio marked as voice (our uploads and Element's), or null. */
+export function voiceFromContent(content: Record<string, unknown>): VoiceColumns | null {
+  const voice = voiceDetails(content);
+  return voice ? { voice_duration_ms: voice.durationMs, voice_waveform: voice.waveform } : null;
+}
+
+/** The index's content_type of a message: `voice` for a voice message, else by its msgtype. */
+export function contentTypeOf(msgtype: string, content: Record<string, unknown>): string {
+  if (voiceDetails(content)) return VOICE_CONTENT_TYPE;
+  return CONTENT_TYPES[msgtype] ?? "text";
 }

@@ -34,6 +34,7 @@ import { searchController } from "./search/http.ts";
 import { SearchService } from "./search/service.ts";
 import { filesController } from "./files/http.ts";
 import { FileService } from "./files/service.ts";
+import type { VoiceLimits } from "./voice/analyse.ts";
 import { reconcileCommands } from "./reconcile/commands.ts";
 import { mentionsController } from "./mentions/http.ts";
 import { MentionService } from "./mentions/service.ts";
@@ -42,6 +43,8 @@ import { MentionService } from "./mentions/service.ts";
 export interface FeatureDeps extends ServiceDeps {
   health: HealthInfo;
   maxUploadBytes: number;
+  /** How long a voice message may last and how long reading one may take. */
+  voiceLimits?: VoiceLimits;
 }
 
 /**
@@ -100,5 +103,5 @@ export function featureRoutes(d: FeatureDeps) {
     .use(presenceController(d))
     .use(searchController(new SearchService(d)))
     .use(mentionsController(new MentionService(d)))
-    .use(filesController(new FileService(d, d.maxUploadBytes)));
+    .use(filesController(new FileService(d, d.maxUploadBytes, d.voiceLimits)));
 }
