@@ -145,4 +145,20 @@ describe("voice messages (local backend)", () => {
     const listed = await (await server.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:admin" })).json();
     expect(listed.find((m: { matrix_event_id: string }) => m.matrix_event_id === eventId)).toMatchObject({ voice: { duration_ms: 2000, waveform } });
   });
+
+  test("the API documents show the voice field of uploads, the 422 refusal and the voice view in messages and frames", async () => {
+    const doc = await (await fetch(`${server.url}/docs/json`)).json();
+    const upload = doc.paths["/api/messaging/channels/{id}/files"].post;
+    expect(upload.requestBody.content["multipart/form-data"].schema.properties.voice.description).toContain("org.matrix.msc3245.voice");
+    expect(upload.responses["422"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Error" });
+    expect(upload.responses["415"]).toBeDefined();
+    const voice = doc.components.schemas.Message.properties.voice;
+    expect(voice.type).toEqual(["object", "null"]);
+    expect(Object.keys(voice.properties).sort()).toEqual(["duration_ms", "waveform"]);
+    expect(voice.properties.waveform).toMatchObject({ type: "array", items: { minimum: 0, maximum: 1024 } });
+    const asyncapi = await (await fetch(`${server.url}/docs/asyncapi.json`)).json();
+    expect(asyncapi.components.messages["server.message.created"].payload.properties.message).toEqual({ $ref: "#/components/schemas/MessageView" });
+    const framed = asyncapi.components.schemas.MessageView.properties.voice.anyOf.find((s: { type: string }) => s.type === "object");
+    expect(Object.keys(framed.properties).sort()).toEqual(["duration_ms", "waveform"]);
+  });
 });
