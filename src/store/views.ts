@@ -76,7 +76,7 @@ export function toMessageView(row: MessageRow, thread?: ThreadStats, reactions: 
           download_path: `/api/messaging/channels/${row.channel_id}/messages/${row.id}/file`,
         }
       : null,
-    voice: row.content_type === VOICE_CONTENT_TYPE ? { duration_ms: row.voice_duration_ms, waveform: row.voice_waveform ?? [] } : null,
+    voice: row.content_type === VOICE_CONTENT_TYPE && !row.deleted_at ? { duration_ms: row.voice_duration_ms, waveform: row.voice_waveform ?? [] } : null,
   };
 }
 

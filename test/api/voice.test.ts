@@ -3,6 +3,8 @@ import { createChannel, startTestServer, type TestServer } from "../helpers/serv
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import { localMatrixUser } from "../helpers/local-matrix-user.ts";
 import { voiceFixture, wavBytes } from "../helpers/voice.ts";
+import { toMessageView } from "../../src/store/views.ts";
+import type { MessageRow } from "../../src/store/rows.ts";
 
 /** Voice messages on the embedded default (the local Matrix backend). */
 let server: TestServer;
@@ -77,6 +79,12 @@ describe("voice messages (local backend)", () => {
     expect(file.status).toBe(200);
     expect(file.headers.get("content-type")).toBe("audio/ogg");
     expect(new Uint8Array(await file.arrayBuffer())).toEqual(bytes);
+
+    // Deleted (a redaction), it keeps no waveform.
+    expect((await server.api(`/api/messaging/channels/${channel.id}/messages/${msg.id}`, { method: "DELETE", as: "user:admin" })).status).toBe(200);
+    const [gone] = await server.app.deps.sql<MessageRow[]>`select * from messages where id = ${msg.id}`;
+    expect(gone).toMatchObject({ content_type: "voice", voice_duration_ms: null, voice_waveform: null });
+    expect(toMessageView(gone!).voice).toBeNull();
   });
 
   test("a caption is the body; without voice=true the same file stays a plain m.audio (voice null)", async () => {
