@@ -155,7 +155,7 @@ describe("voice messages (local backend)", () => {
   });
 
   test("the API documents show the voice field of uploads, the 422 refusal and the voice view in messages and frames", async () => {
-    const doc = await (await fetch(`${server.url}/docs/json`)).json();
+    const doc = (await (await fetch(`${server.url}/docs/json`)).json()) as any;
     const upload = doc.paths["/api/messaging/channels/{id}/files"].post;
     expect(upload.requestBody.content["multipart/form-data"].schema.properties.voice.description).toContain("org.matrix.msc3245.voice");
     expect(upload.responses["422"].content["application/json"].schema).toEqual({ $ref: "#/components/schemas/Error" });
@@ -164,7 +164,7 @@ describe("voice messages (local backend)", () => {
     expect(voice.type).toEqual(["object", "null"]);
     expect(Object.keys(voice.properties).sort()).toEqual(["duration_ms", "waveform"]);
     expect(voice.properties.waveform).toMatchObject({ type: "array", items: { minimum: 0, maximum: 1024 } });
-    const asyncapi = await (await fetch(`${server.url}/docs/asyncapi.json`)).json();
+    const asyncapi = (await (await fetch(`${server.url}/docs/asyncapi.json`)).json()) as any;
     expect(asyncapi.components.messages["server.message.created"].payload.properties.message).toEqual({ $ref: "#/components/schemas/MessageView" });
     const framed = asyncapi.components.schemas.MessageView.properties.voice.anyOf.find((s: { type: string }) => s.type === "object");
     expect(Object.keys(framed.properties).sort()).toEqual(["duration_ms", "waveform"]);

@@ -8,12 +8,12 @@ import { join } from "node:path";
  */
 export const VOICE_FIXTURE = join(import.meta.dir, "..", "fixtures", "voice-silence-then-tone.ogg");
 
-export async function voiceFixture(): Promise<Uint8Array> {
+export async function voiceFixture(): Promise<Uint8Array<ArrayBuffer>> {
   return new Uint8Array(await Bun.file(VOICE_FIXTURE).arrayBuffer());
 }
 
 /** A 16-bit mono PCM WAV of a 440 Hz tone: a readable audio file that is not Ogg/Opus. */
-export function wavBytes(seconds: number, rate = 8000): Uint8Array {
+export function wavBytes(seconds: number, rate = 8000): Uint8Array<ArrayBuffer> {
   const samples = Math.round(seconds * rate);
   const buffer = new ArrayBuffer(44 + samples * 2);
   const view = new DataView(buffer);
