@@ -1,6 +1,6 @@
 import { parseMxcUri } from "../matrix/port.ts";
 import type { MediaColumns, VoiceColumns } from "../store/rows.ts";
-import { voiceDetails, VOICE_CONTENT_TYPE } from "../domain/voice.ts";
+import { FILE_KEY, voiceDetails, VOICE_CONTENT_TYPE } from "../domain/voice.ts";
 
 /** The index's content_type by msgtype; anything else is text. */
 export const CONTENT_TYPES: Record<string, string> = {
@@ -23,7 +23,10 @@ export function mediaFromContent(content: Record<string, unknown>): MediaColumns
   const info = (content.info && typeof content.info === "object" ? content.info : {}) as Record<string, unknown>;
   const body = typeof content.body === "string" ? content.body : null;
   // Since Matrix v1.10 `filename` is the file's name and `body` may be a caption; before, body was the name.
-  const filename = typeof content.filename === "string" && content.filename ? content.filename : body;
+  // MSC1767's file block names the file too (Element's voice messages have no `filename`).
+  const block = content[FILE_KEY] as { name?: unknown } | undefined;
+  const blockName = block && typeof block === "object" && typeof block.name === "string" && block.name ? block.name : null;
+  const filename = typeof content.filename === "string" && content.filename ? content.filename : (blockName ?? body);
   return {
     media_url: url,
     media_mimetype: typeof info.mimetype === "string" ? info.mimetype : null,

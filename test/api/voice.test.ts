@@ -58,7 +58,6 @@ describe("voice messages (local backend)", () => {
     expect(event!.content).toEqual({
       msgtype: "m.audio",
       body: "Voice message",
-      filename: "recording.ogg",
       url: msg.media.url,
       info: { mimetype: "audio/ogg", size: bytes.byteLength, duration: msg.voice.duration_ms },
       "org.matrix.msc1767.text": "Voice message",
@@ -147,7 +146,7 @@ describe("voice messages (local backend)", () => {
       msgtype: "m.audio",
       content_preview: "Voice message",
       voice: { duration_ms: 2000, waveform },
-      media: { url: contentUri, mimetype: "audio/ogg", size: 6887, filename: "Voice message" },
+      media: { url: contentUri, mimetype: "audio/ogg", size: 6887, filename: "Voice message.ogg" },
     });
     expect(plain.message).toMatchObject({ content_type: "audio", voice: null });
     const listed = await (await server.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:admin" })).json();

@@ -99,7 +99,7 @@ export class FileService {
       formattedBody: null,
       replyTo: upload.replyTo,
       threadId: upload.threadId,
-      extraContent: voiceContent({ ...file, body }, voice),
+      extraContent: voiceContent({ ...file, body, caption: upload.caption !== null }, voice),
       joinFirst,
     }, this.deps.sendConfirmMs);
   }

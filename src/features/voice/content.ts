@@ -11,10 +11,15 @@ export const VOICE_FILENAME = "Voice message.ogg";
  * createVoiceMessageContent makes it: `info.duration` in ms, MSC1767's text, file and audio
  * blocks (duration, waveform) and MSC3245's voice marker, so Element shows its voice player.
  */
-export function voiceContent(file: { url: string; mimetype: string; size: number; filename: string; body: string }, voice: VoiceAnalysis): Record<string, unknown> {
+export function voiceContent(
+  file: { url: string; mimetype: string; size: number; filename: string; body: string; caption: boolean },
+  voice: VoiceAnalysis,
+): Record<string, unknown> {
   return {
     url: file.url,
-    filename: file.filename,
+    // Matrix v1.10 captions: with `filename`, `body` is a caption. Element's own voice messages
+    // have none (the name is in the MSC1767 file block), so neither has an uncaptioned one here.
+    ...(file.caption ? { filename: file.filename } : {}),
     info: { mimetype: file.mimetype, size: file.size, duration: voice.durationMs },
     [TEXT_KEY]: file.body,
     [FILE_KEY]: { url: file.url, name: file.filename, mimetype: file.mimetype, size: file.size },
