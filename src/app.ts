@@ -331,7 +331,7 @@ export function buildHttpApp({ config, deps, sql, databaseKind, limits, rateBuck
     .use(demoController(authMode(config) === "dev"))
     .use(readyController(deps, startup, undefined, cluster ?? undefined))
     .use(clusterController(cluster))
-    .use(featureRoutes({ ...deps, health: { database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }, maxUploadBytes: config.MAX_UPLOAD_BYTES }))
+    .use(featureRoutes({ ...deps, health: { database: databaseKind, matrix: deps.matrix.kind, events: deps.events.kind, actors: () => deps.registry.size }, maxUploadBytes: config.MAX_UPLOAD_BYTES, voiceLimits: { maxDurationMs: config.VOICE_MAX_DURATION_MS, decodeTimeoutMs: config.VOICE_DECODE_TIMEOUT_MS } }))
     .use(wsController(deps, fanout, config.WS_BACKPRESSURE_LIMIT_BYTES, config.WS_MAX_FRAMES_PER_SEC))
     .use(appserviceController({ sql, hsToken: config.MATRIX_HS_TOKEN, dispatcher }));
   built.routes = () => app.routes;

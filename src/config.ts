@@ -32,6 +32,9 @@ export const ConfigSchema = t.Object({
   ACTOR_IDLE_MS: t.Integer({ minimum: 100, default: 60000 }),
   SYNC_TIMEOUT_MS: t.Integer({ minimum: 0, maximum: 120000, default: 30000 }),
   MAX_UPLOAD_BYTES: t.Integer({ minimum: 1, maximum: 1073741824, default: 10485760 }),
+  // Voice messages: the longest recording read (15 minutes) and the time reading one may take.
+  VOICE_MAX_DURATION_MS: t.Integer({ minimum: 1000, maximum: 86400000, default: 900000 }),
+  VOICE_DECODE_TIMEOUT_MS: t.Integer({ minimum: 100, maximum: 600000, default: 10000 }),
   WS_BACKPRESSURE_LIMIT_BYTES: t.Integer({ minimum: 1024, maximum: 1073741824, default: 1048576 }),
   MAX_BODY_BYTES: t.Integer({ minimum: 1024, maximum: 104857600, default: 262144 }),
   // Token buckets (per minute / capacity); a rate of 0 turns that bucket off.

@@ -20,7 +20,7 @@ import {
 import { toMessageView } from "../store/views.ts";
 import { announceMessage, messageCreatedEvent } from "./announce.ts";
 import type { ChannelContext } from "./context.ts";
-import { mediaFromContent } from "./media.ts";
+import { contentTypeOf, mediaFromContent, voiceFromContent } from "./media.ts";
 import { sendTargets } from "./targets.ts";
 import { agentMentionedEvents, sendMentions, withMentions } from "./mentions.ts";
 
@@ -65,12 +65,7 @@ export const SEND_BATCH_MAX = 64;
 /** Event ids of our own sends whose echo from the homeserver has not come back yet. */
 const OWN_ECHOES_MAX = 10_000;
 
-export const CONTENT_TYPES: Record<string, string> = {
-  "m.image": "image",
-  "m.file": "file",
-  "m.audio": "audio",
-  "m.video": "video",
-};
+export { CONTENT_TYPES } from "./media.ts";
 
 function sortKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortKeys);
@@ -261,7 +256,7 @@ export class Outbox {
       sender_matrix_id: ctx.matrixId(cmd.senderId),
       sender_display_name: null,
       content_preview: indexedPreview(ctx.channel, cmd.text),
-      content_type: CONTENT_TYPES[cmd.msgtype] ?? "text",
+      content_type: contentTypeOf(cmd.msgtype, content),
       msgtype: cmd.msgtype,
       thread_id: root?.id ?? null,
       reply_to: cmd.replyTo,
@@ -269,6 +264,7 @@ export class Outbox {
       outbox_content: content,
       created_at: null,
       media: mediaFromContent(content),
+      voice: voiceFromContent(content),
       mentions: mentions.map((m) => m.memberId),
     };
   }

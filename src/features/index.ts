@@ -34,6 +34,7 @@ import { searchController } from "./search/http.ts";
 import { SearchService } from "./search/service.ts";
 import { filesController } from "./files/http.ts";
 import { FileService } from "./files/service.ts";
+import type { VoiceLimits } from "./voice/analyse.ts";
 import { reconcileCommands } from "./reconcile/commands.ts";
 import { mentionsController } from "./mentions/http.ts";
 import { MentionService } from "./mentions/service.ts";
@@ -49,6 +50,8 @@ import { spaceHandlers } from "./spaces/ingest.ts";
 export interface FeatureDeps extends ServiceDeps {
   health: HealthInfo;
   maxUploadBytes: number;
+  /** How long a voice message may last and how long reading one may take. */
+  voiceLimits?: VoiceLimits;
 }
 
 /**
@@ -110,6 +113,6 @@ export function featureRoutes(d: FeatureDeps) {
     .use(searchController(new SearchService(d)))
     .use(mentionsController(new MentionService(d)))
     .use(spacesController(new SpaceService(d)))
-    .use(filesController(new FileService(d, d.maxUploadBytes)))
+    .use(filesController(new FileService(d, d.maxUploadBytes, d.voiceLimits)))
     .use(callsController(new CallService(d)));
 }

@@ -1,7 +1,7 @@
 import type { Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
 import type { SenderType } from "../domain/ids.ts";
-import type { MediaColumns } from "./rows.ts";
+import type { MediaColumns, VoiceColumns } from "./rows.ts";
 import { queueEventsStatement, type QueuedEvent } from "./event-outbox.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
@@ -132,6 +132,8 @@ export interface NewMessage {
   created_at: Date | null;
   /** A file message's mxc URL and details. */
   media?: MediaColumns | null;
+  /** A voice message's duration and waveform. */
+  voice?: VoiceColumns | null;
   /** The members it mentions (member ids), written with it into message_mentions. */
   mentions?: string[];
 }
@@ -181,6 +183,8 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
     media_mimetype: m.media?.media_mimetype ?? null,
     media_size: m.media?.media_size ?? null,
     media_filename: m.media?.media_filename ?? null,
+    voice_duration_ms: m.voice?.voice_duration_ms ?? null,
+    voice_waveform: m.voice?.voice_waveform ? sql.array(m.voice.voice_waveform, INT4_OID) : null,
     mentions: sql.array(m.mentions ?? [], TEXT_OID),
   }));
   const mentioned = messages.flatMap((m, i) =>
@@ -204,6 +208,8 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
 
 /** PostgreSQL's text type, for text[] parameters that may be empty. */
 const TEXT_OID = 25;
+/** PostgreSQL's integer type, for the voice waveform. */
+const INT4_OID = 23;
 
 /** Matrix confirmed the event: the index keeps its id and drops the outbox copy of the content. */
 export async function markSent(sql: Sql | Tx, id: string, eventId: string): Promise<MessageRow> {

@@ -50,6 +50,9 @@ export interface MessageRow {
   media_mimetype: string | null;
   media_size: string | null; // bigint
   media_filename: string | null;
+  /** A voice message's length and MSC3246 waveform (0..1024 each); null for other messages. */
+  voice_duration_ms: number | null;
+  voice_waveform: number[] | null;
   /** The member ids it mentions (message_mentions has a row for each). */
   mentions: string[];
 }
@@ -73,4 +76,10 @@ export interface MediaColumns {
   media_mimetype: string | null;
   media_size: number | null;
   media_filename: string | null;
+}
+
+/** What the index keeps of a voice message (an m.audio with org.matrix.msc3245.voice). */
+export interface VoiceColumns {
+  voice_duration_ms: number | null;
+  voice_waveform: number[] | null;
 }

@@ -3,6 +3,7 @@ import type { ThreadStats } from "./message-extras.ts";
 import type { PinRow } from "./pins.ts";
 import { rightsOf } from "../domain/member-rights.ts";
 import type { ChannelView, MemberView, MessageView, PinView } from "../wire/views.ts";
+import { VOICE_CONTENT_TYPE } from "../domain/voice.ts";
 import type { ReactionSummary } from "../wire/reaction-summary.ts";
 
 // Rows as the service shows them: the one place an index row becomes its wire view.
@@ -75,6 +76,7 @@ export function toMessageView(row: MessageRow, thread?: ThreadStats, reactions: 
           download_path: `/api/messaging/channels/${row.channel_id}/messages/${row.id}/file`,
         }
       : null,
+    voice: row.content_type === VOICE_CONTENT_TYPE && !row.deleted_at ? { duration_ms: row.voice_duration_ms, waveform: row.voice_waveform ?? [] } : null,
   };
 }
 

@@ -81,6 +81,17 @@ export const MessageView = t.Object({
       { description: "For file, image, audio and video messages" },
     ),
   ),
+  voice: t.Nullable(
+    t.Object(
+      {
+        duration_ms: t.Nullable(t.Integer({ minimum: 0, description: "The recording's length in milliseconds" })),
+        waveform: t.Array(t.Integer({ minimum: 0, maximum: 1024 }), {
+          description: "Amplitudes over the recording (MSC3246: integers 0..1024; the service's uploads have 100); empty when the sender gave none",
+        }),
+      },
+      { description: "For voice messages (content_type voice: an m.audio with org.matrix.msc3245.voice); its file is in media" },
+    ),
+  ),
 });
 export type MessageView = Static<typeof MessageView>;
 

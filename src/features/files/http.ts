@@ -17,6 +17,12 @@ const UploadBody = t.Object(
     text: t.Optional(t.String({ minLength: 1, maxLength: 10000, description: "A caption (default: the file name)" })),
     thread_id: t.Optional(t.String({ format: "uuid", description: "Post into the thread of this message" })),
     reply_to: t.Optional(t.String({ format: "uuid" })),
+    voice: t.Optional(
+      t.BooleanString({
+        description:
+          "`true`: the file is a voice recording (Ogg/Opus, audio/ogg). It is sent as Element sends a voice message (m.audio with org.matrix.msc3245.voice and org.matrix.msc1767.audio: duration in ms and waveform), read from the file; another format is 415 UNSUPPORTED_VOICE_FORMAT, an unreadable file 422 INVALID_VOICE_FILE, a longer one than VOICE_MAX_DURATION_MS 422 VOICE_TOO_LONG",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -35,6 +41,7 @@ export const filesController = (files: FileService) =>
           caption: body.text ?? null,
           threadId: body.thread_id ?? null,
           replyTo: body.reply_to ?? null,
+          voice: body.voice === true,
           // With an Idempotency-Key the message id derives from it, so a retry after a crash finds the first upload's message.
           id: requestIdempotentId(request, caller),
         });
@@ -60,11 +67,12 @@ export const filesController = (files: FileService) =>
           404: ErrorBody,
           413: ErrorBody,
           415: ErrorBody,
+          422: ErrorBody,
           502: ErrorBody,
           503: ErrorBody,
         },
         detail: {
-          summary: "Upload a file (multipart field `file`); it becomes an m.image, m.audio, m.video or m.file message",
+          summary: "Upload a file (multipart field `file`); it becomes an m.image, m.audio, m.video or m.file message, or with `voice=true` a voice message",
           tags: ["messages"],
         },
       },

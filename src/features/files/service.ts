@@ -9,12 +9,16 @@ import { toMatrixUserId } from "../../domain/ids.ts";
 import { MatrixError } from "../../matrix/port.ts";
 import { AppError, notFound } from "../../errors.ts";
 import { ALLOWED_MIME_TYPES, downloadHeaders, imageSize, msgtypeFor, normaliseMime } from "./policy.ts";
+import { analyseVoice, DEFAULT_VOICE_LIMITS, unsupportedVoiceFormat, VOICE_MIME_TYPES, type VoiceAnalysis, type VoiceLimits } from "../voice/analyse.ts";
+import { VOICE_BODY, VOICE_FILENAME, voiceContent } from "../voice/content.ts";
 
 export interface Upload {
   file: File;
   caption: string | null;
   threadId: string | null;
   replyTo: string | null;
+  /** A voice recording (Ogg/Opus): sent as Element's voice message, with its duration and waveform. */
+  voice?: boolean;
   /** The message id, derived from an Idempotency-Key: a rerun finds the message (and file) of the first attempt. */
   id?: string;
 }
@@ -26,6 +30,7 @@ export class FileService {
   constructor(
     private readonly deps: ServiceDeps,
     readonly maxUploadBytes: number,
+    private readonly voiceLimits: VoiceLimits = DEFAULT_VOICE_LIMITS,
   ) {}
 
   /**
@@ -42,16 +47,22 @@ export class FileService {
     if (file.size > this.maxUploadBytes) throw tooLarge(this.maxUploadBytes);
     if (file.size === 0) throw new AppError(400, "FILE_REQUIRED", "the file is empty");
     const mimetype = normaliseMime(file.type);
+    if (upload.voice && !VOICE_MIME_TYPES.has(mimetype)) {
+      throw unsupportedVoiceFormat(`'${mimetype || "unknown"}' is not`);
+    }
     if (!ALLOWED_MIME_TYPES.has(mimetype)) {
       throw new AppError(415, "UNSUPPORTED_MEDIA_TYPE", `files of type '${mimetype || "unknown"}' are not accepted`);
     }
     // Before the upload too: a refused send must not leave its file in the media repository.
     await sendTargets(this.deps.sql, channelId, upload.replyTo, upload.threadId);
-    const filename = cleanFilename(file.name);
+    const filename = cleanFilename(file.name, upload.voice ? VOICE_FILENAME : "file");
     const bytes = new Uint8Array(await file.arrayBuffer());
+    // Before the upload as well: a recording that cannot be read is refused with nothing stored or sent.
+    const voice = upload.voice ? await analyseVoice(bytes, mimetype, this.voiceLimits) : null;
     // A rerun whose first attempt got as far as the message reuses its file rather than storing another.
     const earlier = upload.id ? await findMessage(this.deps.sql, channelId, upload.id) : null;
     const contentUri = earlier?.media_url ?? (await this.store(callerId, bytes, mimetype, filename));
+    if (voice) return this.sendVoice(callerId, channelId, upload, { url: contentUri, mimetype, size: bytes.byteLength, filename }, voice, joinFirst);
     const msgtype = msgtypeFor(mimetype);
     const info: Record<string, unknown> = { mimetype, size: bytes.byteLength };
     const dimensions = msgtype === "m.image" ? imageSize(bytes) : null;
@@ -66,6 +77,29 @@ export class FileService {
       replyTo: upload.replyTo,
       threadId: upload.threadId,
       extraContent: { url: contentUri, info, filename },
+      joinFirst,
+    }, this.deps.sendConfirmMs);
+  }
+
+  /** An m.audio as Element sends a voice message; the caption, if any, is its body. */
+  private sendVoice(
+    callerId: string,
+    channelId: string,
+    upload: Upload,
+    file: { url: string; mimetype: string; size: number; filename: string },
+    voice: VoiceAnalysis,
+    joinFirst: boolean,
+  ): Promise<SendOutcome> {
+    const body = upload.caption ?? VOICE_BODY;
+    return this.deps.registry.send(channelId, {
+      id: upload.id,
+      senderId: callerId,
+      text: body,
+      msgtype: "m.audio",
+      formattedBody: null,
+      replyTo: upload.replyTo,
+      threadId: upload.threadId,
+      extraContent: voiceContent({ ...file, body, caption: upload.caption !== null }, voice),
       joinFirst,
     }, this.deps.sendConfirmMs);
   }
@@ -99,7 +133,7 @@ export class FileService {
 }
 
 /** A name for Content-Disposition and Matrix: no path, no control characters. */
-function cleanFilename(name: string | undefined): string {
+function cleanFilename(name: string | undefined, fallback: string): string {
   const base = (name ?? "").split(/[\\/]/).pop()!.replace(/[\x00-\x1f\x7f]/g, "").trim();
-  return (base || "file").slice(0, 255);
+  return (base || fallback).slice(0, 255);
 }

@@ -1,6 +1,5 @@
 import { ignored, type EventHandler } from "../../channel/handlers.ts";
-import { mediaFromContent } from "../../channel/media.ts";
-import { CONTENT_TYPES } from "../../channel/outbox.ts";
+import { contentTypeOf, mediaFromContent, voiceFromContent } from "../../channel/media.ts";
 import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE } from "../../domain/confidential.ts";
 import { fromMatrixUserId, stripReplyFallback } from "../../domain/ids.ts";
 import { indexedPreview } from "../../domain/preview.ts";
@@ -56,7 +55,7 @@ const messages: EventHandler = {
             sender_matrix_id: event.sender,
             sender_display_name: event.sender_display_name ?? null,
             content_preview: indexedPreview(ctx.channel, stripReplyFallback(rawBody)),
-            content_type: encrypted ? ENCRYPTED_CONTENT_TYPE : (CONTENT_TYPES[msgtype] ?? "text"),
+            content_type: encrypted ? ENCRYPTED_CONTENT_TYPE : contentTypeOf(msgtype, event.content),
             msgtype: encrypted ? null : msgtype,
             thread_id: threadRoot?.channel_id === ctx.channelId ? threadRoot.id : null,
             reply_to: parent?.channel_id === ctx.channelId ? parent.id : null,
@@ -64,6 +63,7 @@ const messages: EventHandler = {
             outbox_content: null,
             created_at: new Date(event.origin_server_ts),
             media: mediaFromContent(event.content),
+            voice: encrypted ? null : voiceFromContent(event.content),
             mentions,
           },
           consumingInboxEvent,
@@ -89,6 +89,8 @@ async function insertWithEvents(ctx: ChannelContext, message: NewMessage & { cre
     media_mimetype: message.media?.media_mimetype ?? null,
     media_size: message.media?.media_size == null ? null : String(message.media.media_size),
     media_filename: message.media?.media_filename ?? null,
+    voice_duration_ms: message.voice?.voice_duration_ms ?? null,
+    voice_waveform: message.voice?.voice_waveform ?? null,
     mentions: message.mentions ?? [],
   };
   const published = [{ subject: Subjects.messageCreated, payload: messageCreatedEvent(ctx, row) }, ...agentMentionedEvents(ctx, row)];
