@@ -179,6 +179,13 @@ const TABLE: Record<string, Entry | Exempt> = {
     ok: 200,
     call: (f) => ({ method: "GET", path: `/api/messaging/search?q=hello&channel_id=${f.id}` }),
   },
+  "GET /api/messaging/channels/{id}/call": { right: "read", ok: 200, call: (f) => ({ method: "GET", path: ch(f, "/call") }) },
+  "GET /api/messaging/voip/turn": { exempt: "TURN credentials for the caller's own Matrix user: no channel (test/api/calls.test.ts)" },
+  "GET /api/messaging/mentions": {
+    right: "read",
+    ok: 200,
+    call: (f) => ({ method: "GET", path: `/api/messaging/mentions?channel_id=${f.id}` }),
+  },
   "POST /internal/agents/{agent_id}/post-to-channel": {
     right: "write",
     ok: 200,

@@ -53,7 +53,7 @@ const callOf = async (channelId: string, as = "user:owner") => {
   return res.json();
 };
 
-const callEvents = (channelId: string) => published.filter((e) => e.subject === "messaging.call.updated" && e.payload.channel_id === channelId).map((e) => e.payload as any);
+const callEvents = (channelId: string) => published.filter((e) => e.subject === "messaging.call.updated" && (e.payload as any).channel_id === channelId).map((e) => e.payload as any);
 
 describe("calls from MatrixRTC membership state", () => {
   test("a device joins, a second member joins, the first leaves: frames, NATS, GET …/call", async () => {

@@ -35,7 +35,7 @@ describe.skipIf(synapseMissing())("calls with Element users (Synapse, matrix-js-
   let carolClient: MatrixClient;
   const published: PublishedEvent[] = [];
   const api = (path: string, init: Parameters<TestServer["api"]>[1] = {}) => server.api(`/api/messaging${path}`, init);
-  const callEvents = (channelId: string) => published.filter((e) => e.subject === "messaging.call.updated" && e.payload.channel_id === channelId).map((e) => e.payload as any);
+  const callEvents = (channelId: string) => published.filter((e) => e.subject === "messaging.call.updated" && (e.payload as any).channel_id === channelId).map((e) => e.payload as any);
 
   beforeAll(async () => {
     server = await startTestServer(synapseServiceEnv({ SYNC_TIMEOUT_MS: "2000" }));
