@@ -7,6 +7,24 @@
 /** The MatrixRTC membership state event types: the unstable name Element Call sends, and the stable one. */
 export const CALL_MEMBER_TYPES = ["org.matrix.msc3401.call.member", "m.call.member"] as const;
 /** Legacy 1:1 VoIP timeline events that change a call's state (candidates, negotiate and select_answer do not). */
+/**
+ * The power levels' `events` of a new channel room: Synapse's defaults for its presets, and
+ * call membership open to every member (power 0), as Element sets it when a room enables
+ * calls, so members join a channel's call from Element without being moderators. It is
+ * room state, which otherwise needs state_default (50).
+ */
+export const CHANNEL_ROOM_EVENT_POWER: Record<string, number> = {
+  "m.room.name": 50,
+  "m.room.power_levels": 100,
+  "m.room.history_visibility": 100,
+  "m.room.canonical_alias": 50,
+  "m.room.avatar": 50,
+  "m.room.tombstone": 100,
+  "m.room.server_acl": 100,
+  "m.room.encryption": 100,
+  ...Object.fromEntries(CALL_MEMBER_TYPES.map((type) => [type, 0])),
+};
+
 export const LEGACY_CALL_TYPES = ["m.call.invite", "m.call.answer", "m.call.hangup", "m.call.reject"] as const;
 
 /** matrix-js-sdk's DEFAULT_EXPIRE_DURATION: a session membership without `expires` lasts 4 hours from its creation. */

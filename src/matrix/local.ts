@@ -1,4 +1,5 @@
 import type { Sql, Tx } from "../store/db.ts";
+import { CHANNEL_ROOM_EVENT_POWER } from "../domain/calls.ts";
 import {
   MatrixError,
   joinRuleFor,
@@ -82,7 +83,7 @@ export class LocalMatrixBackend implements MatrixBackend {
       const state: Array<[string, string, Record<string, unknown>]> = [
         ["m.room.create", "", req.roomType ? { creator: req.creator, room_version: "10", type: req.roomType } : { creator: req.creator, room_version: "10" }],
         ["m.room.member", req.creator, { membership: "join" }],
-        ["m.room.power_levels", "", { users: { [req.creator]: 100 }, users_default: 0, events_default: 0, state_default: 50 }],
+        ["m.room.power_levels", "", { users: { [req.creator]: 100 }, users_default: 0, events_default: 0, state_default: 50, ...(req.roomType ? {} : { events: CHANNEL_ROOM_EVENT_POWER }) }],
         ["m.room.join_rules", "", { join_rule: joinRuleFor(req.visibility) }],
         ["m.room.history_visibility", "", { history_visibility: "shared" }],
         ["m.room.canonical_alias", "", { alias }],

@@ -2,6 +2,7 @@ import { TimeoutError } from "../deadline.ts";
 import type { Logger } from "../log.ts";
 import { backoffAtLeast, backoffDelay, type BackoffPolicy } from "../backoff.ts";
 import type { EventTypes } from "../domain/event-types.ts";
+import { CHANNEL_ROOM_EVENT_POWER } from "../domain/calls.ts";
 import {
   MatrixError,
   joinRuleFor,
@@ -119,7 +120,8 @@ export class SynapseMatrixBackend implements MatrixBackend {
       invite: [this.opts.syncUserId],
       is_direct: req.isDirect,
       // The creator already holds full power (in room v12 it must not be listed).
-      power_level_content_override: { users: { [this.opts.syncUserId]: 50 } },
+      // Spaces keep Synapse's defaults; channel rooms open call membership to members.
+      power_level_content_override: req.roomType ? { users: { [this.opts.syncUserId]: 50 } } : { users: { [this.opts.syncUserId]: 50 }, events: CHANNEL_ROOM_EVENT_POWER },
     };
     if (req.topic) body.topic = req.topic;
     if (req.roomType) body.creation_content = { type: req.roomType };
