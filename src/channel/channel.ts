@@ -127,9 +127,10 @@ export class Channel {
   }
 
   /** A room's events in timeline order, as one job (see ingest.ts). */
-  async ingestAll(events: MatrixEvent[]): Promise<void> {
+  async ingestAll(events: MatrixEvent[], unindexed: string[] = []): Promise<void> {
+    const known = { unindexed: new Set(unindexed) };
     await new Promise((resolve, reject) =>
-      this.mailbox.put({ run: () => ingestAll(this.context, this.deps.handlers, this.outbox, (seq) => (this.seq = seq), events), resolve, reject }).catch(reject),
+      this.mailbox.put({ run: () => ingestAll(this.context, this.deps.handlers, this.outbox, (seq) => (this.seq = seq), events, known), resolve, reject }).catch(reject),
     );
   }
 

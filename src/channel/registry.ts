@@ -66,8 +66,8 @@ export class ChannelRegistry {
   }
 
   /** A room's events in timeline order, as one job of the channel. */
-  ingestAll(channelId: string, events: MatrixEvent[]): Promise<void> {
-    return this.dispatch(channelId, { kind: "ingest", events }) as Promise<void>;
+  ingestAll(channelId: string, events: MatrixEvent[], unindexed: string[] = []): Promise<void> {
+    return this.dispatch(channelId, { kind: "ingest", events, unindexed }) as Promise<void>;
   }
 
   /** Typing or a receipt from Matrix, queued behind the channel's work. */
@@ -93,7 +93,7 @@ export class ChannelRegistry {
       case "send":
         return confirmWithin(actor, op.cmd, op.confirmWithinMs);
       case "ingest":
-        return actor.ingestAll(op.events);
+        return actor.ingestAll(op.events, op.unindexed ?? []);
       case "ephemeral":
         return actor.ingestEphemeral(op.event);
     }

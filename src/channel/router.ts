@@ -9,7 +9,7 @@ import { AppError } from "../errors.ts";
 export type ChannelOp =
   | { kind: "run"; name: string; args: unknown }
   | { kind: "send"; cmd: SendCommand; confirmWithinMs: number }
-  | { kind: "ingest"; events: MatrixEvent[] }
+  | { kind: "ingest"; events: MatrixEvent[]; /** Event ids the index did not hold when the inbox was read. */ unindexed?: string[] }
   | { kind: "ephemeral"; event: EphemeralEvent };
 
 /** Takes a channel op to wherever the channel's actor runs; `local` runs it here. */

@@ -131,7 +131,8 @@ export class InboxDispatcher {
     const results = await Promise.all(
       [...byChannel].map(async ([channelId, list]) => {
         try {
-          await this.deps.registry.ingestAll(channelId, list.map((row) => row.event));
+          const unindexed = list.flatMap((row) => (row.indexed ? [] : [row.event.event_id]));
+          await this.deps.registry.ingestAll(channelId, list.map((row) => row.event), unindexed);
           return true;
         } catch (err) {
           this.deps.log.warn({ channel_id: channelId, err: err instanceof Error ? err.message : String(err) }, "could not index a matrix event; it stays in the inbox");

@@ -31,11 +31,11 @@ export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: stri
     return null;
   }
   return sql<InboxRow[]>`
-    with stored as (insert into matrix_inbox ${sql(rows)} on conflict (event_id) do nothing returning position, event),
+    with stored as (insert into matrix_inbox ${sql(rows)} on conflict (event_id) do nothing returning position, event_id, event),
       kept as (${position})
-    select position, event from matrix_inbox
+    select i.position, i.event, ${indexedColumn(sql)} from matrix_inbox i
     union all
-    select position, event from stored
+    select i.position, i.event, ${indexedColumn(sql)} from stored i
     order by position
     limit ${page}`;
 }
@@ -69,10 +69,14 @@ export async function loadSyncPosition(sql: Sql, stateKey: string): Promise<stri
 export interface InboxRow {
   position: string;
   event: MatrixEvent;
+  /** Whether a message of this event id was in the index when the row was read. */
+  indexed: boolean;
 }
 
+const indexedColumn = (sql: Sql) => sql`exists (select 1 from messages m where m.matrix_event_id = i.event_id) as indexed`;
+
 export async function readInbox(sql: Sql, limit: number): Promise<InboxRow[]> {
-  return sql<InboxRow[]>`select position, event from matrix_inbox order by position limit ${limit}`;
+  return sql<InboxRow[]>`select i.position, i.event, ${indexedColumn(sql)} from matrix_inbox i order by i.position limit ${limit}`;
 }
 
 /** Called inside the transaction that indexed (or deliberately skipped) the event. */

@@ -25,6 +25,8 @@ describe(`inbox: a stored /sync batch answers the inbox's first page (${database
       const page = await storeSyncBatch(db.sql, "hs", "s2", [event("$b"), event("$c"), event("$d")], types, 500);
       expect(ids(page)).toEqual(["$b", "$c", "$d"]);
       expect(page).toEqual(await readInbox(db.sql, 500));
+      // None is in the index: the channel loop may skip its look-up for a Matrix user's message.
+      expect(page!.map((r) => r.indexed)).toEqual([false, false, false]);
       // The page is bounded: the drain reads the rest itself.
       expect(ids(await storeSyncBatch(db.sql, "hs", "s3", [event("$e")], types, 2))).toEqual(["$b", "$c"]);
       // Nothing worth keeping: only the position moves, and there is no page.
