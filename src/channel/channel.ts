@@ -1,10 +1,11 @@
 import type { Logger } from "../log.ts";
-import { MatrixError, type EphemeralEvent, type MatrixEvent } from "../matrix/port.ts";
+import type { EphemeralEvent, MatrixEvent } from "../matrix/port.ts";
 import { toMatrixUserId } from "../domain/ids.ts";
 import { AppError, channelArchived, notFound } from "../errors.ts";
 import type { ChannelRow, MessageRow } from "../store/rows.ts";
 import { findChannel } from "../store/channels.ts";
 import { lastSeq } from "../store/messages.ts";
+import { orMatrixUnavailable } from "../matrix/unavailable.ts";
 import { isFenced } from "../store/fences.ts";
 import type { ServerFrame } from "../wire/frames.ts";
 import type { ArgsOf, CommandName, CommandTable, ResultOf } from "./commands.ts";
@@ -243,7 +244,7 @@ export class Channel {
         if (self.deps.stillOwner && !self.deps.stillOwner(self.channelId)) {
           return Promise.reject(new AppError(503, "CHANNEL_MOVED", "the channel moved to another instance; retry", { "Retry-After": "1" }));
         }
-        return matrixCall(fn);
+        return orMatrixUnavailable(fn, "refused the change");
       },
       joinPublic: (memberId) => joinPublic(ctx, memberId),
       announce: (frame, subject, payload) => {
@@ -255,13 +256,3 @@ export class Channel {
   })();
 }
 
-/** Homeserver failures become a clear 502 for the caller; the errcode is kept, the details logged. */
-async function matrixCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    const errcode = err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
-    throw new AppError(502, "MATRIX_UNAVAILABLE", `the Matrix homeserver refused the change (${errcode})`);
-  }
-}

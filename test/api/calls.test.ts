@@ -7,6 +7,7 @@ import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import type { PublishedEvent } from "../../src/events/bus.ts";
+import { rtcMembership } from "../helpers/call-membership.ts";
 
 // The embedded default: the local Matrix backend, written to as a Matrix client would (Element's
 // side of these rooms is test/e2e/calls.test.ts, on Synapse with matrix-js-sdk).
@@ -34,18 +35,6 @@ async function matrixUser(roomId: string, localpart: string) {
   };
 }
 
-/** A membership as matrix-js-sdk's MembershipManager sends it (per device, MSC4143's state-event form). */
-const rtcMembership = (deviceId: string, extra: Record<string, unknown> = {}) => ({
-  application: "m.call",
-  call_id: "",
-  scope: "m.room",
-  device_id: deviceId,
-  expires: 14_400_000,
-  focus_active: { type: "livekit", focus_selection: "oldest_membership" },
-  foci_preferred: [{ type: "livekit", livekit_service_url: "https://livekit.example.org", livekit_alias: "room" }],
-  "m.call.intent": "video",
-  ...extra,
-});
 
 const callOf = async (channelId: string, as = "user:owner") => {
   const res = await api(`/channels/${channelId}/call`, { as });

@@ -1,38 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { createChannel, startTestServer, uniqueSlug, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
-import type { PublishedEvent } from "../../src/events/bus.ts";
+import { PublishedLog } from "../helpers/published.ts";
 
 let server: TestServer;
-const published: PublishedEvent[] = [];
-let wake: (() => void) | null = null;
+const log = new PublishedLog();
 beforeAll(async () => {
   server = await startTestServer();
-  server.app.deps.events.subscribe((e) => {
-    published.push(e);
-    wake?.();
-  });
+  log.record(server.app.deps.events);
 }, 60000);
 afterAll(() => server?.stop(), 60000);
 
 const api = (path: string, init: Parameters<TestServer["api"]>[1] = {}) => server.api(`/api/messaging/channels${path}`, init);
 
-async function nextPublished(subject: string, pred: (payload: any) => boolean, timeoutMs = 5000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = published.find((e) => e.subject === subject && pred(e.payload));
-    if (hit) return hit.payload;
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`nothing published on ${subject}`);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, left);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-}
+const nextPublished = (subject: string, pred: (payload: any) => boolean, timeoutMs = 5000) => log.next(subject, pred, timeoutMs);
 
 async function createEncrypted(owner: string, visibility = "private") {
   const res = await api("", {

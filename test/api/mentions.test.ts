@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { connect } from "nats";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
+import { PublishedLog } from "../helpers/published.ts";
 import { natsUrl, serviceMissing } from "../helpers/services.ts";
-import type { PublishedEvent } from "../../src/events/bus.ts";
 
 /**
  * Mentions on the embedded default (the local Matrix backend): sends through the API that
@@ -13,15 +13,12 @@ import type { PublishedEvent } from "../../src/events/bus.ts";
 setDefaultTimeout(30_000);
 
 let server: TestServer;
-const published: PublishedEvent[] = [];
-let wake: (() => void) | null = null;
+const log = new PublishedLog();
+const published = log.events;
 
 beforeAll(async () => {
   server = await startTestServer();
-  server.app.deps.events.subscribe((e) => {
-    published.push(e);
-    wake?.();
-  });
+  log.record(server.app.deps.events);
 }, 60000);
 afterAll(() => server?.stop(), 60000);
 
@@ -44,22 +41,7 @@ const mentionRows = async (messageId: string) => [
 ];
 const agentEvents = (messageId: string) => published.filter((e) => e.subject === "messaging.agent.mentioned" && (e.payload as any).message_id === messageId);
 
-async function nextPublished(subject: string, pred: (payload: any) => boolean, timeoutMs = 5000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = published.find((e) => e.subject === subject && pred(e.payload));
-    if (hit) return hit.payload;
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`nothing published on ${subject}`);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, left);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-}
+const nextPublished = (subject: string, pred: (payload: any) => boolean, timeoutMs = 5000) => log.next(subject, pred, timeoutMs);
 
 /** A Matrix user outside DAARION, joined to the room, writing straight into the local homeserver as a client would. */
 async function matrixClientIn(roomId: string, localpart = "dora") {

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
-import type { PublishedEvent } from "../../src/events/bus.ts";
+import { PublishedLog } from "../helpers/published.ts";
 import { connect } from "nats";
 import { natsUrl, serviceMissing } from "../helpers/services.ts";
 
@@ -12,15 +12,11 @@ import { natsUrl, serviceMissing } from "../helpers/services.ts";
 setDefaultTimeout(30_000);
 
 let server: TestServer;
-const published: PublishedEvent[] = [];
-let wake: (() => void) | null = null;
+const log = new PublishedLog();
 
 beforeAll(async () => {
   server = await startTestServer();
-  server.app.deps.events.subscribe((e) => {
-    published.push(e);
-    wake?.();
-  });
+  log.record(server.app.deps.events);
 }, 60000);
 afterAll(() => server?.stop(), 60000);
 
@@ -37,23 +33,7 @@ const unreact = (channelId: string, messageId: string, as: string, emoji: string
 const listing = async (channelId: string, as: string) => (await api(`/${channelId}/messages`, { as })).json();
 const watch = (channelId: string) => WsInbox.open(`${server.wsUrl}/ws/messaging/${channelId}?user_id=user:watcher`);
 
-/** The next published event on `subject` matching `pred` (in-process copy of what goes to NATS). */
-async function nextPublished(subject: string, pred: (payload: any) => boolean, timeoutMs = 5000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const hit = published.find((e) => e.subject === subject && pred(e.payload));
-    if (hit) return hit.payload;
-    const left = deadline - Date.now();
-    if (left <= 0) throw new Error(`nothing published on ${subject}; got ${published.map((e) => e.subject).join(", ")}`);
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(resolve, left);
-      wake = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
-  }
-}
+const nextPublished = (subject: string, pred: (payload: any) => boolean, timeoutMs = 5000) => log.next(subject, pred, timeoutMs);
 
 const matrixEvent = async (eventId: string) => {
   const [row] = await server.app.deps.sql`select sender, type, content from local_matrix_events where event_id = ${eventId}`;

@@ -7,6 +7,7 @@ import { elementClient, registerRealUser, synapse, synapseMissing, synapseServic
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import type { PublishedEvent } from "../../src/events/bus.ts";
 import { SYNAPSE_TURN_URIS, turnSharedSecret } from "../../scripts/synapse.ts";
+import { rtcMembership as sdkMembership } from "../helpers/call-membership.ts";
 
 setDefaultTimeout(60_000);
 const MEMBER = "org.matrix.msc3401.call.member";
@@ -14,18 +15,8 @@ const MEMBER = "org.matrix.msc3401.call.member";
 const BOB_DEVICE = "BOBPHONE";
 const CAROL_DEVICE = "CAROLLAPTOP";
 
-/** The membership content matrix-js-sdk's MembershipManager sends when Element Call joins the room's call. */
-const rtcMembership = (deviceId: string, extra: Record<string, unknown> = {}) => ({
-  application: "m.call",
-  call_id: "",
-  scope: "m.room",
-  device_id: deviceId,
-  expires: 14_400_000,
-  focus_active: { type: "livekit", focus_selection: "oldest_membership" },
-  foci_preferred: [{ type: "livekit", livekit_service_url: "https://livekit.example.org", livekit_alias: "room" }],
-  "m.call.intent": "audio",
-  ...extra,
-});
+/** The membership content matrix-js-sdk's MembershipManager sends when Element Call joins the room's call (audio). */
+const rtcMembership = (deviceId: string, extra: Record<string, unknown> = {}) => sdkMembership(deviceId, { "m.call.intent": "audio", ...extra });
 
 describe.skipIf(synapseMissing())("calls with Element users (Synapse, matrix-js-sdk)", () => {
   let server: TestServer;

@@ -3,7 +3,7 @@ import type { MatrixClient } from "matrix-js-sdk";
 import { createChannel, startTestServer, type TestServer } from "../helpers/server.ts";
 import { elementClient, registerRealUser, synapseMissing, synapseServiceEnv, nextRoomEvent } from "../helpers/synapse.ts";
 import { WsInbox } from "../helpers/ws-inbox.ts";
-import type { PublishedEvent } from "../../src/events/bus.ts";
+import { PublishedLog } from "../helpers/published.ts";
 
 /** Mentions between the REST API and a Matrix client (matrix-js-sdk, the Element user) on a real Synapse. */
 setDefaultTimeout(60_000);
@@ -12,15 +12,12 @@ describe.skipIf(synapseMissing())("Mentions (Synapse)", () => {
   let server: TestServer;
   let bob: { userId: string; accessToken: string };
   let client: MatrixClient;
-  const published: PublishedEvent[] = [];
-  let wake: (() => void) | null = null;
+  const log = new PublishedLog();
+  const published = log.events;
 
   beforeAll(async () => {
     server = await startTestServer(synapseServiceEnv({ SYNC_TIMEOUT_MS: "2000" }));
-    server.app.deps.events.subscribe((e) => {
-      published.push(e);
-      wake?.();
-    });
+    log.record(server.app.deps.events);
     bob = await registerRealUser("bob");
     client = await elementClient(bob);
   }, 120000);
@@ -34,22 +31,7 @@ describe.skipIf(synapseMissing())("Mentions (Synapse)", () => {
   const server_ = () => server.app.deps.matrix.serverName;
   const mx = (id: string) => `@${id.replace(":", "-")}:${server_()}`;
 
-  async function nextPublished(subject: string, pred: (payload: any) => boolean, timeoutMs = 20000): Promise<any> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const hit = published.find((e) => e.subject === subject && pred(e.payload));
-      if (hit) return hit.payload;
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`nothing published on ${subject}`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, left);
-        wake = () => {
-          clearTimeout(timer);
-          resolve();
-        };
-      });
-    }
-  }
+  const nextPublished = (subject: string, pred: (payload: any) => boolean, timeoutMs = 20000) => log.next(subject, pred, timeoutMs);
 
   async function channelWithBob() {
     const channel = await createChannel(server, "user:admin", { visibility: "public" });

@@ -2,7 +2,7 @@ import type { ServiceDeps } from "../deps.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { AppError } from "../../errors.ts";
 import { toMatrixUserId } from "../../domain/ids.ts";
-import { MatrixError } from "../../matrix/port.ts";
+import { orMatrixUnavailable } from "../../matrix/unavailable.ts";
 import type { CallView, TurnServerView } from "./model.ts";
 import { readCallView } from "./view.ts";
 
@@ -31,13 +31,7 @@ export class CallService {
   /** The homeserver's TURN credentials for the caller's Matrix user (the application service acts as them). */
   async turnServer(callerId: string): Promise<TurnServerView> {
     const asUser = toMatrixUserId(callerId, this.deps.matrix.serverName);
-    let turn;
-    try {
-      turn = await this.deps.matrix.turnServer(asUser);
-    } catch (err) {
-      const errcode = err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
-      throw new AppError(502, "MATRIX_UNAVAILABLE", `the Matrix homeserver did not hand out TURN credentials (${errcode})`);
-    }
+    const turn = await orMatrixUnavailable(() => this.deps.matrix.turnServer(asUser), "did not hand out TURN credentials");
     if (!turn) throw new AppError(503, "TURN_UNAVAILABLE", "no TURN server is configured on the homeserver", { "Retry-After": "300" });
     return turn;
   }

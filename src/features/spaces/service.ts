@@ -1,5 +1,5 @@
 import type { ServiceDeps } from "../deps.ts";
-import { MatrixError } from "../../matrix/port.ts";
+import { orMatrixUnavailable } from "../../matrix/unavailable.ts";
 import { AppError, forbidden, notFound } from "../../errors.ts";
 import { readableChannel } from "../../access/channel-access.ts";
 import { requireAdmin } from "../../domain/rights.ts";
@@ -160,13 +160,4 @@ function groupView(g: GroupRow, channels: SpaceChannelView[]): SpaceGroupView {
   };
 }
 
-/** Homeserver failures become a clear 502; the errcode is kept. */
-async function matrixCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof AppError) throw err;
-    const errcode = err instanceof MatrixError ? err.errcode : "M_UNKNOWN";
-    throw new AppError(502, "MATRIX_UNAVAILABLE", `the Matrix homeserver did not update the space (${errcode})`);
-  }
-}
+const matrixCall = <T>(fn: () => Promise<T>) => orMatrixUnavailable(fn, "did not update the space");
