@@ -66,12 +66,12 @@ module.exports = {
     },
     {
       name: "matrix-adapters-stay-adapters",
-      comment: "the Matrix port and adapters: domain, wire, the base utilities, and the store's Sql for the local backend's own tables",
+      comment: "the Matrix port and adapters: domain, wire, the base utilities, and the store's Sql and group commit for the local backend's own tables",
       severity: "error",
       from: { path: "^src/matrix/" },
       to: {
         path: "^src/",
-        pathNot: ["^src/(matrix|domain|wire)/", "^src/(errors|log|backoff|deadline)[.]ts$", "^src/store/db[.]ts$"],
+        pathNot: ["^src/(matrix|domain|wire)/", "^src/(errors|log|backoff|deadline)[.]ts$", "^src/store/(db|group-commit)[.]ts$"],
       },
     },
   ],

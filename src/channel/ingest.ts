@@ -1,7 +1,7 @@
 import type { MatrixEvent } from "../matrix/port.ts";
 import { fromMatrixUserId } from "../domain/ids.ts";
 import { ENCRYPTED_EVENT_TYPE } from "../domain/confidential.ts";
-import { consumeInboxEvent, consumeInboxEvents } from "../store/inbox.ts";
+import { consumeInboxEvent, consumeInboxEventsTogether } from "../store/inbox.ts";
 import { findMessageByEvent } from "../store/messages.ts";
 import { announceMessage } from "./announce.ts";
 import type { ChannelContext } from "./context.ts";
@@ -37,7 +37,7 @@ export async function ingestAll(
       echoes.push(events[next++]!.event_id);
     }
     if (echoes.length > 0) {
-      await consumeInboxEvents(ctx.deps.sql, echoes);
+      await consumeInboxEventsTogether(ctx.deps.sql, echoes);
       for (const eventId of echoes) outbox.takeOwnEcho(eventId);
       continue;
     }

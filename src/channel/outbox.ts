@@ -10,9 +10,9 @@ import {
   findMessage,
   findMessageByEvent,
   findMessages,
-  insertMessages,
+  insertPendingMessages,
   latestInThread,
-  markAllSent,
+  markAllSentTogether,
   markFailed,
   pendingMessages,
   type NewMessage,
@@ -184,7 +184,7 @@ export class Outbox {
     }
     if (fresh.length === 0) return;
     // Durable first: the rows exist (pending, with what to send) before Matrix is asked.
-    const inserted = await insertMessages(sql, fresh.map((f) => f.message));
+    const inserted = await insertPendingMessages(sql, fresh.map((f) => f.message));
     this.ctx.deps.metrics?.batchCommitted(inserted.length);
     const wasIdle = this.ids.length === 0;
     this.host.setSeq(this.ctx.seq + inserted.length);
@@ -399,7 +399,7 @@ export class Outbox {
       const sentRow: MessageRow = { ...row, delivery_state: "sent", matrix_event_id: eventIds[i]!, outbox_content: null, failure_reason: null };
       return [{ subject: Subjects.messageCreated, payload: messageCreatedEvent(this.ctx, sentRow) }, ...agentMentionedEvents(this.ctx, sentRow)];
     });
-    const sent = await markAllSent(this.ctx.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })), await events.outboxRows(created));
+    const sent = await markAllSentTogether(this.ctx.deps.sql, rows.map((row, i) => ({ id: row.id, eventId: eventIds[i]! })), await events.outboxRows(created));
     events.queued(created);
     this.ids.splice(0, rows.length);
     for (const row of rows) this.rows.delete(row.id);

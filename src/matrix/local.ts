@@ -21,6 +21,7 @@ import {
 import { STREAM_WRITE_LOCK, insertInStreamOrder, parseMessagesToken, parseSince, randomToken, toEvent, type EventRow, type Row } from "./local/rows.ts";
 import { insertEvent, membershipOf, powerOf, refuseDuplicateAnnotation, requireMembership, requireRoom, stateContent } from "./local/room-state.ts";
 import { SyncWakeups } from "./local/wakeups.ts";
+import { pooledGroupCommit } from "../store/group-commit.ts";
 import { turnCredentials, type TurnConfig } from "./local/turn.ts";
 
 const SYNC_BATCH_LIMIT = 500;
@@ -262,27 +263,42 @@ export class LocalMatrixBackend implements MatrixBackend {
   /**
    * The usual batch (new txnIds, every sender joined, no reaction to check) in one statement,
    * hence one implicit transaction and one round trip, the stream lock taken inside it as above.
-   * When any rule needs a closer look it inserts nothing and answers null, and sendEvents takes
-   * the path that finds the first refusal.
+   * Batches of other rooms sent at the same moment go in the same statement (store/group-commit.ts):
+   * every room's sends queue on the one stream lock anyway. When any rule needs a closer look
+   * it inserts nothing and answers null, and sendEvents takes the path that finds the first refusal.
    */
-  private async sendAllIfPlain(roomId: string, events: OutgoingEvent[]): Promise<string[] | null> {
-    if (events.some((e) => e.type === "m.reaction")) return null;
+  private sendAllIfPlain(roomId: string, events: OutgoingEvent[]): Promise<string[] | null> {
+    if (events.some((e) => e.type === "m.reaction")) return Promise.resolve(null);
+    const send = pooledGroupCommit<PlainBatch, string[] | null>(this.sql, "local matrix plain sends", async (batches) => {
+      const sent = await this.insertIfPlain(batches);
+      if (sent) return sent;
+      // One of them needs the closer look: each alone, so the others still go in one statement.
+      if (batches.length > 1) throw new NotPlainTogether();
+      return [null];
+    });
+    return send({ roomId, events });
+  }
+
+  private async insertIfPlain(batches: readonly PlainBatch[]): Promise<Array<string[]> | null> {
     const now = Date.now();
-    const rows = events.map((e, i): EventRow => [i, `$${randomToken(32)}`, roomId, e.asUser, e.type, JSON.stringify(e.content), now, e.txnId]);
-    const senders = [...new Set(events.map((e) => e.asUser))];
+    let ord = 0;
+    const perBatch = batches.map(({ roomId, events }) => events.map((e): EventRow => [ord++, `$${randomToken(32)}`, roomId, e.asUser, e.type, JSON.stringify(e.content), now, e.txnId]));
+    const rows = perBatch.flat();
+    const rooms = [...new Set(batches.map((b) => b.roomId))];
+    const senders = [...new Set(batches.flatMap((b) => b.events.map((e) => `${b.roomId} ${e.asUser}`)))].map((key) => key.split(" ") as [string, string]);
     const [result] = await this.sql`
       with plain as (
-        select exists (select 1 from local_matrix_rooms where room_id = ${roomId})
-           and not exists (select 1 from local_matrix_events where txn_id in ${this.sql(events.map((e) => e.txnId))})
-           and (select count(*) from local_matrix_state
-                 where room_id = ${roomId} and type = 'm.room.member' and state_key in ${this.sql(senders)}
-                   and content->>'membership' = 'join') = ${senders.length}::int as ok
+        select (select count(*) from local_matrix_rooms where room_id in ${this.sql(rooms)}) = ${rooms.length}::int
+           and not exists (select 1 from local_matrix_events where txn_id in ${this.sql(rows.map((row) => row[7]))})
+           and (select count(*) from (values ${this.sql(senders)}) as v (room_id, sender)
+                 join local_matrix_state s on s.room_id = v.room_id and s.type = 'm.room.member' and s.state_key = v.sender
+                 where s.content->>'membership' = 'join') = ${senders.length}::int as ok
       ),
       inserted as (${insertInStreamOrder(this.sql, rows, this.sql`cross join plain where plain.ok`)} returning 1)
       select count(*)::int as n from inserted`;
-    if (result?.n !== events.length) return null;
+    if (result?.n !== rows.length) return null;
     this.wakeups.notify();
-    return rows.map((row) => row[1]);
+    return perBatch.map((batchRows) => batchRows.map((row) => row[1]));
   }
 
   async redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string) {
@@ -452,3 +468,12 @@ export class LocalMatrixBackend implements MatrixBackend {
     await this.sql`select 1`;
   }
 }
+
+/** One room's batch of plain sends, as the group commit carries it. */
+interface PlainBatch {
+  roomId: string;
+  events: OutgoingEvent[];
+}
+
+/** A merged batch that is not plain as a whole: its rooms' batches are tried one by one. */
+class NotPlainTogether extends Error {}

@@ -1,5 +1,6 @@
 import type { Sql, Tx } from "./db.ts";
 import type { EventTypes, MatrixEvent } from "../domain/event-types.ts";
+import { pooledGroupCommit } from "./group-commit.ts";
 
 /** Only what the channels index is worth making durable (all of it when `types` is left out). */
 function inboxRows(sql: Sql | Tx, events: MatrixEvent[], types?: EventTypes) {
@@ -82,6 +83,15 @@ export async function readInbox(sql: Sql, limit: number): Promise<InboxRow[]> {
 /** Called inside the transaction that indexed (or deliberately skipped) the event. */
 export async function consumeInboxEvent(tx: Sql | Tx, eventId: string): Promise<void> {
   await tx`delete from matrix_inbox where event_id = ${eventId}`;
+}
+
+/** consumeInboxEvents, in one statement with what other channels consume at the same moment (store/group-commit.ts). */
+export function consumeInboxEventsTogether(sql: Sql, eventIds: string[]): Promise<void> {
+  const consume = pooledGroupCommit<string[], void>(sql, "consume inbox events", async (jobs) => {
+    await consumeInboxEvents(sql, jobs.flat());
+    return jobs.map(() => undefined);
+  });
+  return consume(eventIds);
 }
 
 /** consumeInboxEvent for several events in one statement. */

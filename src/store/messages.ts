@@ -3,6 +3,7 @@ import type { MessageRow } from "./rows.ts";
 import type { SenderType } from "../domain/ids.ts";
 import type { MediaColumns, VoiceColumns } from "./rows.ts";
 import { queueEventsStatement, type QueuedEvent } from "./event-outbox.ts";
+import { pooledGroupCommit } from "./group-commit.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
   const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;
@@ -206,6 +207,18 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
   return inOrder(messages, rows);
 }
 
+/**
+ * A channel's pending sends, written in one statement with whatever other channels write at
+ * the same moment (store/group-commit.ts): all of a channel's rows are written, or none.
+ */
+export function insertPendingMessages(sql: Sql, messages: NewMessage[]): Promise<MessageRow[]> {
+  const insert = pooledGroupCommit<NewMessage[], MessageRow[]>(sql, "insert pending messages", async (jobs) => {
+    const byId = new Map((await insertMessages(sql, jobs.flat())).map((row) => [row.id, row]));
+    return jobs.map((job) => job.map((m) => byId.get(m.id)!));
+  });
+  return insert(messages);
+}
+
 /** PostgreSQL's text type, for text[] parameters that may be empty. */
 const TEXT_OID = 25;
 /** PostgreSQL's integer type, for the voice waveform. */
@@ -229,6 +242,17 @@ export async function markAllSent(sql: Sql | Tx, sent: Array<{ id: string; event
     where m.id = v.id::uuid
     returning m.*`;
   return inOrder(sent, rows);
+}
+
+/** markAllSent, in one statement with what other channels confirm at the same moment (store/group-commit.ts). */
+export function markAllSentTogether(sql: Sql, sent: Array<{ id: string; eventId: string }>, events: QueuedEvent[] | null): Promise<MessageRow[]> {
+  type Job = { sent: Array<{ id: string; eventId: string }>; events: QueuedEvent[] | null };
+  const mark = pooledGroupCommit<Job, MessageRow[]>(sql, "mark messages sent", async (jobs) => {
+    const rows = await markAllSent(sql, jobs.flatMap((job) => job.sent), jobs.flatMap((job) => job.events ?? []));
+    const byId = new Map(rows.map((row) => [row.id, row]));
+    return jobs.map((job) => job.sent.flatMap((s) => byId.get(s.id) ?? []));
+  });
+  return mark({ sent, events });
 }
 
 /** Several messages of one channel by id, in one round trip. */

@@ -1,0 +1,85 @@
+import DataLoader from "dataloader";
+
+export interface GroupCommitOptions {
+  /** The most jobs merged into one statement. */
+  maxJobs: number;
+  /** Statements of this kind at once; a job that comes while they all run waits for the next one. */
+  maxInFlight: number;
+}
+
+export const GROUP_COMMIT_DEFAULTS: GroupCommitOptions = { maxJobs: 256, maxInFlight: 2 };
+
+/**
+ * Group commit: jobs of one kind (several channels' pending rows, say) that come while
+ * statements of that kind are running are merged into the next one, so many channels pay one
+ * round trip, and an idle service pays no wait at all. `runMerged` answers one result per job,
+ * in order, from a single statement: all of it is written, or none. When a merged statement
+ * fails, each of its jobs is run alone, so one job's refusal (a constraint, a fence) is its
+ * own and the others' writes go through.
+ */
+export function groupCommit<Job, Result>(
+  runMerged: (jobs: readonly Job[]) => Promise<Result[]>,
+  opts: GroupCommitOptions = GROUP_COMMIT_DEFAULTS,
+): (job: Job) => Promise<Result> {
+  // Statements dispatched and not yet ended; a batch that finds none free waits in line.
+  let active = 0;
+  const waiting: Array<() => void> = [];
+  const run = async (jobs: readonly Job[]): Promise<Array<Result | Error>> => {
+    try {
+      return await runMerged(jobs);
+    } catch (err) {
+      if (jobs.length === 1) return [asError(err)];
+      return await Promise.all(jobs.map((job) => runMerged([job]).then((results) => results[0]!, asError)));
+    } finally {
+      // The slot passes to the batch that waited longest, which has gathered jobs meanwhile.
+      const next = waiting.shift();
+      if (next) queueMicrotask(next);
+      else active--;
+    }
+  };
+  const loader = new DataLoader<Job, Result>(run, {
+    cache: false,
+    maxBatchSize: opts.maxJobs,
+    // A batch opens with its first job and is dispatched a microtask later (jobs of the same
+    // turn join it), or, while `maxInFlight` statements run, when one of them ends.
+    batchScheduleFn: (dispatch) => {
+      if (active < opts.maxInFlight) {
+        active++;
+        queueMicrotask(dispatch);
+      } else {
+        waiting.push(dispatch);
+      }
+    },
+  });
+  return (job) => loader.load(job);
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+/** Each connection pool's group commits, by kind: made on first use, gone with the pool. */
+const poolGroups = new WeakMap<object, Map<string, (job: never) => Promise<unknown>>>();
+
+/**
+ * The group commit of `kind` on this pool (one per pool, so every channel's jobs meet in it).
+ * A transaction is not a pool: work inside one is never merged with other work.
+ */
+export function pooledGroupCommit<Job, Result>(
+  pool: object,
+  kind: string,
+  runMerged: (jobs: readonly Job[]) => Promise<Result[]>,
+): (job: Job) => Promise<Result> {
+  let groups = poolGroups.get(pool);
+  if (!groups) poolGroups.set(pool, (groups = new Map()));
+  let group = groups.get(kind) as ((job: Job) => Promise<Result>) | undefined;
+  if (!group) groups.set(kind, (group = groupCommit(runMerged)) as (job: never) => Promise<unknown>);
+  return group;
+}
+
+/** A merged look-up's rows (each tagged with the position of the job that wanted it) as one answer per job. */
+export function atPositions<Row extends { wanted: number }>(jobs: number, rows: Row[]): Array<Omit<Row, "wanted"> | null> {
+  const answers: Array<Omit<Row, "wanted"> | null> = new Array(jobs).fill(null);
+  for (const { wanted, ...row } of rows) answers[wanted] = row;
+  return answers;
+}
