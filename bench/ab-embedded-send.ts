@@ -6,6 +6,7 @@
  * each one's RSS. Each service starts on a fresh DATA_DIR.
  * Usage: bun bench/ab-embedded-send.ts <other checkout> [rounds=8] [seconds=1.5]
  * Cells: BENCH_AB_CELLS (channels x senders, comma-separated; default 1x1,1x16,10x64).
+ * BENCH_AB_POSTGRES=1: each on a fresh PostgreSQL database (DATABASE_URL) with the local Matrix backend instead.
  */
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
@@ -38,7 +39,7 @@ interface Side {
 }
 
 async function side(name: string, cwd?: string): Promise<Side> {
-  const service = await startService({}, { embedded: true, cwd });
+  const service = await startService({}, { embedded: !process.env.BENCH_AB_POSTGRES, cwd });
   const channels: string[] = [];
   for (let i = 0; i < Math.max(...cells.map(([c]) => c)); i++) channels.push(await service.createChannel());
   return { name, service, channels, slices: {} };
