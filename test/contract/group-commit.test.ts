@@ -46,7 +46,7 @@ describe(`store: group commit across channels (${databaseUrl ? "PostgreSQL" : "P
           rows.push(
             await insertChannel(tx, {
               id, slug: `c${i}`, name: `C${i}`, description: null, topic: null, microdao_id: "microdao:gc",
-              matrix_room_id: `!r${i}:daarion.city`, matrix_alias: null, visibility: "public", is_encrypted: false, created_by: "user:ann",
+              matrix_room_id: `!r${i}:daarion.city`, matrix_alias: `#c${i}:daarion.city`, visibility: "public", is_encrypted: false, created_by: "user:ann",
             }),
           );
           await upsertMember(tx, {
