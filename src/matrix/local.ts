@@ -21,7 +21,7 @@ import {
 import { STREAM_WRITE_LOCK, insertInStreamOrder, parseMessagesToken, parseSince, randomToken, toEvent, type EventRow, type Row } from "./local/rows.ts";
 import { insertEvent, membershipOf, powerOf, refuseDuplicateAnnotation, requireMembership, requireRoom, stateContent } from "./local/room-state.ts";
 import { SyncWakeups } from "./local/wakeups.ts";
-import { pooledGroupCommit } from "../store/group-commit.ts";
+import { groupCommit } from "../store/group-commit.ts";
 import { turnCredentials, type TurnConfig } from "./local/turn.ts";
 
 const SYNC_BATCH_LIMIT = 500;
@@ -38,6 +38,14 @@ const EPHEMERAL_LOG_SIZE = 1000;
 export class LocalMatrixBackend implements MatrixBackend {
   readonly kind = "local" as const;
   private readonly wakeups = new SyncWakeups();
+  /** Plain batches of several rooms at the same moment, in one statement (store/group-commit.ts). */
+  private readonly sendPlainTogether = groupCommit<PlainBatch, string[] | null>(async (batches) => {
+    const sent = await this.insertIfPlain(batches);
+    if (sent) return sent;
+    // One of them needs the closer look: each alone, so the others still go in one statement.
+    if (batches.length > 1) throw new NotPlainTogether();
+    return [null];
+  });
   private closed = false;
   /** Sync tokens from another run of this process name another ephemeral stream: they restart at its head. */
   private readonly epoch = randomToken(6).replace(/[^A-Za-z0-9]/g, "x");
@@ -269,14 +277,7 @@ export class LocalMatrixBackend implements MatrixBackend {
    */
   private sendAllIfPlain(roomId: string, events: OutgoingEvent[]): Promise<string[] | null> {
     if (events.some((e) => e.type === "m.reaction")) return Promise.resolve(null);
-    const send = pooledGroupCommit<PlainBatch, string[] | null>(this.sql, "local matrix plain sends", async (batches) => {
-      const sent = await this.insertIfPlain(batches);
-      if (sent) return sent;
-      // One of them needs the closer look: each alone, so the others still go in one statement.
-      if (batches.length > 1) throw new NotPlainTogether();
-      return [null];
-    });
-    return send({ roomId, events });
+    return this.sendPlainTogether({ roomId, events });
   }
 
   private async insertIfPlain(batches: readonly PlainBatch[]): Promise<Array<string[]> | null> {
@@ -285,7 +286,7 @@ export class LocalMatrixBackend implements MatrixBackend {
     const perBatch = batches.map(({ roomId, events }) => events.map((e): EventRow => [ord++, `$${randomToken(32)}`, roomId, e.asUser, e.type, JSON.stringify(e.content), now, e.txnId]));
     const rows = perBatch.flat();
     const rooms = [...new Set(batches.map((b) => b.roomId))];
-    const senders = [...new Set(batches.flatMap((b) => b.events.map((e) => `${b.roomId} ${e.asUser}`)))].map((key) => key.split(" ") as [string, string]);
+    const senders = [...new Map(batches.flatMap((b) => b.events.map((e) => [`${b.roomId}\n${e.asUser}`, [b.roomId, e.asUser]] as const))).values()];
     const [result] = await this.sql`
       with plain as (
         select (select count(*) from local_matrix_rooms where room_id in ${this.sql(rooms)}) = ${rooms.length}::int

@@ -1,4 +1,5 @@
 import DataLoader from "dataloader";
+import type { Sql } from "./db.ts";
 
 export interface GroupCommitOptions {
   /** The most jobs merged into one statement. */
@@ -58,23 +59,22 @@ function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
 
-/** Each connection pool's group commits, by kind: made on first use, gone with the pool. */
-const poolGroups = new WeakMap<object, Map<string, (job: never) => Promise<unknown>>>();
+type MergedStatement<Job, Result> = (sql: Sql, jobs: readonly Job[]) => Promise<Result[]>;
+
+/** Each connection pool's group commits, one per merged statement: made on first use, gone with the pool. */
+const poolGroups = new WeakMap<Sql, Map<MergedStatement<never, unknown>, (job: never) => Promise<unknown>>>();
 
 /**
- * The group commit of `kind` on this pool (one per pool, so every channel's jobs meet in it).
- * A transaction is not a pool: work inside one is never merged with other work.
+ * Submits `job` to the pool's group commit for `runMerged` (one per pool, so every channel's
+ * jobs meet in it). A transaction is not a pool: work inside one is never merged with other work.
  */
-export function pooledGroupCommit<Job, Result>(
-  pool: object,
-  kind: string,
-  runMerged: (jobs: readonly Job[]) => Promise<Result[]>,
-): (job: Job) => Promise<Result> {
-  let groups = poolGroups.get(pool);
-  if (!groups) poolGroups.set(pool, (groups = new Map()));
-  let group = groups.get(kind) as ((job: Job) => Promise<Result>) | undefined;
-  if (!group) groups.set(kind, (group = groupCommit(runMerged)) as (job: never) => Promise<unknown>);
-  return group;
+export function submitTogether<Job, Result>(sql: Sql, runMerged: MergedStatement<Job, Result>, job: Job): Promise<Result> {
+  let groups = poolGroups.get(sql);
+  if (!groups) poolGroups.set(sql, (groups = new Map()));
+  const key = runMerged as MergedStatement<never, unknown>;
+  let group = groups.get(key) as ((job: Job) => Promise<Result>) | undefined;
+  if (!group) groups.set(key, (group = groupCommit((jobs: readonly Job[]) => runMerged(sql, jobs))) as (job: never) => Promise<unknown>);
+  return group(job);
 }
 
 /** A merged look-up's rows (each tagged with the position of the job that wanted it) as one answer per job. */

@@ -1,6 +1,6 @@
 import type { Sql, Tx } from "./db.ts";
 import type { EventTypes, MatrixEvent } from "../domain/event-types.ts";
-import { pooledGroupCommit } from "./group-commit.ts";
+import { submitTogether } from "./group-commit.ts";
 
 /** Only what the channels index is worth making durable (all of it when `types` is left out). */
 function inboxRows(sql: Sql | Tx, events: MatrixEvent[], types?: EventTypes) {
@@ -87,11 +87,12 @@ export async function consumeInboxEvent(tx: Sql | Tx, eventId: string): Promise<
 
 /** consumeInboxEvents, in one statement with what other channels consume at the same moment (store/group-commit.ts). */
 export function consumeInboxEventsTogether(sql: Sql, eventIds: string[]): Promise<void> {
-  const consume = pooledGroupCommit<string[], void>(sql, "consume inbox events", async (jobs) => {
-    await consumeInboxEvents(sql, jobs.flat());
-    return jobs.map(() => undefined);
-  });
-  return consume(eventIds);
+  return submitTogether(sql, consumeMerged, eventIds);
+}
+
+async function consumeMerged(sql: Sql, jobs: readonly string[][]): Promise<void[]> {
+  await consumeInboxEvents(sql, jobs.flat());
+  return jobs.map(() => undefined);
 }
 
 /** consumeInboxEvent for several events in one statement. */

@@ -3,7 +3,7 @@ import type { MessageRow } from "./rows.ts";
 import type { SenderType } from "../domain/ids.ts";
 import type { MediaColumns, VoiceColumns } from "./rows.ts";
 import { queueEventsStatement, type QueuedEvent } from "./event-outbox.ts";
-import { pooledGroupCommit } from "./group-commit.ts";
+import { submitTogether } from "./group-commit.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
   const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;
@@ -212,11 +212,12 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
  * the same moment (store/group-commit.ts): all of a channel's rows are written, or none.
  */
 export function insertPendingMessages(sql: Sql, messages: NewMessage[]): Promise<MessageRow[]> {
-  const insert = pooledGroupCommit<NewMessage[], MessageRow[]>(sql, "insert pending messages", async (jobs) => {
-    const byId = new Map((await insertMessages(sql, jobs.flat())).map((row) => [row.id, row]));
-    return jobs.map((job) => job.map((m) => byId.get(m.id)!));
-  });
-  return insert(messages);
+  return submitTogether(sql, insertPendingMerged, messages);
+}
+
+async function insertPendingMerged(sql: Sql, jobs: readonly NewMessage[][]): Promise<MessageRow[][]> {
+  const byId = new Map((await insertMessages(sql, jobs.flat())).map((row) => [row.id, row]));
+  return jobs.map((job) => job.map((m) => byId.get(m.id)!));
 }
 
 /** PostgreSQL's text type, for text[] parameters that may be empty. */
@@ -246,13 +247,16 @@ export async function markAllSent(sql: Sql | Tx, sent: Array<{ id: string; event
 
 /** markAllSent, in one statement with what other channels confirm at the same moment (store/group-commit.ts). */
 export function markAllSentTogether(sql: Sql, sent: Array<{ id: string; eventId: string }>, events: QueuedEvent[] | null): Promise<MessageRow[]> {
-  type Job = { sent: Array<{ id: string; eventId: string }>; events: QueuedEvent[] | null };
-  const mark = pooledGroupCommit<Job, MessageRow[]>(sql, "mark messages sent", async (jobs) => {
-    const rows = await markAllSent(sql, jobs.flatMap((job) => job.sent), jobs.flatMap((job) => job.events ?? []));
-    const byId = new Map(rows.map((row) => [row.id, row]));
-    return jobs.map((job) => job.sent.flatMap((s) => byId.get(s.id) ?? []));
-  });
-  return mark({ sent, events });
+  return submitTogether(sql, markSentMerged, { sent, events });
+}
+
+async function markSentMerged(
+  sql: Sql,
+  jobs: readonly { sent: Array<{ id: string; eventId: string }>; events: QueuedEvent[] | null }[],
+): Promise<MessageRow[][]> {
+  const rows = await markAllSent(sql, jobs.flatMap((job) => job.sent), jobs.flatMap((job) => job.events ?? []));
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  return jobs.map((job) => job.sent.flatMap((s) => byId.get(s.id) ?? []));
 }
 
 /** Several messages of one channel by id, in one round trip. */
