@@ -1,7 +1,6 @@
 import type { Sql } from "../store/db.ts";
 import type { ChannelRow, MemberRow } from "../store/rows.ts";
-import { findChannelTogether } from "../store/channels.ts";
-import { findMemberTogether } from "../store/members.ts";
+import { findChannelAndMemberTogether } from "../store/access.ts";
 import { notFound } from "../errors.ts";
 import { callerMicrodaos } from "./caller-scope.ts";
 import { mayRead, type AccessFacts } from "../domain/rights.ts";
@@ -16,8 +15,8 @@ export interface ChannelAccess extends AccessFacts {
  * may not read it, it does not exist (404, not 403), so its existence does not leak.
  */
 export async function readableChannel(sql: Sql, callerId: string, channelId: string): Promise<ChannelAccess> {
-  // Both at once, each merged with other requests' look-ups; a membership of no channel is simply null.
-  const [channel, member] = await Promise.all([findChannelTogether(sql, channelId), findMemberTogether(sql, channelId, callerId)]);
+  // Both in one statement, merged with other requests' look-ups; a membership of no channel is simply null.
+  const { channel, member } = await findChannelAndMemberTogether(sql, channelId, callerId);
   if (!channel) throw notFound("channel");
   const access = { channel, member, inMicrodao: callerMicrodaos().includes(channel.microdao_id) };
   if (!mayRead(access)) throw notFound("channel");

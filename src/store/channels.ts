@@ -2,25 +2,11 @@ import type { Sql, Tx } from "./db.ts";
 import type { ChannelRow } from "./rows.ts";
 import type { Visibility } from "../domain/rights.ts";
 import type { MemberRights } from "../domain/member-rights.ts";
-import { atPositions, submitTogether } from "./group-commit.ts";
 
 /** Archived channels too: they stay readable, and writes to them are refused (410) by access checks. */
 export async function findChannel(sql: Sql | Tx, id: string): Promise<ChannelRow | null> {
   const [row] = await sql<ChannelRow[]>`select * from channels where id = ${id}`;
   return row ?? null;
-}
-
-/** findChannel, in one statement with the look-ups of other requests at the same moment (store/group-commit.ts). */
-export function findChannelTogether(sql: Sql, id: string): Promise<ChannelRow | null> {
-  return submitTogether(sql, findChannelsMerged, id);
-}
-
-async function findChannelsMerged(sql: Sql, ids: readonly string[]): Promise<Array<ChannelRow | null>> {
-  // By position, not by id: PostgreSQL reads a uuid in more spellings than it writes.
-  const rows = await sql<Array<ChannelRow & { wanted: number }>>`
-    select v.wanted::int as wanted, c.* from (values ${sql(ids.map((id, i) => [i, id]))}) as v (wanted, id)
-    join channels c on c.id = v.id::uuid`;
-  return atPositions(ids.length, rows);
 }
 
 export async function findChannelByRoom(sql: Sql, roomId: string): Promise<ChannelRow | null> {

@@ -76,10 +76,3 @@ export function submitTogether<Job, Result>(sql: Sql, runMerged: MergedStatement
   if (!group) groups.set(key, (group = groupCommit((jobs: readonly Job[]) => runMerged(sql, jobs))) as (job: never) => Promise<unknown>);
   return group(job);
 }
-
-/** A merged look-up's rows (each tagged with the position of the job that wanted it) as one answer per job. */
-export function atPositions<Row extends { wanted: number }>(jobs: number, rows: Row[]): Array<Omit<Row, "wanted"> | null> {
-  const answers: Array<Omit<Row, "wanted"> | null> = new Array(jobs).fill(null);
-  for (const { wanted, ...row } of rows) answers[wanted] = row;
-  return answers;
-}

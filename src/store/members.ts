@@ -3,24 +3,11 @@ import type { MemberRow } from "./rows.ts";
 import type { SenderType } from "../domain/ids.ts";
 import type { MemberRights } from "../domain/member-rights.ts";
 import { recordChannelEvent } from "./channel-events.ts";
-import { atPositions, submitTogether } from "./group-commit.ts";
 
 export async function findMember(sql: Sql | Tx, channelId: string, memberId: string): Promise<MemberRow | null> {
   const [row] = await sql<MemberRow[]>`
     select * from channel_members where channel_id = ${channelId} and member_id = ${memberId} and left_at is null`;
   return row ?? null;
-}
-
-/** findMember, in one statement with the look-ups of other requests at the same moment (store/group-commit.ts). */
-export function findMemberTogether(sql: Sql, channelId: string, memberId: string): Promise<MemberRow | null> {
-  return submitTogether(sql, findMembersMerged, { channelId, memberId });
-}
-
-async function findMembersMerged(sql: Sql, keys: readonly { channelId: string; memberId: string }[]): Promise<Array<MemberRow | null>> {
-  const rows = await sql<Array<MemberRow & { wanted: number }>>`
-    select v.wanted::int as wanted, m.* from (values ${sql(keys.map((k, i) => [i, k.channelId, k.memberId]))}) as v (wanted, channel_id, member_id)
-    join channel_members m on m.channel_id = v.channel_id::uuid and m.member_id = v.member_id and m.left_at is null`;
-  return atPositions(keys.length, rows);
 }
 
 export async function listMembers(sql: Sql, channelId: string): Promise<MemberRow[]> {

@@ -2,8 +2,9 @@ import { describe, expect, test } from "bun:test";
 import pino from "pino";
 import { openDatabase } from "../../src/store/db.ts";
 import { migrate } from "../../src/store/migrate.ts";
-import { insertChannel, findChannelTogether } from "../../src/store/channels.ts";
-import { findMemberTogether, upsertMember } from "../../src/store/members.ts";
+import { findChannel, insertChannel } from "../../src/store/channels.ts";
+import { findMember, upsertMember } from "../../src/store/members.ts";
+import { findChannelAndMemberTogether } from "../../src/store/access.ts";
 import { insertPendingMessages, markAllSentTogether, type NewMessage } from "../../src/store/messages.ts";
 import { databaseUrl, freshPostgresDatabase } from "../helpers/services.ts";
 
@@ -73,21 +74,28 @@ describe(`store: group commit across channels (${databaseUrl ? "PostgreSQL" : "P
       const sent = await Promise.all(written.map((job, j) => markAllSentTogether(sql, job.map((m, k) => ({ id: m.id, eventId: `$e${j}-${k}` })), null)));
       sent.forEach((rows, j) => expect(rows.map((r) => [r.id, r.delivery_state, r.matrix_event_id])).toEqual(written[j]!.map((m, k) => [m.id, "sent", `$e${j}-${k}`])));
 
-      // Look-ups together: any spelling of a uuid PostgreSQL reads, a missing channel, a non-member.
-      const found = await Promise.all([
-        findChannelTogether(sql, channels[0]!.id.toUpperCase()),
-        findChannelTogether(sql, Bun.randomUUIDv7()),
-        findChannelTogether(sql, channels[1]!.id),
-        findMemberTogether(sql, channels[2]!.id, "user:ann"),
-        findMemberTogether(sql, channels[2]!.id, "user:bob"),
+      // Access look-ups together: any spelling of a uuid PostgreSQL reads, a missing channel, a
+      // non-member; each answer is what the plain look-ups of its channel and member give.
+      const keys: Array<[string, string]> = [
+        [channels[0]!.id.toUpperCase(), "user:ann"],
+        [Bun.randomUUIDv7(), "user:ann"],
+        [channels[1]!.id, "user:bob"],
+        [channels[2]!.id, "user:ann"],
+      ];
+      const found = await Promise.all(keys.map(([c, m]) => findChannelAndMemberTogether(sql, c, m)));
+      const plain = await Promise.all(keys.map(async ([c, m]) => ({ channel: await findChannel(sql, c), member: await findMember(sql, c, m) })));
+      expect(found).toEqual(plain);
+      expect(found.map((f) => [f.channel?.id ?? null, f.member?.member_id ?? null])).toEqual([
+        [channels[0]!.id, "user:ann"],
+        [null, null],
+        [channels[1]!.id, null],
+        [channels[2]!.id, "user:ann"],
       ]);
-      expect(found.map((row) => (row ? (row as { id: string }).id : null)).slice(0, 3)).toEqual([channels[0]!.id, null, channels[1]!.id]);
-      expect((found[3] as { member_id: string } | null)?.member_id).toBe("user:ann");
-      expect(found[4]).toBeNull();
+      expect(found[0]!.member!.joined_at).toBeInstanceOf(Date);
       // A malformed id is its caller's error alone.
-      const lookups = await Promise.allSettled([findChannelTogether(sql, "not-a-uuid"), findChannelTogether(sql, channels[4]!.id)]);
+      const lookups = await Promise.allSettled([findChannelAndMemberTogether(sql, "not-a-uuid", "user:ann"), findChannelAndMemberTogether(sql, channels[4]!.id, "user:ann")]);
       expect(lookups[0]!.status).toBe("rejected");
-      expect(lookups[1]!.status === "fulfilled" && lookups[1]!.value?.id).toBe(channels[4]!.id);
+      expect(lookups[1]!.status === "fulfilled" && lookups[1]!.value.channel?.id).toBe(channels[4]!.id);
     } finally {
       await db.close();
       await fresh?.drop();
