@@ -13,6 +13,8 @@ const REPAIR_PAGE = 200;
 export const CLOSE_CUT_OFF = 1012;
 /** How often a quiet channel's relay compares its last seq with the index (a lost last frame). */
 const CHECK_EVERY_MS = 3000;
+/** How long a join whose replay read past the relay waits for those frames to come live before they are repaired. */
+const JOIN_CATCH_UP_MS = 1000;
 
 interface Relayed {
   subscription: Subscription;
@@ -25,6 +27,8 @@ interface Relayed {
   lastActivity: number;
   /** The index's last seq at the previous quiet check: a frame not here by the next check was lost. */
   indexMark: number;
+  /** Joins waiting for the relay to deliver up to a seq (see observe). */
+  catchUps: Array<{ seq: number; done: () => void }>;
 }
 
 /**
@@ -72,13 +76,14 @@ export class FrameRelay implements ChannelObserver {
       seq: 0,
       lastActivity: Date.now(),
       indexMark: 0,
+      catchUps: [],
     };
     this.channels.set(channelId, relayed);
     // Subscribed first, then the index read: a frame after this point is either in it or queued behind it.
     this.enqueue(relayed, async () => {
       // Once the server has our subscription, every later frame reaches us.
       await this.nc.flush();
-      relayed.seq = await lastSeq(this.sql, channelId);
+      this.advanced(relayed, await lastSeq(this.sql, channelId));
     });
   }
 
@@ -88,23 +93,51 @@ export class FrameRelay implements ChannelObserver {
     if (!relayed) return;
     this.channels.delete(channelId);
     relayed.subscription.unsubscribe();
+    for (const entry of relayed.catchUps) entry.done();
   }
 
-  observe<T>(channelId: string, fn: (point: { seq: number }) => Promise<T>, reached = 0): Promise<T> {
+  async observe<T>(channelId: string, fn: (point: { seq: number }) => Promise<T>, reached = 0): Promise<T> {
+    this.follow(channelId);
+    const waited = this.channels.get(channelId)!;
+    // A socket whose replay read the index further than the relay has come (a join while
+    // messages are sent) waits for those frames, on their way, to arrive live. Repairing the
+    // relay ahead of them would turn each into a message.updated for every socket here.
+    if (waited.seq < reached) await this.catchUp(waited, reached);
+    // The channel's last socket may have left meanwhile, and its relay with it.
     this.follow(channelId);
     const relayed = this.channels.get(channelId)!;
     return new Promise<T>((resolve, reject) => {
       this.enqueue(relayed, async () => {
         // At the last seq delivered here: the frames behind it in this queue continue exactly
-        // from it. Only a socket that already has more (its replay read the index further) needs
-        // the relay brought up to it, so that those frames, still on their way, do not reach it
-        // twice (they go out as message.updated). A plain join reads nothing here.
+        // from it. Only a frame that did not come in time (lost) is repaired, so that it does
+        // not reach this socket twice. A plain join reads nothing here.
         if (relayed.seq < reached) await this.repair(channelId, relayed, reached);
         await fn({ seq: relayed.seq }).then(resolve, reject);
         // A replay whose socket went away before it subscribed leaves nobody to relay to.
         if (!this.fanout.hasSubscribers(channelId)) this.unfollow(channelId);
       });
     });
+  }
+
+  /** Resolves once the relay delivered up to `seq`, or after JOIN_CATCH_UP_MS. */
+  private catchUp(relayed: Relayed, seq: number): Promise<void> {
+    return new Promise((resolve) => {
+      const entry = {
+        seq,
+        done: () => {
+          clearTimeout(timer);
+          relayed.catchUps = relayed.catchUps.filter((e) => e !== entry);
+          resolve();
+        },
+      };
+      const timer = setTimeout(entry.done, JOIN_CATCH_UP_MS);
+      relayed.catchUps.push(entry);
+    });
+  }
+
+  private advanced(relayed: Relayed, seq: number): void {
+    relayed.seq = seq;
+    for (const entry of relayed.catchUps) if (entry.seq <= seq) entry.done();
   }
 
   stop(): void {
@@ -139,7 +172,7 @@ export class FrameRelay implements ChannelObserver {
       }
       if (frame.s > relayed.seq + 1) await this.repair(channelId, relayed, frame.s - 1);
       this.fanout.publish(channelId, frame.d!);
-      relayed.seq = frame.s;
+      this.advanced(relayed, frame.s);
       return;
     }
     if (gap) await this.repair(channelId, relayed, Number.MAX_SAFE_INTEGER);
@@ -154,7 +187,7 @@ export class FrameRelay implements ChannelObserver {
       for (const frame of await framesOf(this.sql, rows)) {
         if (frame.seq !== relayed.seq + 1) this.log.warn({ channel_id: channelId, from: relayed.seq, to: frame.seq }, "frame relay: hole in the index");
         this.fanout.publish(channelId, frame.data);
-        relayed.seq = frame.seq;
+        this.advanced(relayed, frame.seq);
       }
       if (rows.length < REPAIR_PAGE) return;
     }

@@ -111,6 +111,43 @@ describe.skipIf(skip)("cluster: any instance serves any channel", () => {
     for (const inbox of [near, far, resumed]) inbox.close();
   });
 
+  test("sockets that join the other instance while messages are sent get each message once, as message.created, never as message.updated", async () => {
+    const channel = await createChannel(a, "user:alice");
+    const { owner, other } = await placement(channel.id);
+    const ws = (query = "") => WsInbox.open(`${other.wsUrl}/ws/messaging/${channel.id}${query}`, { "x-user-id": "user:alice" });
+    // Keeps the other instance's relay following the channel for the whole test.
+    const keeper = await ws();
+    const total = 40;
+    const sending = (async () => {
+      for (let i = 1; i <= total; i++) {
+        const res = await owner.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: `j${i}` } });
+        expect(res.status).toBe(201);
+      }
+    })();
+    // Joins from the start of the channel while the sends run: each replay reads the index as it grows.
+    const joiners: WsInbox[] = [];
+    const keeperSeqs: number[] = [];
+    for (let k = 0; k < 8; k++) {
+      keeperSeqs.push((await keeper.nextOfType("message.created", 15_000)).seq);
+      joiners.push(await ws("?since_seq=0"));
+    }
+    await sending;
+    for (const inbox of [keeper, ...joiners]) {
+      const seqs: number[] = inbox === keeper ? keeperSeqs : [];
+      const types = new Set<string>();
+      while (!seqs.includes(total)) {
+        const frame = await inbox.nextJson(15_000);
+        types.add(frame.type);
+        if (frame.type === "message.created") seqs.push(frame.seq);
+      }
+      // The keeper from the first message on, each joiner from its replay: all of them, once, in order.
+      expect(seqs).toEqual(Array.from({ length: total }, (_, i) => i + 1));
+      expect([...types].filter((t) => t === "message.updated")).toEqual([]);
+    }
+    for (const inbox of [keeper, ...joiners]) expect(inbox.pending.filter((f) => f.includes('"message.updated"') || f.includes('"message.created"'))).toEqual([]);
+    for (const inbox of [keeper, ...joiners]) inbox.close();
+  });
+
   test("a kick made on the owner closes the member's socket on the other instance; a narrowed visibility too", async () => {
     const channel = await createChannel(a, "user:alice");
     const { owner, other } = await placement(channel.id);
