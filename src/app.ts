@@ -54,6 +54,7 @@ import { instanceId } from "./config.ts";
 import { Cluster } from "./cluster/index.ts";
 import { clusterController } from "./features/health/cluster.ts";
 import { spaceRoomEvent } from "./features/spaces/ingest.ts";
+import { AddressGuard } from "./domain/fetch-guard.ts";
 
 export interface RunningApp {
   url: string;
@@ -372,7 +373,10 @@ export function createMatrixBackend(config: Config, sql: Sql, log: Logger, event
   const turn = config.TURN_URIS && config.TURN_SHARED_SECRET
     ? { uris: config.TURN_URIS.split(",").map((u) => u.trim()), sharedSecret: config.TURN_SHARED_SECRET, ttlS: config.TURN_TTL_S }
     : null;
-  return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME, turn);
+  const previews = config.LINK_PREVIEWS === "on"
+    ? { guard: AddressGuard.parse(config.LINK_PREVIEW_ALLOWED_ADDRESSES), timeoutMs: config.LINK_PREVIEW_TIMEOUT_MS, maxBytes: config.LINK_PREVIEW_MAX_BYTES }
+    : null;
+  return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME, turn, previews);
 }
 
 function matrixStateKey(config: Config): string {
