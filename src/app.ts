@@ -55,6 +55,7 @@ import { Cluster } from "./cluster/index.ts";
 import { clusterController } from "./features/health/cluster.ts";
 import { spaceRoomEvent } from "./features/spaces/ingest.ts";
 import { AddressGuard } from "./domain/fetch-guard.ts";
+import { PreviewWorker } from "./features/previews/worker.ts";
 
 export interface RunningApp {
   url: string;
@@ -173,6 +174,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       stillOwner: cluster?.stillOwner,
       mailboxSize: config.ACTOR_MAILBOX_SIZE,
       idleMs: config.ACTOR_IDLE_MS,
+      linkPreviews: config.LINK_PREVIEWS === "on",
     });
     // Shutdown order: stop accepting connections, drain the actors (which answers the requests
     // waiting on them), let those answers go out, then close what is left (WebSockets included).
@@ -236,6 +238,25 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       });
       // First to run on stop: the leases are handed over while the server still forwards.
       stack.push("cluster-handover", () => cluster.handOver());
+    }
+    // After the cluster routes ops to owners; stopped before the actors it hands previews to and the homeserver it asks.
+    if (config.LINK_PREVIEWS === "on") {
+      const previews = new PreviewWorker({
+        sql: db.sql,
+        matrix,
+        registry,
+        events,
+        log,
+        owner: incarnation,
+        concurrency: config.LINK_PREVIEW_CONCURRENCY,
+        cacheTtlS: config.LINK_PREVIEW_CACHE_TTL_S,
+      });
+      previews.start();
+      const releasePreviews = acquire("preview_worker");
+      stack.push("link-previews", async () => {
+        await previews.stop();
+        releasePreviews();
+      });
     }
     const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, rateBuckets: rateLimits.buckets, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster }).listen({
       port: config.PORT,

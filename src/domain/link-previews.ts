@@ -31,6 +31,25 @@ export type PreviewWanted =
 
 const NONE: PreviewWanted = { kind: "none" };
 
+/** A message row's preview columns (migration 023). */
+export interface PreviewColumns {
+  link_preview_url: string | null;
+  link_preview: LinkPreview | null;
+  link_previews_off: boolean;
+}
+
+/** What a message's row keeps of what it wants: the link, a bundled preview at once, the sender's no. */
+export function previewColumns(wanted: PreviewWanted, off: boolean): PreviewColumns {
+  return {
+    link_preview_url: wanted.kind === "none" ? null : wanted.url,
+    link_preview: wanted.kind === "bundled" ? wanted.preview : null,
+    link_previews_off: off,
+  };
+}
+
+/** An MSC4095 list that is empty: the sender's client says "no previews". */
+export const saysNoPreviews = (content: Record<string, unknown> | null | undefined) => bundledList(content)?.length === 0;
+
 const LINK = /\bhttps?:\/\/[^\s<>"'`\u0000-\u001f\u007f]+/gi;
 const TRAILING = /[.,;:!?'"*_~]$/;
 const CLOSERS: Record<string, string> = { ")": "(", "]": "[", "}": "{" };
