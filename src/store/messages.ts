@@ -212,7 +212,10 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
     previewJobs ? sql`previews as (${previewJobs})` : null,
   ].filter((cte) => cte !== null);
   const withClause = ctes.length === 0 ? sql`` : sql`with ${ctes.reduce((all, cte) => sql`${all}, ${cte}`)} `;
-  const rows = await sql<MessageRow[]>`${withClause}insert into messages ${sql(values)} returning *`;
+  // A fragment of its own: postgres.js picks what `${sql(values)}` expands to by the keywords
+  // before it in the same fragment, and the CTEs' own (select, values, as) must not count.
+  const insert = sql`insert into messages ${sql(values)}`;
+  const rows = await sql<MessageRow[]>`${withClause}${insert} returning *`;
   return inOrder(messages, rows);
 }
 
