@@ -6,6 +6,7 @@ import type { EventBus } from "../../events/bus.ts";
 import { Subjects } from "../../events/model.ts";
 import type { ChannelRegistry } from "../../channel/registry.ts";
 import { fromOpenGraph } from "../../domain/link-previews.ts";
+import { PREVIEW_LENGTH } from "../../domain/preview.ts";
 import type { LinkPreview } from "../../wire/link-preview.ts";
 import { cachePreview, cachedPreview, claimPreviewJobs, dropPreviewJob, pruneCache, type PreviewJob } from "../../store/link-previews.ts";
 
@@ -59,8 +60,8 @@ export class PreviewWorker {
 
   start(): void {
     this.unsubscribe = this.opts.events.subscribe(({ subject, payload }) => {
-      if (subject === Subjects.messageCreated) this.wake();
-      else if (subject === Subjects.messageUpdated && (payload as { change?: string }).change !== "link_preview") this.wake();
+      if (subject === Subjects.messageCreated && mayHaveLink(payload)) this.wake();
+      else if (subject === Subjects.messageUpdated && (payload as { change?: string }).change === "edit" && mayHaveLink(payload)) this.wake();
     });
     this.timer = setInterval(() => {
       this.wake();
@@ -164,6 +165,16 @@ export class PreviewWorker {
     await cachePreview(this.opts.sql, key, outcome, ttl);
     return outcome;
   }
+}
+
+/**
+ * Whether a new or edited message may have written a job: its preview names a link, or is cut
+ * (a link further on). Messages without one wake nothing, so they cost the worker no query;
+ * the sweep finds anything this misses.
+ */
+function mayHaveLink(payload: unknown): boolean {
+  const preview = (payload as { preview?: unknown }).preview;
+  return typeof preview !== "string" || preview.length >= PREVIEW_LENGTH || /https?:\/\//i.test(preview);
 }
 
 /** The link as fetched and cached: without its fragment, which never reaches the server. */
