@@ -2,6 +2,7 @@ import type { Logger } from "../../log.ts";
 import type { Sql } from "../../store/db.ts";
 import type { MatrixBackend } from "../../matrix/port.ts";
 import { MatrixError } from "../../matrix/port.ts";
+import { AppError } from "../../errors.ts";
 import type { EventBus } from "../../events/bus.ts";
 import { Subjects } from "../../events/model.ts";
 import type { ChannelRegistry } from "../../channel/registry.ts";
@@ -133,6 +134,12 @@ export class PreviewWorker {
       }
       await this.opts.registry.run(job.channel_id, "previews.attach", { messageId: job.message_id, url: job.url, preview: { ...preview, url: job.url } });
     } catch (err) {
+      // Refused for good (the channel archived or gone): the message goes without.
+      if (err instanceof AppError && err.status < 500) {
+        this.log.info({ ...where, error: err.code }, "a link preview was not written: the channel refused it");
+        await dropPreviewJob(this.opts.sql, job.message_id, job.url).catch(() => {});
+        return;
+      }
       // The job stays claimed: it is taken again when its claim runs out (at most MAX_ATTEMPTS times).
       this.log.warn({ ...where, err: describe(err) }, "a link preview could not be written; it will be tried again");
     }
