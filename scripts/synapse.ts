@@ -2,7 +2,7 @@
 /**
  * A local Synapse homeserver for development, tests and CI.
  *
- *   bun run synapse install     create .synapse/venv and pip install matrix-synapse
+ *   bun run synapse install     create .synapse/venv and pip install matrix-synapse[url-preview]
  *   bun run synapse configure   write homeserver.yaml, appservice.yaml, the signing key and .synapse/env
  *   bun run synapse start       install + configure when needed, start in the background, wait for /health
  *   bun run synapse stop        SIGTERM (then SIGKILL after 15 s) the running homeserver
@@ -17,8 +17,9 @@
  * MATRIX_SERVER_NAME (default daarion.city), SYNAPSE_PORT (default 8008), MATRIX_AS_URL (default:
  * none, no pushes), MATRIX_AS_TOKEN, MATRIX_HS_TOKEN, MATRIX_AS_SENDER_LOCALPART (default
  * daarion-bot), SYNAPSE_REGISTRATION_SECRET, SYNAPSE_PYTHON (default python3), SYNAPSE_PIP_SPEC
- * (default matrix-synapse). Generated secrets are kept in .synapse/env and reused; a variable set in
- * the environment wins over the stored value.
+ * (default matrix-synapse[url-preview]: Synapse with what its URL previews need).
+ * Generated secrets are kept in .synapse/env and reused; a variable set in the environment wins
+ * over the stored value.
  *
  * The functions exported here are pure (no file system, no processes) so tests can import them.
  */
@@ -34,6 +35,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join, resolve } from "node:path";
+import { BLOCKED_IPV4, BLOCKED_IPV6 } from "../src/domain/fetch-guard.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pure part
@@ -304,7 +306,14 @@ export function homeserverConfig(s: SynapseSettings, p: SynapsePaths): Record<st
     // Synapse reads sync_response_cache_duration from the `caches` section.
     caches: { sync_response_cache_duration: 0 },
     presence: { enabled: false },
-    url_preview_enabled: false,
+    // Link previews (README "Link previews"): Synapse's preview_url, kept out of private networks
+    // by the same ranges as the service's own fetcher; 127.0.0.1 is let through for the test
+    // suites' page servers (a development homeserver on a laptop, never a production one).
+    url_preview_enabled: true,
+    url_preview_ip_range_blacklist: URL_PREVIEW_BLOCKED_RANGES,
+    url_preview_ip_range_whitelist: URL_PREVIEW_ALLOWED_RANGES,
+    max_spider_size: "1M",
+    url_preview_accept_language: ["en"],
     enable_metrics: false,
     app_service_config_files: [p.appserviceYaml],
     // VoIP: Synapse hands out TURN REST credentials on GET /voip/turnServer (it computes them
@@ -316,6 +325,11 @@ export function homeserverConfig(s: SynapseSettings, p: SynapsePaths): Record<st
     ...raisedRateLimits(),
   };
 }
+
+/** url_preview_ip_range_blacklist: the ranges src/domain/fetch-guard.ts blocks. */
+export const URL_PREVIEW_BLOCKED_RANGES = [...BLOCKED_IPV4, ...BLOCKED_IPV6].map(([address, prefix]) => `${address}/${prefix}`);
+/** url_preview_ip_range_whitelist: the test suites' page servers listen on 127.0.0.1. */
+export const URL_PREVIEW_ALLOWED_RANGES = ["127.0.0.1"];
 
 /** The TURN URIs the development Synapse hands out (nothing listens there: media never passes through this project). */
 export const SYNAPSE_TURN_URIS = ["turn:127.0.0.1:3478?transport=udp", "turn:127.0.0.1:3478?transport=tcp"];
@@ -534,10 +548,30 @@ function synapseVersion(p: SynapsePaths): string | undefined {
   return r.ok ? r.out.trim().split("\n").pop() : undefined;
 }
 
+/**
+ * True when the venv has what Synapse's URL previews need, asked of Synapse itself (the check
+ * it runs at start-up with url_preview_enabled): its url-preview extra, lxml in older releases,
+ * beautifulsoup4 in newer ones.
+ */
+function hasUrlPreviewDeps(p: SynapsePaths): boolean {
+  return run([p.python, "-c", "from synapse.util.check_dependencies import check_requirements; check_requirements('url-preview')"]).ok;
+}
+
 export async function install(p: SynapsePaths): Promise<void> {
   const have = synapseVersion(p);
-  if (have) {
+  if (have && hasUrlPreviewDeps(p)) {
     say(`matrix-synapse ${have} is installed in ${p.venv}`);
+    return;
+  }
+  if (have) {
+    // A venv made before previews were on: the same Synapse, with its url-preview extra.
+    const installed = run([p.python, "-c", "import importlib.metadata as m; print(m.version('matrix-synapse'))"]);
+    const version = installed.ok ? installed.out.trim().split("\n").pop()! : have.split(" ")[0]!;
+    const extra = `matrix-synapse[url-preview]==${version}`;
+    say(`matrix-synapse ${have} lacks what URL previews need; pip install ${extra}`);
+    const r = run([p.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", extra]);
+    if (!r.ok || !hasUrlPreviewDeps(p)) throw new SynapseScriptError(`pip install ${extra} failed:\n${tail(r.out, 60)}`);
+    say(`added the url-preview extra to matrix-synapse ${have} in ${p.venv}`);
     return;
   }
   mkdirSync(p.dir, { recursive: true });
@@ -554,13 +588,14 @@ export async function install(p: SynapsePaths): Promise<void> {
     const r = run([python, "-m", "venv", p.venv]);
     if (!r.ok) throw new SynapseScriptError(`${python} -m venv ${p.venv} failed:\n${tail(r.out, 40)}`);
   }
-  const spec = pick(process.env, "SYNAPSE_PIP_SPEC") ?? "matrix-synapse";
+  const spec = pick(process.env, "SYNAPSE_PIP_SPEC") ?? "matrix-synapse[url-preview]";
   say(`pip install ${spec} (takes about a minute)`);
   const started = Date.now();
   const r = run([p.python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet", spec]);
   if (!r.ok) throw new SynapseScriptError(`pip install ${spec} failed:\n${tail(r.out, 60)}`);
   const version = synapseVersion(p);
   if (!version) throw new SynapseScriptError(`pip install ${spec} finished but "import synapse" still fails in ${p.venv}`);
+  if (!hasUrlPreviewDeps(p)) throw new SynapseScriptError(`pip install ${spec} finished but Synapse's url-preview requirements are missing in ${p.venv} (install matrix-synapse[url-preview])`);
   say(`installed matrix-synapse ${version} in ${((Date.now() - started) / 1000).toFixed(0)} s`);
 }
 
@@ -789,7 +824,7 @@ function printEnv(p: SynapsePaths): void {
 }
 
 const USAGE = `usage: bun run synapse <install|configure|start|stop|restart|status|env>
-  install    create ${"<dir>"}/venv and pip install matrix-synapse (skipped when importable)
+  install    create ${"<dir>"}/venv and pip install matrix-synapse[url-preview] (skipped when Synapse and its url-preview requirements are there)
   configure  write homeserver.yaml, appservice.yaml, the signing key and the env file
   start      install + configure, start Synapse in the background, wait for /health (90 s)
   stop       stop the Synapse started by start (SIGTERM, SIGKILL after 15 s)

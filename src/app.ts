@@ -54,6 +54,8 @@ import { instanceId } from "./config.ts";
 import { Cluster } from "./cluster/index.ts";
 import { clusterController } from "./features/health/cluster.ts";
 import { spaceRoomEvent } from "./features/spaces/ingest.ts";
+import { AddressGuard } from "./domain/fetch-guard.ts";
+import { PreviewWorker } from "./features/previews/worker.ts";
 
 export interface RunningApp {
   url: string;
@@ -172,6 +174,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       stillOwner: cluster?.stillOwner,
       mailboxSize: config.ACTOR_MAILBOX_SIZE,
       idleMs: config.ACTOR_IDLE_MS,
+      linkPreviews: config.LINK_PREVIEWS === "on",
     });
     // Shutdown order: stop accepting connections, drain the actors (which answers the requests
     // waiting on them), let those answers go out, then close what is left (WebSockets included).
@@ -235,6 +238,25 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       });
       // First to run on stop: the leases are handed over while the server still forwards.
       stack.push("cluster-handover", () => cluster.handOver());
+    }
+    // After the cluster routes ops to owners; stopped before the actors it hands previews to and the homeserver it asks.
+    if (config.LINK_PREVIEWS === "on") {
+      const previews = new PreviewWorker({
+        sql: db.sql,
+        matrix,
+        registry,
+        events,
+        log,
+        owner: incarnation,
+        concurrency: config.LINK_PREVIEW_CONCURRENCY,
+        cacheTtlS: config.LINK_PREVIEW_CACHE_TTL_S,
+      });
+      previews.start();
+      const releasePreviews = acquire("preview_worker");
+      stack.push("link-previews", async () => {
+        await previews.stop();
+        releasePreviews();
+      });
     }
     const app = buildHttpApp({ config, deps, sql: db.sql, databaseKind: db.kind, limits, rateBuckets: rateLimits.buckets, idempotencyOwner, fanout, dispatcher, startup, metrics, cluster }).listen({
       port: config.PORT,
@@ -372,7 +394,10 @@ export function createMatrixBackend(config: Config, sql: Sql, log: Logger, event
   const turn = config.TURN_URIS && config.TURN_SHARED_SECRET
     ? { uris: config.TURN_URIS.split(",").map((u) => u.trim()), sharedSecret: config.TURN_SHARED_SECRET, ttlS: config.TURN_TTL_S }
     : null;
-  return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME, turn);
+  const previews = config.LINK_PREVIEWS === "on"
+    ? { guard: AddressGuard.parse(config.LINK_PREVIEW_ALLOWED_ADDRESSES), timeoutMs: config.LINK_PREVIEW_TIMEOUT_MS, maxBytes: config.LINK_PREVIEW_MAX_BYTES }
+    : null;
+  return new LocalMatrixBackend(sql, config.MATRIX_SERVER_NAME, turn, previews);
 }
 
 function matrixStateKey(config: Config): string {

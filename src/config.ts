@@ -1,6 +1,7 @@
 import { Type as t, type Static } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
 import { hostname } from "node:os";
+import { AddressGuard } from "./domain/fetch-guard.ts";
 
 const LogLevel = t.Union(
   ["fatal", "error", "warn", "info", "debug", "trace", "silent"].map((l) => t.Literal(l)),
@@ -56,6 +57,14 @@ export const ConfigSchema = t.Object({
   TURN_URIS: t.Optional(t.String({ pattern: "^(turns?|stun):[^\\s,]+(\\s*,\\s*(turns?|stun):[^\\s,]+)*$" })),
   TURN_SHARED_SECRET: t.Optional(t.String({ minLength: 8 })),
   TURN_TTL_S: t.Integer({ minimum: 60, maximum: 604800, default: 86400 }),
+  // Link previews (README "Link previews"): the preview worker, and the built-in fetcher of the local Matrix backend.
+  LINK_PREVIEWS: t.Union([t.Literal("on"), t.Literal("off")], { default: "on" }),
+  /** Addresses or CIDRs the built-in fetcher may reach although they are private, loopback, …; comma-separated. */
+  LINK_PREVIEW_ALLOWED_ADDRESSES: t.Optional(t.String({ pattern: "^[0-9A-Fa-f:.]+(/[0-9]{1,3})?([\\s,]+[0-9A-Fa-f:.]+(/[0-9]{1,3})?)*$" })),
+  LINK_PREVIEW_TIMEOUT_MS: t.Integer({ minimum: 100, maximum: 120000, default: 10000 }),
+  LINK_PREVIEW_MAX_BYTES: t.Integer({ minimum: 1024, maximum: 10485760, default: 1048576 }),
+  LINK_PREVIEW_CONCURRENCY: t.Integer({ minimum: 1, maximum: 64, default: 4 }),
+  LINK_PREVIEW_CACHE_TTL_S: t.Integer({ minimum: 0, maximum: 604800, default: 3600 }),
   NODE_ENV: t.Optional(t.String()),
   /** 1: NODE_ENV=production may run on the embedded stand-ins (a single-box deployment). */
   ALLOW_EMBEDDED: t.Optional(t.Union([t.Literal("0"), t.Literal("1")])),
@@ -135,6 +144,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (Boolean(config.TURN_URIS) !== Boolean(config.TURN_SHARED_SECRET)) {
     const missing = config.TURN_URIS ? "TURN_SHARED_SECRET" : "TURN_URIS";
     throw new ConfigError(`invalid environment variable ${missing}: TURN_URIS and TURN_SHARED_SECRET go together`);
+  }
+  try {
+    AddressGuard.parse(config.LINK_PREVIEW_ALLOWED_ADDRESSES);
+  } catch (err) {
+    throw new ConfigError(`invalid environment variable LINK_PREVIEW_ALLOWED_ADDRESSES: ${(err as Error).message}`);
   }
   checkAuth(config);
   checkProductionBackends(config);

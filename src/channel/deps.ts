@@ -28,6 +28,8 @@ export interface ChannelPorts {
   claim?: (channelId: string) => Promise<number>;
   /** Cluster mode: false once this instance may no longer act for the channel (checked before Matrix calls). */
   stillOwner?: (channelId: string) => boolean;
+  /** LINK_PREVIEWS=on: messages with a link want a preview (README "Link previews"); off or left out, none do. */
+  linkPreviews?: boolean;
   /** Batch sizes, retries and sync lag; left out where nothing scrapes them (unit tests). */
   metrics?: Metrics;
 }

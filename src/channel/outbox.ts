@@ -23,6 +23,8 @@ import type { ChannelContext } from "./context.ts";
 import { contentTypeOf, mediaFromContent, voiceFromContent } from "./media.ts";
 import { sendTargets } from "./targets.ts";
 import { agentMentionedEvents, sendMentions, withMentions } from "./mentions.ts";
+import { linkPreviewOf } from "./link-previews.ts";
+import { NO_PREVIEWS_KEY } from "../domain/link-previews.ts";
 
 export interface SendCommand {
   senderId: string;
@@ -42,6 +44,8 @@ export interface SendCommand {
   joinFirst: boolean;
   /** Member ids the sender mentions besides those the text names (`@agent:sofia`). */
   mentions?: string[] | null;
+  /** false: no link preview (and Matrix gets an empty MSC4095 list, so clients show none either). */
+  linkPreview?: boolean;
 }
 
 export type DeliveryWaiter = { resolve: (row: MessageRow) => void; reject: (err: unknown) => void; accepted?: (row: MessageRow) => void };
@@ -231,6 +235,7 @@ export class Outbox {
       content.formatted_body = cmd.formattedBody;
     }
     withMentions(content, cmd.text, cmd.formattedBody, mentions, ctx.deps.matrix.serverName);
+    if (cmd.linkPreview === false) content[NO_PREVIEWS_KEY] = [];
     const root = targets.threadRoot;
     if (root) {
       const latest = await latestInThread(sql, root.id);
@@ -266,6 +271,7 @@ export class Outbox {
       media: mediaFromContent(content),
       voice: voiceFromContent(content),
       mentions: mentions.map((m) => m.memberId),
+      preview: linkPreviewOf(ctx, cmd.msgtype, cmd.text, content),
     };
   }
 

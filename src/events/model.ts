@@ -1,6 +1,7 @@
 import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { RightFlags } from "../domain/member-rights.ts";
+import { LinkPreviewView } from "../wire/link-preview.ts";
 
 
 /** NATS subjects and payloads. The seed's fields are kept; event_id makes every event unique. */
@@ -84,15 +85,17 @@ export const ReactionAddedEvent = t.Object({ ...ReactionFields, created_at: t.St
 export const ReactionRemovedEvent = t.Object({ ...ReactionFields, removed_at: t.String({ format: "date-time" }) });
 
 export const MessageUpdatedEvent = t.Object({
-  event_id: t.String(),
+  event_id: t.String({ description: "message.updated:{m.replace event id} for an edit; message.updated:link_preview:{message_id}:{version}:{url hash} for a link preview" }),
   channel_id: t.String({ format: "uuid" }),
   message_id: t.String({ format: "uuid" }),
   seq: t.Integer(),
-  matrix_event_id: t.String({ description: "The m.replace event" }),
-  editor_id: t.String(),
-  version: t.Integer({ description: "The new version; 1 is the original" }),
+  matrix_event_id: t.String({ description: "The m.replace event of an edit; the message's own event when its link preview arrives" }),
+  editor_id: t.String({ description: "Who edited it; system:link-preview when its link preview arrives" }),
+  version: t.Integer({ description: "The version it describes; 1 is the original" }),
   preview: t.String(),
-  edited_at: t.String({ format: "date-time" }),
+  edited_at: t.String({ format: "date-time", description: "When that version was written (the message's own time for a link preview of a message never edited)" }),
+  change: t.Union([t.Literal("edit"), t.Literal("link_preview")], { description: "edit: a new version of the text; link_preview: the preview of its first link arrived" }),
+  link_preview: t.Nullable(LinkPreviewView, { description: "The message's link preview after the change (an edit to another link drops the old one at once)" }),
 });
 
 export const MessageDeletedEvent = t.Object({

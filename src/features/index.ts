@@ -45,6 +45,8 @@ import { callCommands } from "./calls/commands.ts";
 import { spacesController } from "./spaces/http.ts";
 import { SpaceService } from "./spaces/service.ts";
 import { spaceHandlers } from "./spaces/ingest.ts";
+import { previewCommands } from "./previews/commands.ts";
+import { PreviewImageService, previewsController } from "./previews/http.ts";
 
 /** What the controllers are built from: the services' deps and a few settings of the process. */
 export interface FeatureDeps extends ServiceDeps {
@@ -84,6 +86,7 @@ export function features(): Feature[] {
     { name: "files" },
     { name: "reconcile", commands: reconcileCommands },
     { name: "calls", commands: callCommands, handlers: callHandlers },
+    { name: "previews", commands: previewCommands },
   ];
 }
 
@@ -114,5 +117,6 @@ export function featureRoutes(d: FeatureDeps) {
     .use(mentionsController(new MentionService(d)))
     .use(spacesController(new SpaceService(d)))
     .use(filesController(new FileService(d, d.maxUploadBytes, d.voiceLimits)))
-    .use(callsController(new CallService(d)));
+    .use(callsController(new CallService(d)))
+    .use(previewsController(new PreviewImageService(d)));
 }

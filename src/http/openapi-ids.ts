@@ -14,6 +14,7 @@ export const OPERATION_IDS: Record<string, string> = {
   "GET /api/messaging/channels/{id}/messages/{message_id}/thread": "listThreadReplies",
   "GET /api/messaging/channels/{id}/messages/{message_id}/edits": "listMessageEdits",
   "GET /api/messaging/channels/{id}/messages/{message_id}/file": "downloadFile",
+  "GET /api/messaging/channels/{id}/messages/{message_id}/link-preview/image": "downloadLinkPreviewImage",
   "POST /api/messaging/channels/{id}/messages/{message_id}/reactions": "addReaction",
   "DELETE /api/messaging/channels/{id}/messages/{message_id}/reactions": "removeReaction",
   "GET /api/messaging/channels/{id}/members": "listMembers",

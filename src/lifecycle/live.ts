@@ -3,7 +3,7 @@
  * pools, broker connections). Kept on globalThis so that it survives `bun --hot` module
  * re-evaluation: after a reload every count must be what one instance holds, never two.
  */
-type Kind = "http_server" | "sync_poller" | "actors" | "database" | "event_bus" | "matrix_backend";
+type Kind = "http_server" | "sync_poller" | "actors" | "database" | "event_bus" | "matrix_backend" | "preview_worker";
 
 const KEY = Symbol.for("daarion-messaging.live");
 const store = globalThis as unknown as Record<symbol, Record<string, number>>;

@@ -23,6 +23,7 @@ import { insertEvent, membershipOf, powerOf, refuseDuplicateAnnotation, requireM
 import { SyncWakeups } from "./local/wakeups.ts";
 import { groupCommit } from "../store/group-commit.ts";
 import { turnCredentials, type TurnConfig } from "./local/turn.ts";
+import { previewUrl, type UrlPreviewOptions } from "./local/url-preview.ts";
 
 const SYNC_BATCH_LIMIT = 500;
 // Ephemeral events live only in memory, like a homeserver's typing stream; a sync this far
@@ -64,6 +65,8 @@ export class LocalMatrixBackend implements MatrixBackend {
     readonly serverName: string,
     /** TURN_URIS and TURN_SHARED_SECRET, for /voip/turnServer; null: none configured. */
     private readonly turn: TurnConfig | null = null,
+    /** The built-in fetcher's guard and limits (LINK_PREVIEW_*); null: previews off. */
+    private readonly previews: UrlPreviewOptions | null = null,
   ) {}
 
   async ensureUser(userId: string, displayName: string | null = null): Promise<void> {
@@ -398,6 +401,14 @@ export class LocalMatrixBackend implements MatrixBackend {
       select content_type, size, data from local_matrix_media where media_id = ${parsed.mediaId}`;
     if (!row) throw new MatrixError("M_NOT_FOUND", "Not found", 404);
     return { body: new Blob([new Uint8Array(row.data)]).stream(), contentType: row.content_type, size: Number(row.size) };
+  }
+
+  /** preview_url done here, as Synapse does it (src/matrix/local/url-preview.ts); the page's image goes into the media table. */
+  async previewUrl(url: string): Promise<Record<string, unknown>> {
+    this.assertOpen();
+    if (!this.previews) throw new MatrixError("M_UNKNOWN", "URL previews are not enabled", 403);
+    const uploader = `@url-preview:${this.serverName}`;
+    return previewUrl(url, this.previews, async (bytes, type) => (await this.uploadMedia(uploader, bytes, type, null)).contentUri);
   }
 
   async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {

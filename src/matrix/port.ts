@@ -165,6 +165,13 @@ export interface MatrixBackend {
   uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia>;
   /** Fetches a file by its mxc URI (authenticated media); unknown media is M_NOT_FOUND. */
   downloadMedia(mxcUri: string): Promise<DownloadedMedia>;
+  /**
+   * GET /_matrix/client/v1/media/preview_url (authenticated media): the homeserver's Open Graph
+   * data for a link (og:title, og:description, og:site_name, og:image as an mxc:// URI,
+   * og:image:width/height, matrix:image:size), `{}` when the page has none. A link the
+   * homeserver will not or cannot fetch is a MatrixError. `ts`: the moment the link was posted.
+   */
+  previewUrl(url: string, ts: number): Promise<Record<string, unknown>>;
   /** GET /rooms/{room}/messages as the sync user: one page of a room's timeline. */
   roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage>;
   /** Long-polls for timeline events after `since`; null starts from now, with no events. */

@@ -285,6 +285,12 @@ export class SynapseMatrixBackend implements MatrixBackend {
     };
   }
 
+  async previewUrl(url: string, ts: number): Promise<Record<string, unknown>> {
+    // Authenticated media (spec v1.11), as downloads: the as_token is the access token. Not
+    // retried: Synapse already tried the page, and the preview worker records a failure.
+    return this.call("GET", "/_matrix/client/v1/media/preview_url", { query: { url, ts: String(Math.floor(ts)) }, retry: false, timeoutMs: 30_000 });
+  }
+
   async roomMessages(roomId: string, opts: RoomMessagesRequest): Promise<RoomMessagesPage> {
     await this.ensureUser(this.opts.syncUserId);
     const query: Record<string, string> = { dir: opts.dir, limit: String(Math.max(1, Math.min(opts.limit, 1000))) };

@@ -18,7 +18,7 @@ const SHARED_SCHEMAS: Record<string, TSchema> = { MessageView, MemberView, Chann
 const FRAME_SUMMARIES: Record<string, string> = {
   "message.created": "A message of the channel, live or replayed (thread replies included)",
   "message.failed": "Matrix refused an accepted send for good: the message stays, with status failed and its reason",
-  "message.updated": "A message changed: edited, or a pending send confirmed",
+  "message.updated": "A message changed: edited, a pending send confirmed, or the preview of its first link arrived (message.link_preview)",
   "message.deleted": "A message was deleted: remove it",
   "member.joined": "Someone was invited or joined (also from Matrix)",
   "member.left": "Someone left or was kicked (kicked_by is set then)",

@@ -42,7 +42,7 @@ export const SUBJECT_SUMMARIES: { [S in Subject]: string } = {
   [Subjects.typing]: "The set of members typing in a channel changed (short-lived: act on the latest only)",
   [Subjects.reactionAdded]: "A reaction was added",
   [Subjects.reactionRemoved]: "A reaction was removed (redacted)",
-  [Subjects.messageUpdated]: "A message was edited (a new version)",
+  [Subjects.messageUpdated]: "A message changed: edited (change edit, a new version), or the preview of its first link arrived (change link_preview)",
   [Subjects.messageDeleted]: "A message was deleted (redacted)",
   [Subjects.memberJoined]: "A member joined",
   [Subjects.memberLeft]: "A member left",

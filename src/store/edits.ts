@@ -45,12 +45,14 @@ export async function recordEdit(
   return { message: row!, version };
 }
 
-/** A redacted message keeps its place (seq) but no content: preview, mentions, a voice message's waveform and edit history go. */
+/** A redacted message keeps its place (seq) but no content: preview, mentions, a voice message's waveform, its link preview (and the job for one) and edit history go. */
 export async function markMessageDeleted(tx: Tx, messageId: string, at: Date): Promise<MessageRow | null> {
   await tx`delete from message_edits where message_id = ${messageId}`;
   await tx`delete from message_mentions where message_id = ${messageId}`;
+  await tx`delete from link_preview_jobs where message_id = ${messageId}`;
   const [row] = await tx<MessageRow[]>`
-    update messages set deleted_at = ${at}, content_preview = '', mentions = '{}', voice_duration_ms = null, voice_waveform = null
+    update messages set deleted_at = ${at}, content_preview = '', mentions = '{}', voice_duration_ms = null, voice_waveform = null,
+      link_preview_url = null, link_preview = null
     where id = ${messageId} and deleted_at is null returning *`;
   return row ?? null;
 }

@@ -4,6 +4,7 @@ import type { SenderType } from "../domain/ids.ts";
 import type { MediaColumns, VoiceColumns } from "./rows.ts";
 import { queueEventsStatement, type QueuedEvent } from "./event-outbox.ts";
 import { submitTogether } from "./group-commit.ts";
+import { previewJobsStatement, type PreviewColumns } from "./link-previews.ts";
 
 export async function findMessage(sql: Sql | Tx, channelId: string, id: string): Promise<MessageRow | null> {
   const [row] = await sql<MessageRow[]>`select * from messages where channel_id = ${channelId} and id = ${id}`;
@@ -137,6 +138,8 @@ export interface NewMessage {
   voice?: VoiceColumns | null;
   /** The members it mentions (member ids), written with it into message_mentions. */
   mentions?: string[];
+  /** The link it wants previewed (a job is written with it unless the preview is already there, bundled by its sender). */
+  preview?: PreviewColumns | null;
 }
 
 /**
@@ -187,10 +190,15 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
     voice_duration_ms: m.voice?.voice_duration_ms ?? null,
     voice_waveform: m.voice?.voice_waveform ? sql.array(m.voice.voice_waveform, INT4_OID) : null,
     mentions: sql.array(m.mentions ?? [], TEXT_OID),
+    link_preview_url: m.preview?.link_preview_url ?? null,
+    link_preview: m.preview?.link_preview ? sql.json(m.preview.link_preview as never) : null,
+    link_previews_off: m.preview?.link_previews_off ?? false,
   }));
   const mentioned = messages.flatMap((m, i) =>
     (m.mentions ?? []).map((memberId) => [m.id, m.channel_id, memberId, m.seq, values[i]!.created_at.toISOString()]),
   );
+  // A preview wanted is durable with the message: the job is written by the same statement.
+  const previewJobs = previewJobsStatement(sql, messages.map((m) => ({ id: m.id, channel_id: m.channel_id, ...m.preview })));
   const ctes = [
     opts.consumingInboxEvent ? sql`consumed as (delete from matrix_inbox where event_id = ${opts.consumingInboxEvent})` : null,
     mentioned.length > 0
@@ -201,9 +209,13 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
           on conflict (message_id, member_id) do nothing)`
       : null,
     opts.events?.length ? sql`queued as (${queueEventsStatement(sql, opts.events)})` : null,
+    previewJobs ? sql`previews as (${previewJobs})` : null,
   ].filter((cte) => cte !== null);
   const withClause = ctes.length === 0 ? sql`` : sql`with ${ctes.reduce((all, cte) => sql`${all}, ${cte}`)} `;
-  const rows = await sql<MessageRow[]>`${withClause}insert into messages ${sql(values)} returning *`;
+  // A fragment of its own: postgres.js picks what `${sql(values)}` expands to by the keywords
+  // before it in the same fragment, and the CTEs' own (select, values, as) must not count.
+  const insert = sql`insert into messages ${sql(values)}`;
+  const rows = await sql<MessageRow[]>`${withClause}${insert} returning *`;
   return inOrder(messages, rows);
 }
 
@@ -273,8 +285,10 @@ function inOrder(wanted: Array<{ id: string }>, rows: MessageRow[]): MessageRow[
 
 /** Matrix refused it for good: the row stays (its seq too), failed, with the reason. */
 export async function markFailed(sql: Sql | Tx, id: string, reason: string): Promise<MessageRow> {
+  // A failed send is no message: it wants no preview.
   const [row] = await sql<MessageRow[]>`
-    update messages set delivery_state = 'failed', failure_reason = ${reason} where id = ${id} returning *`;
+    with unwanted as (delete from link_preview_jobs where message_id = ${id})
+    update messages set delivery_state = 'failed', failure_reason = ${reason}, link_preview_url = null where id = ${id} returning *`;
   return row!;
 }
 

@@ -2,6 +2,7 @@
 import type { Visibility } from "../domain/rights.ts";
 import type { SenderType } from "../domain/ids.ts";
 import type { MemberRights, Role } from "../domain/member-rights.ts";
+import type { LinkPreview } from "../wire/link-preview.ts";
 
 export type DeliveryState = "pending" | "sent" | "failed";
 export type { Role };
@@ -55,6 +56,10 @@ export interface MessageRow {
   voice_waveform: number[] | null;
   /** The member ids it mentions (message_mentions has a row for each). */
   mentions: string[];
+  /** The link it wants previewed, its preview once there, and whether its sender said no previews (migration 023). */
+  link_preview_url: string | null;
+  link_preview: LinkPreview | null;
+  link_previews_off: boolean;
 }
 
 export interface MemberRow extends MemberRights {

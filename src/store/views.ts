@@ -5,6 +5,7 @@ import { rightsOf } from "../domain/member-rights.ts";
 import type { ChannelView, MemberView, MessageView, PinView } from "../wire/views.ts";
 import { VOICE_CONTENT_TYPE } from "../domain/voice.ts";
 import type { ReactionSummary } from "../wire/reaction-summary.ts";
+import type { LinkPreviewView } from "../wire/link-preview.ts";
 
 // Rows as the service shows them: the one place an index row becomes its wire view.
 
@@ -77,6 +78,23 @@ export function toMessageView(row: MessageRow, thread?: ThreadStats, reactions: 
         }
       : null,
     voice: row.content_type === VOICE_CONTENT_TYPE && !row.deleted_at ? { duration_ms: row.voice_duration_ms, waveform: row.voice_waveform ?? [] } : null,
+    link_preview: toLinkPreviewView(row),
+  };
+}
+
+/** The preview as clients see it; its image is streamed by the service (GET …/link-preview/image), like a file. */
+export function toLinkPreviewView(row: Pick<MessageRow, "id" | "channel_id" | "link_preview" | "deleted_at">): LinkPreviewView | null {
+  const preview = row.link_preview;
+  if (!preview || row.deleted_at) return null;
+  return {
+    url: preview.url,
+    title: preview.title ?? null,
+    description: preview.description ?? null,
+    site_name: preview.site_name ?? null,
+    image_url: preview.image_url ?? null,
+    image_width: preview.image_width ?? null,
+    image_height: preview.image_height ?? null,
+    image_download_path: preview.image_url ? `/api/messaging/channels/${row.channel_id}/messages/${row.id}/link-preview/image` : null,
   };
 }
 

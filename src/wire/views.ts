@@ -2,6 +2,7 @@ import { t } from "elysia";
 import type { Static } from "@sinclair/typebox";
 import { MemberRights } from "../domain/member-rights.ts";
 import { ReactionSummary } from "./reaction-summary.ts";
+import { LinkPreviewView } from "./link-preview.ts";
 
 // The views every response, frame and channel announcement shows: one shape each (rows become
 // views in store/views.ts).
@@ -92,6 +93,10 @@ export const MessageView = t.Object({
       { description: "For voice messages (content_type voice: an m.audio with org.matrix.msc3245.voice); its file is in media" },
     ),
   ),
+  link_preview: t.Nullable(LinkPreviewView, {
+    description:
+      "The preview of the message's first link, once fetched (a message.updated frame announces it); null without a link, before it is there, when the page had nothing to show, for a sender who opted out, and always in a confidential channel",
+  }),
 });
 export type MessageView = Static<typeof MessageView>;
 

@@ -84,6 +84,28 @@ const upload = (f: Fixture) => {
   return form;
 };
 
+/**
+ * A message with a link preview and its image, with no page server: the owner's Matrix account
+ * sends it with an MSC4095 bundled preview (as a Matrix client would), whose image is in the
+ * media repository. Resolves with its message id once it is indexed.
+ */
+async function bundledPreview(f: Fixture): Promise<string> {
+  const { matrix, sql } = server.app.deps;
+  const room = (await must(OWNER, { method: "GET", path: ch(f) }, 200)).matrix_room_id as string;
+  const owner = `@user-owner:${matrix.serverName}`;
+  const { contentUri } = await matrix.uploadMedia(owner, new Uint8Array([0x89, 0x50, 0x4e, 0x47]), "image/png", null);
+  const preview = { matched_url: "https://example.org/", "og:title": "A page", "og:image": contentUri };
+  const content = { msgtype: "m.text", body: "https://example.org/", "com.beeper.linkpreviews": [preview] };
+  const { eventId } = await matrix.sendEvent(room, owner, "m.room.message", content, crypto.randomUUID());
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const [row] = await sql`select id from messages where matrix_event_id = ${eventId}`;
+    if (row) return row.id as string;
+    if (Date.now() > deadline) throw new Error("the bundled preview message was not indexed");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
 async function fixture(visibility: Visibility): Promise<Fixture> {
   const channel = await createChannel(server, OWNER, { visibility });
   const invite = (member_id: string, rights: Record<string, boolean>) =>
@@ -143,6 +165,12 @@ const TABLE: Record<string, Entry | Exempt> = {
     ok: 200,
     setup: async (f) => (await must(OWNER, { method: "POST", path: ch(f, "/files"), body: upload(f) }, 201)).id,
     call: (f, _who, file: string) => ({ method: "GET", path: ch(f, `/messages/${file}/file`) }),
+  },
+  "GET /api/messaging/channels/{id}/messages/{message_id}/link-preview/image": {
+    right: "read",
+    ok: 200,
+    setup: (f) => bundledPreview(f),
+    call: (f, _who, message: string) => ({ method: "GET", path: ch(f, `/messages/${message}/link-preview/image`) }),
   },
   "POST /api/messaging/channels/{id}/files": { right: "write", ok: 201, call: (f) => ({ method: "POST", path: ch(f, "/files"), body: upload(f) }) },
   "GET /api/messaging/channels/{id}/members": { right: "read", ok: 200, call: (f) => ({ method: "GET", path: ch(f, "/members") }) },

@@ -220,6 +220,36 @@ for (const adapter of adapters) {
       expect((await m.turnServer(bob))!.username.endsWith(`:${bob}`)).toBe(true);
     });
 
+    test("previewUrl: a page's Open Graph data with its image copied to the media repository (mxc), an image link as its image; a private address is refused", async () => {
+      const png = new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 13, 0x49, 0x48, 0x44, 0x52, 0, 0, 0, 4, 0, 0, 0, 2, 8, 2, 0, 0, 0, 0x90, 0x77, 0x53, 0xde]);
+      const pages = Bun.serve({
+        port: 0,
+        hostname: "127.0.0.1",
+        fetch: (req) =>
+          new URL(req.url).pathname.endsWith(".png")
+            ? new Response(png, { headers: { "content-type": "image/png" } })
+            : new Response(`<html><head><meta property="og:title" content="Contract page"><meta property="og:description" content="Both adapters"><meta property="og:site_name" content="Site"><meta property="og:image" content="/i.png"></head></html>`, {
+                headers: { "content-type": "text/html" },
+              }),
+      });
+      try {
+        // A path of its own per run: Synapse keeps previews by URL.
+        const page = `http://127.0.0.1:${pages.port}/page-${Date.now().toString(36)}`;
+        const og = await m.previewUrl(page, Date.now());
+        const mxc = og["og:image"] as string;
+        expect(mxc).toMatch(new RegExp(`^mxc://${server}/`));
+        expect(og).toMatchObject({ "og:title": "Contract page", "og:description": "Both adapters", "og:site_name": "Site", "og:image:type": "image/png", "matrix:image:size": png.byteLength });
+        const media = await m.downloadMedia(mxc);
+        expect(new Uint8Array(await new Response(media.body).arrayBuffer())).toEqual(png);
+        const image = await m.previewUrl(`http://127.0.0.1:${pages.port}/direct-${Date.now().toString(36)}.png`, Date.now());
+        expect(String(image["og:image"])).toMatch(/^mxc:\/\//);
+        expect(image["og:image:type"]).toBe("image/png");
+        expect(await refusal(m.previewUrl("http://10.0.0.1/admin", Date.now()))).toBe("M_UNKNOWN");
+      } finally {
+        pages.stop(true);
+      }
+    });
+
     test("ping: a live homeserver answers within the readiness timeout", async () => {
       const started = performance.now();
       await m.ping(1000);

@@ -5,7 +5,8 @@ import { LocalMatrixBackend } from "../../src/matrix/local.ts";
 import type { MatrixBackend } from "../../src/matrix/port.ts";
 import { databaseUrl, freshPostgresDatabase } from "./services.ts";
 import { synapse, synapseBackend, synapseMissing } from "./synapse.ts";
-import { SYNAPSE_TURN_TTL_S, SYNAPSE_TURN_URIS, turnSharedSecret } from "../../scripts/synapse.ts";
+import { SYNAPSE_TURN_TTL_S, SYNAPSE_TURN_URIS, URL_PREVIEW_ALLOWED_RANGES, turnSharedSecret } from "../../scripts/synapse.ts";
+import { AddressGuard } from "../../src/domain/fetch-guard.ts";
 
 /** One adapter of the Matrix port, opened fresh for a contract suite. */
 export interface MatrixAdapter {
@@ -34,7 +35,9 @@ export function matrixAdapters(): MatrixAdapter[] {
         const fresh = databaseUrl ? await freshPostgresDatabase("daarion_contract") : null;
         const db = await openDatabase({ url: fresh?.url, dataDir: ":memory:", poolMax: 4 }, log);
         await migrate(db.sql, log);
-        const backend = new LocalMatrixBackend(db.sql, "daarion.city", { uris: SYNAPSE_TURN_URIS, sharedSecret: LOCAL_TURN_SECRET, ttlS: SYNAPSE_TURN_TTL_S });
+        // Previews let 127.0.0.1 through, as the development Synapse's url_preview_ip_range_whitelist does.
+        const previews = { guard: new AddressGuard(URL_PREVIEW_ALLOWED_RANGES), timeoutMs: 5000, maxBytes: 1024 * 1024 };
+        const backend = new LocalMatrixBackend(db.sql, "daarion.city", { uris: SYNAPSE_TURN_URIS, sharedSecret: LOCAL_TURN_SECRET, ttlS: SYNAPSE_TURN_TTL_S }, previews);
         return {
           backend,
           async close() {

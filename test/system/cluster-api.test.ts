@@ -4,6 +4,7 @@ import { freshPostgresDatabase, natsUrl, serviceMissing } from "../helpers/servi
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import { freePort, LineWatcher } from "../helpers/process.ts";
 import { READ_REVOKED_CLOSE_CODE } from "../../src/realtime/sockets.ts";
+import { PublishedLog } from "../helpers/published.ts";
 
 /**
  * Two instances in cluster mode (in this process) on one PostgreSQL database and the machine's
@@ -19,12 +20,24 @@ describe.skipIf(skip)("cluster: any instance serves any channel", () => {
   let a: TestServer;
   let b: TestServer;
   const clusterName = `api${crypto.randomUUID().slice(0, 8)}`;
-  const env = (id: string) => ({ CLUSTER: "on", CLUSTER_NAME: clusterName, INSTANCE_ID: id, CLUSTER_LEASE_TTL_MS: "3000", DATABASE_URL: db.url, SEND_CONFIRM_TIMEOUT_MS: "3000" });
+  const env = (id: string) => ({
+    CLUSTER: "on",
+    CLUSTER_NAME: clusterName,
+    INSTANCE_ID: id,
+    CLUSTER_LEASE_TTL_MS: "3000",
+    DATABASE_URL: db.url,
+    SEND_CONFIRM_TIMEOUT_MS: "3000",
+    // The link preview test's page server.
+    LINK_PREVIEW_ALLOWED_ADDRESSES: "127.0.0.1",
+  });
+  const published = { a: new PublishedLog(), b: new PublishedLog() };
 
   beforeAll(async () => {
     db = await freshPostgresDatabase("daarion_cluster_api");
     a = await startTestServer(env("api-a"));
     b = await startTestServer(env("api-b"));
+    published.a.record(a.app.deps.events);
+    published.b.record(b.app.deps.events);
     const view = async (s: TestServer) => (await (await s.api("/internal/cluster")).json()) as { members: number; shards: number[] };
     const deadline = Date.now() + 20_000;
     for (;;) {
@@ -175,6 +188,48 @@ describe.skipIf(skip)("cluster: any instance serves any channel", () => {
     expect((await again.json()).id).toBe(first.id);
     const list = await (await a.api(`/api/messaging/channels/${channel.id}/messages`, { as: "user:alice" })).json();
     expect((list.messages ?? list).filter((m: { id: string }) => m.id === first.id)).toHaveLength(1);
+  });
+
+  test("link previews: sends to either instance get their preview, each link fetched once, written and published once, by the channel's owner", async () => {
+    const hits = new Map<string, number>();
+    const pages = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch(req) {
+        const { pathname } = new URL(req.url);
+        hits.set(pathname, (hits.get(pathname) ?? 0) + 1);
+        return new Response(`<html><head><meta property="og:title" content="Title of ${pathname}"></head></html>`, { headers: { "content-type": "text/html" } });
+      },
+    });
+    try {
+      const channel = await createChannel(a, "user:alice");
+      const { owner, other } = await placement(channel.id);
+      const inbox = await WsInbox.open(`${other.wsUrl}/ws/messaging/${channel.id}?user_id=user:alice`);
+      const sent: Array<{ id: string }> = [];
+      for (let i = 0; i < 6; i++) {
+        const server = i % 2 === 0 ? other : owner;
+        const res = await server.api(`/api/messaging/channels/${channel.id}/messages`, { method: "POST", as: "user:alice", json: { text: `page http://127.0.0.1:${pages.port}/p${i}` } });
+        expect(res.status).toBe(201);
+        sent.push(await res.json());
+      }
+      const previews = new Map<string, string>();
+      while (previews.size < sent.length) {
+        const frame = await inbox.nextOfType("message.updated", 20_000);
+        if (frame.message.link_preview) previews.set(frame.message.id, frame.message.link_preview.title);
+      }
+      inbox.close();
+      expect(sent.map((m) => previews.get(m.id))).toEqual(sent.map((_, i) => `Title of /p${i}`));
+      expect(sent.map((_, i) => hits.get(`/p${i}`))).toEqual(sent.map(() => 1));
+      // Published by the owner only, once per message.
+      const events = (log: PublishedLog, id: string) => log.events.filter((e) => e.subject === "messaging.message.updated" && (e.payload as any).message_id === id && (e.payload as any).change === "link_preview").length;
+      const ownerLog = owner === a ? published.a : published.b;
+      const otherLog = owner === a ? published.b : published.a;
+      expect(sent.map((m) => [events(ownerLog, m.id), events(otherLog, m.id)])).toEqual(sent.map(() => [1, 0]));
+      const [jobs] = await a.app.deps.sql<{ left: number }[]>`select count(*)::int as left from link_preview_jobs where channel_id = ${channel.id}`;
+      expect(jobs!.left).toBe(0);
+    } finally {
+      pages.stop(true);
+    }
   });
 });
 

@@ -84,7 +84,7 @@ describe("bun --hot", () => {
       await out.waitFor((l) => l.includes("daarion-messaging listening"), 2);
 
       const after = await health();
-      expect(after.live).toEqual({ http_server: 1, sync_poller: 1, database: 1, event_bus: 1, matrix_backend: 1, actors: 0 });
+      expect(after.live).toEqual({ http_server: 1, sync_poller: 1, database: 1, event_bus: 1, matrix_backend: 1, preview_worker: 1, actors: 0 });
       if (fresh) {
         const pidsAfter = await backendPids();
         expect(pidsAfter.filter((pid) => pidsBefore.includes(pid))).toEqual([]);

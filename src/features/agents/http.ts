@@ -18,7 +18,7 @@ export const agentsController = (agents: AgentService) =>
         const caller = namesCaller ? await authenticate(request) : null;
         // With an Idempotency-Key the message id derives from it, so a retry after a crash finds the first post.
         const id = requestIdempotentId(request, caller);
-        const { row, confirmed } = await agents.post(agentId, caller, body.channel_id, body.text, id);
+        const { row, confirmed } = await agents.post(agentId, caller, body.channel_id, body.text, id, body.link_preview);
         if (!confirmed) set.status = 202;
         return { status: confirmed ? ("posted" as const) : ("pending" as const), message_id: row.id, message: toMessageView(row) };
       },

@@ -1,5 +1,5 @@
 import { t } from "elysia";
-import { MessageView } from "../messages/model.ts";
+import { LinkPreviewOption, MessageView } from "../messages/model.ts";
 
 export const AgentParams = t.Object({
   agent_id: t.String({
@@ -13,6 +13,7 @@ export const AgentPostBody = t.Object(
   {
     channel_id: t.String({ format: "uuid" }),
     text: t.String({ minLength: 1, maxLength: 10000 }),
+    link_preview: LinkPreviewOption,
   },
   { additionalProperties: false },
 );

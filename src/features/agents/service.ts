@@ -10,7 +10,7 @@ export class AgentService {
 
   /** Only a current member agent with the right to write may post; it goes out as m.notice. */
   /** `id`, when given (derived from an Idempotency-Key), makes a rerun find the same message. */
-  async post(agentId: string, callerId: string | null, channelId: string, text: string, id?: string): Promise<SendOutcome> {
+  async post(agentId: string, callerId: string | null, channelId: string, text: string, id?: string, linkPreview?: boolean): Promise<SendOutcome> {
     if (callerId !== null && callerId !== agentId) throw forbidden(`${callerId} may not post as ${agentId}`);
     // A channel the agent may not read does not exist for it (404), like for any caller.
     const { channel, member } = await readableChannel(this.deps.sql, agentId, channelId);
@@ -25,6 +25,7 @@ export class AgentService {
       formattedBody: null,
       replyTo: null,
       joinFirst: false,
+      linkPreview,
     }, this.deps.sendConfirmMs);
   }
 

@@ -9,6 +9,7 @@ import { Subjects } from "../../events/model.ts";
 import { messageCreatedEvent } from "../../channel/announce.ts";
 import { agentMentionedEvents, contentMentions } from "../../channel/mentions.ts";
 import type { ChannelContext } from "../../channel/context.ts";
+import { linkPreviewOf } from "../../channel/link-previews.ts";
 
 type Relation = { rel_type?: string; event_id?: string; is_falling_back?: boolean; "m.in_reply_to"?: { event_id?: string } };
 
@@ -38,6 +39,7 @@ const messages: EventHandler = {
     const encrypted = event.type === ENCRYPTED_EVENT_TYPE;
     // An encrypted event's m.mentions is inside its ciphertext: it mentions no one the service can see.
     const mentions = encrypted ? [] : ((await contentMentions(ctx, event.content, sender.id)) ?? []);
+    const preview = linkPreviewOf(ctx, encrypted ? null : msgtype, stripReplyFallback(rawBody), event.content);
     return {
       kind: "message",
       eventsQueued: true,
@@ -65,6 +67,7 @@ const messages: EventHandler = {
             media: mediaFromContent(event.content),
             voice: encrypted ? null : voiceFromContent(event.content),
             mentions,
+            preview,
           },
           consumingInboxEvent,
         ),
@@ -92,6 +95,9 @@ async function insertWithEvents(ctx: ChannelContext, message: NewMessage & { cre
     voice_duration_ms: message.voice?.voice_duration_ms ?? null,
     voice_waveform: message.voice?.voice_waveform ?? null,
     mentions: message.mentions ?? [],
+    link_preview_url: message.preview?.link_preview_url ?? null,
+    link_preview: message.preview?.link_preview ?? null,
+    link_previews_off: message.preview?.link_previews_off ?? false,
   };
   const published = [{ subject: Subjects.messageCreated, payload: messageCreatedEvent(ctx, row) }, ...agentMentionedEvents(ctx, row)];
   const inserted = await insertMessage(sql, message, { consumingInboxEvent, events: await events.outboxRows(published) });

@@ -16,6 +16,14 @@ export { MessageView };
 export const MSGTYPES = ["m.text", "m.notice", "m.image", "m.file", "m.audio", "m.video"] as const;
 export const Msgtype = t.Union(MSGTYPES.map((m) => t.Literal(m)), { default: "m.text" });
 
+/** A sender's say on the preview of the message's first link (README "Link previews"). */
+export const LinkPreviewOption = t.Optional(
+  t.Boolean({
+    description:
+      "false: no link preview for this message (and Matrix gets an empty MSC4095 list, com.beeper.linkpreviews: [], so Matrix clients show none either). Default true: the first http(s) link of a text message gets a preview shortly after it is sent, announced by message.updated.",
+  }),
+);
+
 export const MessageDetail = t.Composite([
   MessageView,
   t.Object({ content: t.Record(t.String(), t.Unknown(), { description: "The full Matrix event content." }) }),
@@ -31,6 +39,7 @@ export const SendMessageBody = t.Object(
     mentions: MentionIds(
       "Members to mention besides those the text names as @member-id (`@agent:sofia`). Each must be a current member who may read the channel (400 INVALID_MENTION otherwise). Matrix gets m.mentions and a pill per mention.",
     ),
+    link_preview: LinkPreviewOption,
   },
   { additionalProperties: false },
 );

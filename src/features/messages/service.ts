@@ -72,6 +72,7 @@ export class MessageService {
       replyTo: body.reply_to ?? null,
       threadId: body.thread_id ?? null,
       mentions: body.mentions ?? null,
+      linkPreview: body.link_preview,
       joinFirst,
     }, this.deps.sendConfirmMs);
   }

@@ -53,6 +53,8 @@ export async function announceEdit(ctx: ChannelContext, row: MessageRow, edit: {
     version: edit.version,
     preview: row.content_preview,
     edited_at: view.edited_at!,
+    change: "edit",
+    link_preview: view.link_preview,
   });
   return view;
 }

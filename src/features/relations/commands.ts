@@ -13,6 +13,9 @@ import { markMessageDeleted, recordEdit } from "../../store/edits.ts";
 import type { MessageView } from "../messages/model.ts";
 import type { ReactionResult } from "./model.ts";
 import { replaceEditMentions, sendMentions, withMentions } from "../../channel/mentions.ts";
+import { editedPreviewOf } from "../../channel/link-previews.ts";
+import { retargetPreview } from "../../store/link-previews.ts";
+import { NO_PREVIEWS_KEY } from "../../domain/link-previews.ts";
 
 /** Media messages keep their url and info in Matrix; only text can be replaced here. */
 const EDITABLE_MSGTYPES = ["m.text", "m.notice", "m.emote"];
@@ -77,7 +80,7 @@ async function removeReaction(ctx: ChannelContext, cmd: { messageId: string; rea
 
 async function editMessage(
   ctx: ChannelContext,
-  cmd: { messageId: string; editorId: string; text: string; formattedBody: string | null; mentions?: string[] | null },
+  cmd: { messageId: string; editorId: string; text: string; formattedBody: string | null; mentions?: string[] | null; linkPreview?: boolean },
 ): Promise<MessageView> {
   const { sql, matrix } = ctx.deps;
   refuseIfEncrypted(ctx.channel);
@@ -91,6 +94,8 @@ async function editMessage(
   const newContent: Record<string, unknown> = { msgtype, body: cmd.text };
   if (cmd.formattedBody) Object.assign(newContent, { format: "org.matrix.custom.html", formatted_body: cmd.formattedBody });
   withMentions(newContent, cmd.text, cmd.formattedBody, mentions, matrix.serverName);
+  const previewsOff = cmd.linkPreview === undefined ? message.link_previews_off : !cmd.linkPreview;
+  if (previewsOff) newContent[NO_PREVIEWS_KEY] = [];
   // Clients without edits show the fallback: the new text marked with "* ".
   const content: Record<string, unknown> = { msgtype, body: `* ${cmd.text}` };
   const formatted = typeof newContent.formatted_body === "string" ? newContent.formatted_body : null;
@@ -113,7 +118,9 @@ async function editMessage(
       formatted_body: formatted,
       created_at: new Date(),
     });
-    const mentioned = await replaceEditMentions(ctx, tx, edited.message, mentions.map((m) => m.memberId), edited.version);
+    const preview = editedPreviewOf(ctx, message, cmd.text, newContent, previewsOff);
+    const retargeted = preview ? await retargetPreview(tx, edited.message, preview) : edited.message;
+    const mentioned = await replaceEditMentions(ctx, tx, retargeted, mentions.map((m) => m.memberId), edited.version);
     return { ...mentioned, version: edited.version };
   });
   ctx.deps.events.queued(events);

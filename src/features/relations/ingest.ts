@@ -7,6 +7,8 @@ import { announceDeletion, announceEdit, announceReaction } from "./announce.ts"
 import { findReactionByEvent, markReactionRemoved, upsertReaction } from "../../store/reactions.ts";
 import { findEditByEvent, markMessageDeleted, recordEdit } from "../../store/edits.ts";
 import { contentMentions, replaceEditMentions } from "../../channel/mentions.ts";
+import { editedPreviewOf } from "../../channel/link-previews.ts";
+import { retargetPreview } from "../../store/link-previews.ts";
 
 type Relation = { rel_type?: unknown; event_id?: unknown; key?: unknown };
 
@@ -68,8 +70,10 @@ const edits: EventHandler = {
           formatted_body: formatted,
           created_at: new Date(event.origin_server_ts),
         });
-        if (mentions === null) return { ...edited, events: [] };
-        const mentioned = await replaceEditMentions(ctx, tx, edited.message, mentions, edited.version);
+        const preview = editedPreviewOf(ctx, target, body, newContent);
+        const message = preview ? await retargetPreview(tx, edited.message, preview) : edited.message;
+        if (mentions === null) return { message, version: edited.version, events: [] };
+        const mentioned = await replaceEditMentions(ctx, tx, message, mentions, edited.version);
         return { ...mentioned, version: edited.version };
       },
       ({ message, version, events }) => {

@@ -18,6 +18,12 @@ export const EditBody = t.Object(
     mentions: MentionIds(
       "As in a send: members to mention besides those the new text names. The new version's mentions replace the message's; only the newly mentioned agents get messaging.agent.mentioned.",
     ),
+    link_preview: t.Optional(
+      t.Boolean({
+        description:
+          "As in a send. Left out, the message keeps its sender's choice. A new first link gets a new preview (the old one goes at once, in this edit's message.updated); the same link keeps its preview; no link, none.",
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -32,6 +32,7 @@ export class RelationsService {
       text: body.text,
       formattedBody: safeFormattedBody(body.formatted_body),
       mentions: body.mentions ?? null,
+      linkPreview: body.link_preview,
     });
   }
 
