@@ -385,11 +385,16 @@ export class LocalMatrixBackend implements MatrixBackend {
 
   async uploadMedia(asUser: string, data: Uint8Array, contentType: string, filename: string | null): Promise<UploadedMedia> {
     this.assertOpen();
-    const mediaId = randomToken(18);
+    return { contentUri: await this.storeMedia(randomToken(18), asUser, data, contentType, filename) };
+  }
+
+  /** Stored once under `mediaId`: the same id again (a content-addressed one) writes nothing. */
+  private async storeMedia(mediaId: string, uploader: string, data: Uint8Array, contentType: string, filename: string | null): Promise<string> {
     await this.sql`
       insert into local_matrix_media (media_id, uploader, content_type, filename, size, data)
-      values (${mediaId}, ${asUser}, ${contentType}, ${filename}, ${data.byteLength}, ${Buffer.from(data.buffer, data.byteOffset, data.byteLength)})`;
-    return { contentUri: `mxc://${this.serverName}/${mediaId}` };
+      values (${mediaId}, ${uploader}, ${contentType}, ${filename}, ${data.byteLength}, ${Buffer.from(data.buffer, data.byteOffset, data.byteLength)})
+      on conflict (media_id) do nothing`;
+    return `mxc://${this.serverName}/${mediaId}`;
   }
 
   async downloadMedia(mxcUri: string): Promise<DownloadedMedia> {
@@ -407,8 +412,11 @@ export class LocalMatrixBackend implements MatrixBackend {
   async previewUrl(url: string): Promise<Record<string, unknown>> {
     this.assertOpen();
     if (!this.previews) throw new MatrixError("M_UNKNOWN", "URL previews are not enabled", 403);
-    const uploader = `@url-preview:${this.serverName}`;
-    return previewUrl(url, this.previews, async (bytes, type) => (await this.uploadMedia(uploader, bytes, type, null)).contentUri);
+    // A preview's image goes under an id made from its bytes: fetched again (another page, or
+    // the same one once the preview cache expired), it is stored once.
+    const store = (data: Uint8Array, type: string) =>
+      this.storeMedia(`preview-${new Bun.CryptoHasher("sha256").update(`${type}\n`).update(data).digest("hex").slice(0, 40)}`, `@url-preview:${this.serverName}`, data, type, null);
+    return previewUrl(url, this.previews, store);
   }
 
   async sync(since: string | null, timeoutMs: number, signal: AbortSignal): Promise<SyncBatch> {

@@ -325,6 +325,18 @@ describe("link previews from the API", () => {
   });
 });
 
+describe("link preview images", () => {
+  test("are stored once, whatever page or link brought them (the media repository does not grow with each fetch)", async () => {
+    const channel = await createChannel(server, "user:owner");
+    const sent = [];
+    for (const path of ["/article-once-a", "/article-once-b", "/photo.png"]) sent.push(await post(channel.id, { text: `${base}${path}` }));
+    for (const m of sent) await jobDone(m.id);
+    for (const m of sent) expect((await row(m.id)).link_preview).not.toBeNull();
+    const media = await server.app.deps.sql`select media_id from local_matrix_media where uploader like '@url-preview:%' and data = ${Buffer.from(PNG)}`;
+    expect(media.length).toBe(1);
+  });
+});
+
 describe("link previews of Matrix clients' messages", () => {
   test("a message with a link from a Matrix client gets a preview too; its reply fallback is no link", async () => {
     const channel = await createChannel(server, "user:owner");
