@@ -188,6 +188,9 @@ export class NatsEventBus implements EventBus {
         if (failed) return;
         if (this.warnedDown) this.log.info("nats is back; the event outbox is flushing");
         this.warnedDown = false;
+        // A short batch was all the outbox held when it was read: whatever was queued since
+        // woke this flush after its commit (flushAgain), so no read is spent to find it empty.
+        if (rows.length < FLUSH_BATCH) break;
       }
     } while (this.flushAgain);
   }
