@@ -3,30 +3,16 @@ import type { EventTypes, MatrixEvent } from "../domain/event-types.ts";
 import { submitTogether } from "./group-commit.ts";
 
 /** Only what the channels index is worth making durable (all of it when `types` is left out). */
-function inboxEvents(events: MatrixEvent[], types?: EventTypes): MatrixEvent[] {
-  return events.filter((event) => !types || types.timeline.includes(event.type) || types.ephemeral.includes(event.type));
-}
-
-/**
- * Inserts the events into the inbox, in the order given (they take their positions so), except
- * a message the index already holds by its event id: the echo of our own send, marked sent
- * before the sync brought it back. Its actor would only delete its row again (ingest.ts
- * ignores an indexed message), so it is never written: no row, no delete, no hop to its owner.
- */
-function insertNew(sql: Sql | Tx, events: MatrixEvent[]) {
-  return sql`
-    insert into matrix_inbox (event_id, room_id, event)
-    select e ->> 'event_id', e ->> 'room_id', e
-      from jsonb_array_elements(${sql.json(events as never)}) with ordinality as given(e, ord)
-     where not (e ->> 'type' in ('m.room.message', 'm.room.encrypted')
-                and exists (select 1 from messages m where m.matrix_event_id = e ->> 'event_id'))
-     order by ord
-    on conflict (event_id) do nothing`;
+function inboxRows(sql: Sql | Tx, events: MatrixEvent[], types?: EventTypes) {
+  return events
+    .filter((event) => !types || types.timeline.includes(event.type) || types.ephemeral.includes(event.type))
+    .map((event) => ({ event_id: event.event_id, room_id: event.room_id, event: sql.json(event as never) }));
 }
 
 async function insertEvents(tx: Tx, events: MatrixEvent[], types?: EventTypes): Promise<void> {
-  const kept = inboxEvents(events, types);
-  if (kept.length > 0) await insertNew(tx, kept);
+  const rows = inboxRows(tx, events, types);
+  // One statement: the rows take their inbox positions in the order given.
+  if (rows.length > 0) await tx`insert into matrix_inbox ${tx(rows)} on conflict (event_id) do nothing`;
 }
 
 /**
@@ -37,16 +23,16 @@ async function insertEvents(tx: Tx, events: MatrixEvent[], types?: EventTypes): 
  * own. null when the batch held nothing worth keeping.
  */
 export async function storeSyncBatch(sql: Sql, stateKey: string, nextBatch: string, events: MatrixEvent[], types: EventTypes, page: number): Promise<InboxRow[] | null> {
-  const kept = inboxEvents(events, types);
+  const rows = inboxRows(sql, events, types);
   const position = sql`
     insert into matrix_sync_state (homeserver, next_batch) values (${stateKey}, ${nextBatch})
     on conflict (homeserver) do update set next_batch = excluded.next_batch, updated_at = now()`;
-  if (kept.length === 0) {
+  if (rows.length === 0) {
     await position;
     return null;
   }
   return sql<InboxRow[]>`
-    with stored as (${insertNew(sql, kept)} returning position, event_id, event),
+    with stored as (insert into matrix_inbox ${sql(rows)} on conflict (event_id) do nothing returning position, event_id, event),
       kept as (${position})
     select i.position, i.event, ${indexedColumn(sql)} from matrix_inbox i
     union all
