@@ -4,6 +4,7 @@ import { createChannel, startTestServer, uniqueSlug, type TestServer } from "../
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import { PublishedLog } from "../helpers/published.ts";
 import { natsUrl, serviceMissing } from "../helpers/services.ts";
+import { localMatrixClient } from "../helpers/local-matrix-user.ts";
 
 /**
  * Link previews on the embedded default: the local Matrix backend's built-in fetcher against a
@@ -127,18 +128,7 @@ async function previewFrame(inbox: WsInbox, messageId: string) {
   }
 }
 
-/** A Matrix user outside DAARION writing into the local homeserver, as Element would. */
-async function matrixClientIn(roomId: string, localpart = "eve") {
-  const user = `@${localpart}${Date.now().toString(36)}:daarion.city`;
-  const { matrix } = server.app.deps;
-  await matrix.ensureUser(user);
-  await matrix.join(roomId, user);
-  return {
-    id: user,
-    send: (content: Record<string, unknown>) => matrix.sendEvent(roomId, user, "m.room.message", content, crypto.randomUUID()).then((r) => r.eventId),
-    redact: (eventId: string) => matrix.redact(roomId, user, eventId, crypto.randomUUID()),
-  };
-}
+const matrixClientIn = (roomId: string, localpart = "eve") => localMatrixClient(server, roomId, localpart);
 
 async function messageOfEvent(eventId: string, timeoutMs = 10_000): Promise<{ id: string }> {
   const deadline = Date.now() + timeoutMs;

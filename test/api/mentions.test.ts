@@ -4,6 +4,7 @@ import { createChannel, startTestServer, type TestServer } from "../helpers/serv
 import { WsInbox } from "../helpers/ws-inbox.ts";
 import { PublishedLog } from "../helpers/published.ts";
 import { natsUrl, serviceMissing } from "../helpers/services.ts";
+import { localMatrixClient } from "../helpers/local-matrix-user.ts";
 
 /**
  * Mentions on the embedded default (the local Matrix backend): sends through the API that
@@ -43,17 +44,7 @@ const agentEvents = (messageId: string) => published.filter((e) => e.subject ===
 
 const nextPublished = (subject: string, pred: (payload: any) => boolean, timeoutMs = 5000) => log.next(subject, pred, timeoutMs);
 
-/** A Matrix user outside DAARION, joined to the room, writing straight into the local homeserver as a client would. */
-async function matrixClientIn(roomId: string, localpart = "dora") {
-  const user = `@${localpart}${Date.now().toString(36)}:daarion.city`;
-  const { matrix } = server.app.deps;
-  await matrix.ensureUser(user);
-  await matrix.join(roomId, user);
-  return {
-    id: user,
-    send: (content: Record<string, unknown>) => matrix.sendEvent(roomId, user, "m.room.message", content, crypto.randomUUID()).then((r) => r.eventId),
-  };
-}
+const matrixClientIn = (roomId: string, localpart = "dora") => localMatrixClient(server, roomId, localpart);
 
 describe("mentions from the API", () => {
   test("@member ids in the text and the mentions list: m.mentions and pills in Matrix, the view, the frame, one agent.mentioned per agent", async () => {
