@@ -43,6 +43,7 @@ export class Channel {
   private seq = 0;
   private readonly outbox: Outbox;
   private readonly loop: Promise<void>;
+  private readonly offLoop = new Set<Promise<void>>();
 
   constructor(
     readonly channelId: string,
@@ -130,9 +131,21 @@ export class Channel {
   /** A room's events in timeline order, as one job (see ingest.ts). */
   async ingestAll(events: MatrixEvent[], unindexed: string[] = []): Promise<void> {
     const known = { unindexed: new Set(unindexed) };
+    const offLoop: Promise<void>[] = [];
     await new Promise((resolve, reject) =>
-      this.mailbox.put({ run: () => ingestAll(this.context, this.deps.handlers, this.outbox, (seq) => (this.seq = seq), events, known), resolve, reject }).catch(reject),
+      this.mailbox
+        .put({ run: () => ingestAll(this.context, this.deps.handlers, this.outbox, (seq) => (this.seq = seq), events, known, (work) => offLoop.push(this.trackOffLoop(work))), resolve, reject })
+        .catch(reject),
     );
+    // Resolves once every write of the job is done, the ones the loop did not wait for too.
+    await Promise.all(offLoop);
+  }
+
+  /** Writes a job left running when the loop went on; stop() waits for them. */
+  private trackOffLoop(work: Promise<void>): Promise<void> {
+    this.offLoop.add(work);
+    work.finally(() => this.offLoop.delete(work)).catch(() => {});
+    return work;
   }
 
   get queued(): number {
@@ -144,6 +157,7 @@ export class Channel {
     this.mailbox.close();
     this.outbox.stopRetrying();
     await this.loop;
+    await Promise.allSettled([...this.offLoop]);
     this.outbox.stopRetrying();
     this.outbox.abandonWaiters();
   }

@@ -138,10 +138,6 @@ export class Outbox {
     return this.ownEchoes.delete(eventId);
   }
 
-  isOwnEcho(eventId: string): boolean {
-    return this.ownEchoes.has(eventId);
-  }
-
   /** Stops retrying; whoever still waits for Matrix's confirmation is told the send stays pending. */
   stopRetrying(): void {
     if (this.retryTimer) clearTimeout(this.retryTimer);
