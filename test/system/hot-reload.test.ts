@@ -68,14 +68,17 @@ describe("bun --hot", () => {
       });
       expect(create.status).toBe(201);
       const channel = (await create.json()) as { id: string };
+      // A fresh connection per request: a reload closes the old server's connections, and a
+      // POST on one the client pool still held (its close not read yet) would be reset.
       const send = (text: string) =>
         fetch(`${base}/api/messaging/channels/${channel.id}/messages`, {
+          keepalive: false,
           method: "POST",
           headers: { "content-type": "application/json", "x-user-id": "user:admin" },
           body: JSON.stringify({ text }),
         });
       expect((await send("before reload")).status).toBe(201);
-      const health = async () => (await (await fetch(`${base}/health`)).json()) as { live: Record<string, number> };
+      const health = async () => (await (await fetch(`${base}/health`, { keepalive: false })).json()) as { live: Record<string, number> };
       const before = await health();
       expect(before.live).toMatchObject({ http_server: 1, sync_poller: 1, database: 1, actors: 1 });
       const pidsBefore = fresh ? await backendPids() : [];
@@ -126,7 +129,8 @@ describe("bun --hot", () => {
       expect(create.status).toBe(201);
       const channel = (await create.json()) as { id: string };
       const send = async (text: string) => {
-        const res = await fetch(`${base}/api/messaging/channels/${channel.id}/messages`, { method: "POST", headers, body: JSON.stringify({ text }) });
+        // A fresh connection per request, as above: a reload closes the old server's connections.
+        const res = await fetch(`${base}/api/messaging/channels/${channel.id}/messages`, { keepalive: false, method: "POST", headers, body: JSON.stringify({ text }) });
         expect(res.status).toBe(201);
         return ((await res.json()) as { seq: number }).seq;
       };
