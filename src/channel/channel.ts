@@ -131,14 +131,14 @@ export class Channel {
   /** A room's events in timeline order, as one job (see ingest.ts). */
   async ingestAll(events: MatrixEvent[], unindexed: string[] = []): Promise<void> {
     const known = { unindexed: new Set(unindexed) };
-    const offLoop: Promise<void>[] = [];
+    const writesLeftRunning: Promise<void>[] = [];
     await new Promise((resolve, reject) =>
       this.mailbox
-        .put({ run: () => ingestAll(this.context, this.deps.handlers, this.outbox, (seq) => (this.seq = seq), events, known, (work) => offLoop.push(this.trackOffLoop(work))), resolve, reject })
+        .put({ run: () => ingestAll(this.context, this.deps.handlers, this.outbox, (seq) => (this.seq = seq), events, known, (work) => writesLeftRunning.push(this.trackOffLoop(work))), resolve, reject })
         .catch(reject),
     );
     // Resolves once every write of the job is done, the ones the loop did not wait for too.
-    await Promise.all(offLoop);
+    await Promise.all(writesLeftRunning);
   }
 
   /** Writes a job left running when the loop went on; stop() waits for them. */

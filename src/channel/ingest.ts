@@ -27,8 +27,9 @@ export async function ingestAll(
   outbox: Outbox,
   setSeq: (seq: number) => void,
   events: MatrixEvent[],
-  known: InboxKnowledge = { unindexed: new Set() },
-  offLoop: (work: Promise<void>) => void = () => {},
+  known: InboxKnowledge,
+  /** Takes a write the loop does not wait for; its caller must await it (an ignored one would hide a failure). */
+  offLoop: (work: Promise<void>) => void,
 ): Promise<void> {
   let next = 0;
   while (next < events.length) {
