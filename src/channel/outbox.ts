@@ -24,6 +24,7 @@ import { contentTypeOf, mediaFromContent, voiceFromContent } from "./media.ts";
 import { sendTargets } from "./targets.ts";
 import { agentMentionedEvents, sendMentions, withMentions } from "./mentions.ts";
 import { linkPreviewOf } from "./link-previews.ts";
+import { sendInIndex } from "./sends-in-index.ts";
 import { NO_PREVIEWS_KEY } from "../domain/link-previews.ts";
 
 export interface SendCommand {
@@ -183,6 +184,13 @@ export class Outbox {
       }
     }
     if (fresh.length === 0) return;
+    if (this.ids.length === 0) {
+      const sent = await this.sendInIndex(fresh);
+      if (sent) {
+        for (const { cmd, waiter } of sameIdAgain) this.rejoin(sent.find((row) => row.id === cmd.id)!, waiter);
+        return;
+      }
+    }
     // Durable first: the rows exist (pending, with what to send) before Matrix is asked.
     const inserted = await insertPendingMessages(sql, fresh.map((f) => f.message));
     this.ctx.deps.metrics?.batchCommitted(inserted.length);
@@ -198,6 +206,25 @@ export class Outbox {
     // Behind an earlier pending send, these wait their turn (Matrix order follows seq order).
     if (wasIdle) await this.pump();
     else for (const row of inserted) await this.announcePending(row);
+  }
+
+  /**
+   * With the homeserver in the index's own database and nothing pending before them, the rows
+   * are written as sent with their events in one statement (sends-in-index.ts). Null when the
+   * batch takes the usual path: nothing of it was written then.
+   */
+  private async sendInIndex(fresh: Array<{ message: NewMessage; waiter: DeliveryWaiter }>): Promise<MessageRow[] | null> {
+    const rows = await sendInIndex(this.ctx, fresh.map((f) => f.message));
+    if (!rows) return null;
+    this.ctx.deps.metrics?.batchCommitted(rows.length);
+    this.host.setSeq(this.ctx.seq + rows.length);
+    rows.forEach((row, i) => {
+      fresh[i]!.waiter.accepted?.(row);
+      this.rememberOwnEcho(row.matrix_event_id!);
+    });
+    await Promise.all(rows.map((row) => announceMessage(this.ctx, row, false, true)));
+    rows.forEach((row, i) => fresh[i]!.waiter.resolve(row));
+    return rows;
   }
 
   /** A send that is already in the index: its caller gets that message's outcome. */

@@ -19,6 +19,7 @@ import {
   type UploadedMedia,
 } from "./port.ts";
 import { STREAM_WRITE_LOCK, insertInStreamOrder, parseMessagesToken, parseSince, randomToken, toEvent, type EventRow, type Row } from "./local/rows.ts";
+import { newEventId, plainRows, plainSendCtes, sendsInIndexStatement, type PlainBatch } from "./local/plain-sends.ts";
 import { insertEvent, membershipOf, powerOf, refuseDuplicateAnnotation, requireMembership, requireRoom, stateContent } from "./local/room-state.ts";
 import { SyncWakeups } from "./local/wakeups.ts";
 import { groupCommit } from "../store/group-commit.ts";
@@ -48,6 +49,8 @@ export class LocalMatrixBackend implements MatrixBackend {
     return [null];
   });
   private closed = false;
+  /** Plain sends written by the index's own statement (channel/sends-in-index.ts). */
+  readonly sendsInIndex = sendsInIndexStatement(() => !this.closed, () => this.wakeups.notify());
   /** Sync tokens from another run of this process name another ephemeral stream: they restart at its head. */
   private readonly epoch = randomToken(6).replace(/[^A-Za-z0-9]/g, "x");
   private ephemeralLog: Array<{ pos: number; event: EphemeralEvent }> = [];
@@ -256,7 +259,7 @@ export class LocalMatrixBackend implements MatrixBackend {
               break;
             }
           }
-          const eventId = `$${randomToken(32)}`;
+          const eventId = newEventId();
           known.set(event.txnId, eventId);
           eventIds.push(eventId);
           fresh.push([fresh.length, eventId, roomId, event.asUser, event.type, JSON.stringify(event.content), now, event.txnId]);
@@ -284,25 +287,13 @@ export class LocalMatrixBackend implements MatrixBackend {
   }
 
   private async insertIfPlain(batches: readonly PlainBatch[]): Promise<Array<string[]> | null> {
-    const now = Date.now();
-    let ord = 0;
-    const perBatch = batches.map(({ roomId, events }) => events.map((e): EventRow => [ord++, `$${randomToken(32)}`, roomId, e.asUser, e.type, JSON.stringify(e.content), now, e.txnId]));
-    const rows = perBatch.flat();
-    const rooms = [...new Set(batches.map((b) => b.roomId))];
-    const senders = [...new Map(batches.flatMap((b) => b.events.map((e) => [`${b.roomId}\n${e.asUser}`, [b.roomId, e.asUser]] as const))).values()];
+    const { rows, eventIds } = plainRows(batches);
     const [result] = await this.sql`
-      with plain as (
-        select (select count(*) from local_matrix_rooms where room_id in ${this.sql(rooms)}) = ${rooms.length}::int
-           and not exists (select 1 from local_matrix_events where txn_id in ${this.sql(rows.map((row) => row[7]))})
-           and (select count(*) from (values ${this.sql(senders)}) as v (room_id, sender)
-                 join local_matrix_state s on s.room_id = v.room_id and s.type = 'm.room.member' and s.state_key = v.sender
-                 where s.content->>'membership' = 'join') = ${senders.length}::int as ok
-      ),
-      inserted as (${insertInStreamOrder(this.sql, rows, this.sql`cross join plain where plain.ok`)} returning 1)
-      select count(*)::int as n from inserted`;
+      with ${plainSendCtes(this.sql, batches, rows, this.sql`plain.ok`)}
+      select count(*)::int as n from local_sent`;
     if (result?.n !== rows.length) return null;
     this.wakeups.notify();
-    return perBatch.map((batchRows) => batchRows.map((row) => row[1]));
+    return eventIds;
   }
 
   async redact(roomId: string, asUser: string, eventId: string, txnId: string, reason?: string) {
@@ -487,12 +478,6 @@ export class LocalMatrixBackend implements MatrixBackend {
   async ping(): Promise<void> {
     await this.sql`select 1`;
   }
-}
-
-/** One room's batch of plain sends, as the group commit carries it. */
-interface PlainBatch {
-  roomId: string;
-  events: OutgoingEvent[];
 }
 
 /** A merged batch that is not plain as a whole: its rooms' batches are tried one by one. */

@@ -5,6 +5,7 @@
  */
 import type { Visibility } from "../domain/rights.ts";
 import type { MatrixEvent } from "../domain/event-types.ts";
+import type { Fragment, Sql } from "../store/db.ts";
 
 export type { MatrixEvent, Visibility };
 
@@ -93,6 +94,30 @@ export interface SentEvents {
   error?: unknown;
 }
 
+/** SQLSTATE of a send statement that aborted because its batch was not plain (migration 024). */
+export const NOT_PLAIN_SQLSTATE = "DA002";
+
+export function isNotPlainSend(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { code?: string }).code === NOT_PLAIN_SQLSTATE;
+}
+
+/**
+ * What only a homeserver kept in the index's own database offers (the local backend): a plain
+ * batch of sends (new txnIds, senders joined, no reaction) written by CTEs of the index's own
+ * statement, so a message's index row and its event commit together, in one round trip. Such
+ * a statement aborts whole, with NOT_PLAIN_SQLSTATE, when a rule fails. A real homeserver has
+ * no such thing; the service then writes the row pending first and sends after.
+ */
+export interface SendsInIndexStatement {
+  /** False once the backend is closed: sends then take the usual path. */
+  readonly open: boolean;
+  newEventId(): string;
+  /** The CTEs (for a `with` list) that write these batches' events with the ids given. */
+  ctes(sql: Sql, batches: Array<{ roomId: string; events: OutgoingEvent[]; eventIds: string[] }>): Fragment;
+  /** After such a statement committed: wakes the readers of /sync. */
+  committed(): void;
+}
+
 /** sendEvents for a homeserver that takes one event per request. */
 export async function sendEventsInTurn(
   send: MatrixBackend["sendEvent"],
@@ -143,6 +168,8 @@ export interface MatrixBackend {
    * transaction); Synapse sends one by one.
    */
   sendEvents(roomId: string, events: OutgoingEvent[]): Promise<SentEvents>;
+  /** Present only when the homeserver lives in the index's own database. */
+  readonly sendsInIndex?: SendsInIndexStatement;
   /**
    * One event with its full content, read by `asUser`: one of the service's own users who is
    * in the room, by default the sync user (which joins every channel room). Never a Matrix

@@ -8,6 +8,8 @@ import { embeddedPgliteOptions } from "./pglite-options.ts";
 
 export type Sql = postgres.Sql<{}>;
 export type Tx = postgres.TransactionSql<{}>;
+/** A piece of a statement, spliced into another with `${fragment}`. */
+export type Fragment = postgres.PendingQuery<postgres.Row[]>;
 
 export interface Database {
   sql: Sql;

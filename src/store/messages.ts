@@ -1,4 +1,4 @@
-import type { Sql, Tx } from "./db.ts";
+import type { Fragment, Sql, Tx } from "./db.ts";
 import type { MessageRow } from "./rows.ts";
 import type { SenderType } from "../domain/ids.ts";
 import type { MediaColumns, VoiceColumns } from "./rows.ts";
@@ -155,6 +155,8 @@ export interface InsertOptions {
   consumingInboxEvent?: string;
   /** Events queued in the event outbox by the same statement: both are durable, or neither. */
   events?: QueuedEvent[] | null;
+  /** More CTEs of the same statement (the local homeserver's events, say): committed with the rows, or nothing is. */
+  alongside?: Fragment | null;
 }
 
 /**
@@ -210,6 +212,7 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
       : null,
     opts.events?.length ? sql`queued as (${queueEventsStatement(sql, opts.events)})` : null,
     previewJobs ? sql`previews as (${previewJobs})` : null,
+    opts.alongside ?? null,
   ].filter((cte) => cte !== null);
   const withClause = ctes.length === 0 ? sql`` : sql`with ${ctes.reduce((all, cte) => sql`${all}, ${cte}`)} `;
   // A fragment of its own: postgres.js picks what `${sql(values)}` expands to by the keywords
@@ -217,6 +220,27 @@ export async function insertMessages(sql: Sql | Tx, messages: NewMessage[], opts
   const insert = sql`insert into messages ${sql(values)}`;
   const rows = await sql<MessageRow[]>`${withClause}${insert} returning *`;
   return inOrder(messages, rows);
+}
+
+/** The row an INSERT of `message` answers, known before it runs (so its events can go in the same statement). */
+export function rowAsWritten(message: NewMessage & { created_at: Date }): MessageRow {
+  return {
+    ...message,
+    seq: String(message.seq),
+    failure_reason: null,
+    edited_at: null,
+    deleted_at: null,
+    media_url: message.media?.media_url ?? null,
+    media_mimetype: message.media?.media_mimetype ?? null,
+    media_size: message.media?.media_size == null ? null : String(message.media.media_size),
+    media_filename: message.media?.media_filename ?? null,
+    voice_duration_ms: message.voice?.voice_duration_ms ?? null,
+    voice_waveform: message.voice?.voice_waveform ?? null,
+    mentions: message.mentions ?? [],
+    link_preview_url: message.preview?.link_preview_url ?? null,
+    link_preview: message.preview?.link_preview ?? null,
+    link_previews_off: message.preview?.link_previews_off ?? false,
+  };
 }
 
 /**

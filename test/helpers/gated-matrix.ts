@@ -72,6 +72,8 @@ export class MatrixGate {
         if (prop === "sendEvent") return gatedSend;
         if (prop === "sync") return gatedSync;
         if (prop === "sendEvents") return (roomId: string, events: OutgoingEvent[]) => sendEventsInTurn(gatedSend, roomId, events);
+        // Behind the gate the homeserver stands apart from the index, as Synapse does: sends take its door.
+        if (prop === "sendsInIndex") return undefined;
         const value = Reflect.get(target, prop, receiver);
         return typeof value === "function" ? value.bind(target) : value;
       },

@@ -3,7 +3,7 @@ import { contentTypeOf, mediaFromContent, voiceFromContent } from "../../channel
 import { ENCRYPTED_CONTENT_TYPE, ENCRYPTED_EVENT_TYPE } from "../../domain/confidential.ts";
 import { fromMatrixUserId, stripReplyFallback } from "../../domain/ids.ts";
 import { indexedPreview } from "../../domain/preview.ts";
-import { findMessage, findMessageByEvent, insertMessage, type NewMessage } from "../../store/messages.ts";
+import { findMessage, findMessageByEvent, insertMessage, rowAsWritten, type NewMessage } from "../../store/messages.ts";
 import type { MessageRow } from "../../store/rows.ts";
 import { Subjects } from "../../events/model.ts";
 import { messageCreatedEvent } from "../../channel/announce.ts";
@@ -81,24 +81,7 @@ const messages: EventHandler = {
  */
 async function insertWithEvents(ctx: ChannelContext, message: NewMessage & { created_at: Date }, consumingInboxEvent: string): Promise<MessageRow> {
   const { sql, events } = ctx.deps;
-  const row: MessageRow = {
-    ...message,
-    seq: String(message.seq),
-    delivery_state: "sent",
-    failure_reason: null,
-    edited_at: null,
-    deleted_at: null,
-    media_url: message.media?.media_url ?? null,
-    media_mimetype: message.media?.media_mimetype ?? null,
-    media_size: message.media?.media_size == null ? null : String(message.media.media_size),
-    media_filename: message.media?.media_filename ?? null,
-    voice_duration_ms: message.voice?.voice_duration_ms ?? null,
-    voice_waveform: message.voice?.voice_waveform ?? null,
-    mentions: message.mentions ?? [],
-    link_preview_url: message.preview?.link_preview_url ?? null,
-    link_preview: message.preview?.link_preview ?? null,
-    link_previews_off: message.preview?.link_previews_off ?? false,
-  };
+  const row = rowAsWritten(message);
   const published = [{ subject: Subjects.messageCreated, payload: messageCreatedEvent(ctx, row) }, ...agentMentionedEvents(ctx, row)];
   const inserted = await insertMessage(sql, message, { consumingInboxEvent, events: await events.outboxRows(published) });
   events.queued(published);
