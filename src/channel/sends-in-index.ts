@@ -29,13 +29,17 @@ export async function sendInIndex(ctx: ChannelContext, fresh: NewMessage[]): Pro
     events: fresh.map((m) => ({ asUser: m.sender_matrix_id, type: "m.room.message", content: m.outbox_content ?? {}, txnId: m.id })),
     eventIds: messages.map((m) => m.matrix_event_id),
   };
+  const queued = await events.outboxRows(created);
+  const begin = performance.now();
   let rows: MessageRow[];
   try {
-    rows = await sendInIndexTogether(sql, { homeserver, messages, events: await events.outboxRows(created), room });
+    rows = await sendInIndexTogether(sql, { homeserver, messages, events: queued, room });
   } catch (err) {
     if (isNotPlainSend(err)) return null;
     throw err;
   }
+  // Counted as the Matrix send it is, beside the sends that go through the port's sendEvents.
+  ctx.deps.metrics?.matrixCall("sendEvents", "ok", (performance.now() - begin) / 1000);
   events.queued(created);
   return rows;
 }
@@ -54,7 +58,7 @@ export interface InIndexSend {
  * (store/group-commit.ts). All of it commits, or none: a batch that is not plain rejects with
  * NOT_PLAIN_SQLSTATE and a fenced one with the fence's, and nothing of it is written.
  */
-function sendInIndexTogether(sql: Sql, send: InIndexSend): Promise<MessageRow[]> {
+export function sendInIndexTogether(sql: Sql, send: InIndexSend): Promise<MessageRow[]> {
   return submitTogether(sql, sendInIndexMerged, send);
 }
 
