@@ -370,3 +370,54 @@ setDefaultTimeout(30_000);
     });
   });
 }
+
+// The local backend as it is (no wrapper): a batch goes into the index's own statement, unless
+// the homeserver would refuse it, which then takes the pending-first path and its refusal.
+{
+  let server: TestServer;
+  beforeAll(async () => {
+    server = await startTestServer({ RATE_LIMIT_USER_PER_MIN: "0", RATE_LIMIT_CHANNEL_PER_MIN: "0" });
+  }, 60000);
+  afterAll(() => server?.stop(), 60000);
+
+  const post = (channelId: string, text: string) =>
+    server.api(`/api/messaging/channels/${channelId}/messages`, { method: "POST", as: "user:admin", json: { text } });
+
+  describe("sends inside the index's statement", () => {
+    test("a send is in the index as sent and in the room with its id as txnId; one the homeserver would refuse fails alone, writing no event", async () => {
+      const { sql } = server.app.deps;
+      const channel = await createChannel(server, "user:admin");
+      const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+
+      const ok = await post(channel.id, "in one statement");
+      expect(ok.status).toBe(201);
+      const sent = await ok.json();
+      expect(sent).toMatchObject({ seq: 1, status: "sent" });
+      expect(await inbox.nextOfType("message.created")).toMatchObject({ seq: 1, message: { id: sent.id, status: "sent", matrix_event_id: sent.matrix_event_id } });
+      const [event] = await sql`select event_id, sender, content->>'body' as body from local_matrix_events where txn_id = ${sent.id}`;
+      expect(event).toEqual({ event_id: sent.matrix_event_id, sender: "@user-admin:daarion.city", body: "in one statement" });
+      const [indexed] = await sql`select delivery_state, matrix_event_id, outbox_content from messages where id = ${sent.id}`;
+      expect(indexed).toEqual({ delivery_state: "sent", matrix_event_id: sent.matrix_event_id, outbox_content: null });
+
+      // The homeserver's membership says otherwise than the index (as after a change the service has not seen yet).
+      await sql`update local_matrix_state set content = jsonb_set(content, '{membership}', '"leave"')
+        where room_id = ${channel.matrix_room_id} and type = 'm.room.member' and state_key = '@user-admin:daarion.city'`;
+      const refused = await post(channel.id, "refused by the homeserver");
+      await sql`update local_matrix_state set content = jsonb_set(content, '{membership}', '"join"')
+        where room_id = ${channel.matrix_room_id} and type = 'm.room.member' and state_key = '@user-admin:daarion.city'`;
+      expect(refused.status).toBe(502);
+      expect((await refused.json()).error).toBe("MATRIX_REFUSED");
+      const failed = await inbox.nextOfType("message.failed");
+      expect(failed).toMatchObject({ seq: 2, message: { status: "failed", content_preview: "refused by the homeserver" } });
+      const [row] = await sql`select delivery_state, failure_reason from messages where id = ${failed.message.id}`;
+      expect(row!.delivery_state).toBe("failed");
+      expect(row!.failure_reason).toContain("M_FORBIDDEN");
+      expect(await sql`select 1 from local_matrix_events where txn_id = ${failed.message.id}`).toHaveLength(0);
+
+      const next = await post(channel.id, "joined again");
+      expect(next.status).toBe(201);
+      expect(await next.json()).toMatchObject({ seq: 3, status: "sent" });
+      inbox.close();
+    });
+  });
+}
