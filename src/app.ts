@@ -15,6 +15,7 @@ import { SyncPoller } from "./inbound/sync.ts";
 import type { EventBus } from "./events/bus.ts";
 import { MemoryEventBus } from "./events/memory.ts";
 import { NatsEventBus } from "./events/nats.ts";
+import { KnownEchoes } from "./channel/known-echoes.ts";
 import { ChannelRegistry } from "./channel/registry.ts";
 import { ShutdownStack } from "./lifecycle/stack.ts";
 import { acquire } from "./lifecycle/live.ts";
@@ -158,8 +159,11 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
     // Every frame says which point of the channel it belongs to: a message frame its message's
     // seq, any other frame the channel's latest seq when it was sent (see WebSocket protocol).
     const stamped = (channelId: string, frame: ServerFrame): ServerFrame => ("seq" in frame ? frame : ({ ...frame, seq: registry.seqOf(channelId) } as unknown as ServerFrame));
+    // A single instance's poller and actors share one process: the echoes of its own sends can be known in memory.
+    const knownEchoes = cluster ? undefined : new KnownEchoes();
     const registry = new ChannelRegistry({
       ...tables,
+      knownEchoes,
       sql: db.sql,
       matrix,
       events,
@@ -212,7 +216,7 @@ export async function startApp(config: Config, opts: StartOptions = {}): Promise
       observer: cluster ? { observe: (channelId, fn, reached) => cluster.observer.observe(channelId, fn, reached) } : undefined,
     };
     const syncPoller = () =>
-      new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS, onCaughtUp: () => startup.markCaughtUp() }, matrixStateKey(config));
+      new SyncPoller({ sql: db.sql, matrix, dispatcher, log, timeoutMs: config.SYNC_TIMEOUT_MS, knownEchoes, onCaughtUp: () => startup.markCaughtUp() }, matrixStateKey(config));
     if (cluster) {
       let poller: SyncPoller | null = null;
       cluster.start({

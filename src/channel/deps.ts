@@ -5,6 +5,7 @@ import type { MatrixBackend } from "../matrix/port.ts";
 import type { ServerFrame } from "../wire/frames.ts";
 import type { Metrics } from "../metrics/metrics.ts";
 import type { ReadRule } from "../domain/read-rule.ts";
+import type { KnownEchoes } from "./known-echoes.ts";
 
 /** Ends open sockets of members who lost the read right; the realtime layer provides it. */
 export interface SocketRevoker {
@@ -28,6 +29,8 @@ export interface ChannelPorts {
   claim?: (channelId: string) => Promise<number>;
   /** Cluster mode: false once this instance may no longer act for the channel (checked before Matrix calls). */
   stillOwner?: (channelId: string) => boolean;
+  /** A single instance: the echoes of sends written with their events in one statement, which the sync poller drops. */
+  knownEchoes?: KnownEchoes;
   /** LINK_PREVIEWS=on: messages with a link want a preview (README "Link previews"); off or left out, none do. */
   linkPreviews?: boolean;
   /** Batch sizes, retries and sync lag; left out where nothing scrapes them (unit tests). */

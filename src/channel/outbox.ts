@@ -218,9 +218,11 @@ export class Outbox {
     if (!rows) return null;
     this.ctx.deps.metrics?.batchCommitted(rows.length);
     this.host.setSeq(this.ctx.seq + rows.length);
+    const { knownEchoes } = this.ctx.deps;
     rows.forEach((row, i) => {
       fresh[i]!.waiter.accepted?.(row);
-      this.rememberOwnEcho(row.matrix_event_id!);
+      if (knownEchoes) knownEchoes.add(row.matrix_event_id!);
+      else this.rememberOwnEcho(row.matrix_event_id!);
     });
     await Promise.all(rows.map((row) => announceMessage(this.ctx, row, false, true)));
     rows.forEach((row, i) => fresh[i]!.waiter.resolve(row));

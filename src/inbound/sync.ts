@@ -3,8 +3,11 @@ import type { Sql } from "../store/db.ts";
 import type { MatrixBackend } from "../matrix/port.ts";
 import { INBOX_PAGE, type InboxDispatcher } from "./dispatcher.ts";
 import { loadSyncPosition, storeSyncBatch } from "../store/inbox.ts";
+import type { KnownEchoes } from "../channel/known-echoes.ts";
 
 const MAX_BACKOFF_MS = 30_000;
+/** While only known echoes come, the sync position is written at most this often (a restart asks again for what came since). */
+const POSITION_EVERY_MS = 1000;
 
 /**
  * Long-polls the homeserver. Each batch is written to the inbox together with its
@@ -22,6 +25,8 @@ export class SyncPoller {
       dispatcher: InboxDispatcher;
       log: Logger;
       timeoutMs: number;
+      /** Echoes of this process's own sends that need no inbox row (channel/known-echoes.ts). */
+      knownEchoes?: KnownEchoes;
       /** Called once, when the first round (sync, store, index) completed: the service caught up. */
       onCaughtUp?: () => void;
     },
@@ -44,6 +49,9 @@ export class SyncPoller {
     let since: string | null = null;
     let loaded = false;
     let caughtUp = false;
+    // The position in memory may be ahead of the stored one while only known echoes came.
+    let positionOwed = false;
+    let positionWrittenAt = 0;
     log.info({ component: "sync" }, "sync poller started");
     while (!signal.aborted) {
       try {
@@ -57,12 +65,27 @@ export class SyncPoller {
         // what arrived while it was down, not after SYNC_TIMEOUT_MS of a quiet homeserver.
         const batch = await this.deps.matrix.sync(since, caughtUp ? this.deps.timeoutMs : 0, signal);
         if (signal.aborted) break;
-        let firstPage = null;
-        if (batch.nextBatch !== since || batch.events.length > 0) {
-          firstPage = await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, batch.events, this.deps.dispatcher.eventTypes, INBOX_PAGE);
+        const { knownEchoes } = this.deps;
+        const events = knownEchoes ? batch.events.filter((event) => !knownEchoes.take(event.event_id)) : batch.events;
+        if (events.length === 0 && batch.events.length > 0) {
+          // Only our own echoes, already indexed: nothing for the inbox or the actors.
           since = batch.nextBatch;
+          positionOwed = true;
+          if (performance.now() - positionWrittenAt >= POSITION_EVERY_MS) {
+            await storeSyncBatch(this.deps.sql, this.stateKey, since, [], this.deps.dispatcher.eventTypes, INBOX_PAGE);
+            positionWrittenAt = performance.now();
+            positionOwed = false;
+          }
+        } else {
+          let firstPage = null;
+          if (batch.nextBatch !== since || events.length > 0 || positionOwed) {
+            firstPage = await storeSyncBatch(this.deps.sql, this.stateKey, batch.nextBatch, events, this.deps.dispatcher.eventTypes, INBOX_PAGE);
+            since = batch.nextBatch;
+            positionWrittenAt = performance.now();
+            positionOwed = false;
+          }
+          await this.deps.dispatcher.drain(firstPage);
         }
-        await this.deps.dispatcher.drain(firstPage);
         // After the timeline is indexed, so a receipt finds the message it names.
         if (batch.ephemeral?.length) await this.deps.dispatcher.deliverEphemeral(batch.ephemeral);
         if (failures > 0) log.info({ component: "sync" }, "sync recovered");
@@ -78,6 +101,9 @@ export class SyncPoller {
         log.warn({ component: "sync", err: err instanceof Error ? err.message : String(err), retry_in_ms: delay }, "sync failed");
         await abortableDelay(delay, signal);
       }
+    }
+    if (positionOwed && since !== null) {
+      await storeSyncBatch(this.deps.sql, this.stateKey, since, [], this.deps.dispatcher.eventTypes, INBOX_PAGE).catch(() => {});
     }
     log.info({ component: "sync" }, "sync poller stopped");
   }

@@ -419,5 +419,28 @@ setDefaultTimeout(30_000);
       expect(await next.json()).toMatchObject({ seq: 3, status: "sent" });
       inbox.close();
     });
+
+    test("their echoes never reach the durable inbox; a Matrix user's message after them still does, and nothing is doubled", async () => {
+      const { sql, matrix } = server.app.deps;
+      const channel = await createChannel(server, "user:admin");
+      const inbox = await WsInbox.open(`${server.wsUrl}/ws/messaging/${channel.id}?user_id=user:watcher`);
+      await matrix.join(channel.matrix_room_id, "@bob:example.org");
+      await inbox.nextOfType("member.joined");
+      const inboxPosition = async () => Number((await sql`select last_value from matrix_inbox_position_seq`)[0]!.last_value);
+      const before = await inboxPosition();
+
+      for (let i = 0; i < 10; i++) expect((await post(channel.id, `own ${i}`)).status).toBe(201);
+      await matrix.sendEvent(channel.matrix_room_id, "@bob:example.org", "m.room.message", { msgtype: "m.text", body: "from Element" }, `known-echoes-${channel.id}`);
+      const previews: string[] = [];
+      while (previews.at(-1) !== "from Element") previews.push((await inbox.nextOfType("message.created")).message.content_preview);
+      expect(previews).toEqual([...Array.from({ length: 10 }, (_, i) => `own ${i}`), "from Element"]);
+      // The poller read all eleven events; only Bob's went through the inbox.
+      expect((await inboxPosition()) - before).toBe(1);
+      expect(await sql`select 1 from matrix_inbox where room_id = ${channel.matrix_room_id}`).toHaveLength(0);
+      const [counts] = await sql`select (select count(*)::int from messages where channel_id = ${channel.id}) as indexed,
+        (select count(*)::int from local_matrix_events where room_id = ${channel.matrix_room_id} and type = 'm.room.message') as in_room`;
+      expect(counts).toEqual({ indexed: 11, in_room: 11 });
+      inbox.close();
+    });
   });
 }
