@@ -91,7 +91,7 @@ export async function sendScenario(backend: "local" | "synapse" = "local") {
         rows.push(row);
       }
     }
-    if (backend === "local") limits = await limitsCase(service);
+    if (backend === "local") limits = await limitsCase();
     else rooms = await roomsCase(service, await synapseMatrix());
   } finally {
     await service.stop();
