@@ -45,6 +45,7 @@ export async function limitsCase() {
     await off.stop();
     throw err;
   });
+  const services = { off, on };
   // To find each service's PostgreSQL backends (on this machine): their CPU is part of what a send costs.
   const admin = { off: postgres(off.dbUrl, { max: 1, onnotice: () => {} }), on: postgres(on.dbUrl, { max: 1, onnotice: () => {} }) };
   const rows: unknown[] = [];
@@ -57,9 +58,8 @@ export async function limitsCase() {
     }
     // Both warmed alike, long enough for the JIT to settle.
     for (const which of ["off", "on"] as const) {
-      const service = which === "off" ? off : on;
-      await sendLoad(service.url, channels[which].slice(0, 1), 4, 1);
-      await sendLoad(service.url, channels[which].slice(0, maxChannels), 16, 1);
+      await sendLoad(services[which].url, channels[which].slice(0, 1), 4, 1);
+      await sendLoad(services[which].url, channels[which].slice(0, maxChannels), 16, 1);
     }
     for (const nChannels of channelCounts) {
       for (const concurrency of concurrencies) {
@@ -68,7 +68,7 @@ export async function limitsCase() {
         // other work on the machine disturbs less than throughput.
         const cpuMs = { off: { service: 0, postgres: 0 }, on: { service: 0, postgres: 0 } };
         const measure = async (which: "off" | "on") => {
-          const service = which === "off" ? off : on;
+          const service = services[which];
           const backendsBefore = new Map((await backendPids(admin[which])).map((pid) => [pid, processCpuMs(pid)]));
           const before = processCpuMs(service.proc.pid);
           results[which].push(await sendLoad(service.url, channels[which].slice(0, nChannels), concurrency, seconds));
